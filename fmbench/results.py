@@ -1,0 +1,210 @@
+"""Result rows: RunResult / TrialRecord -> flat rows; atomic CSV appends; reading back with validation."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from fmbench.spec import RunResult, TelemetrySummary
+
+RUNS_FILE = "runs.csv"
+TRIALS_FILE = "trials.csv"
+
+TELEMETRY_COLUMNS = [f.name for f in dataclasses.fields(TelemetrySummary)]
+MACHINE_COLUMNS = [
+    "hostname", "platform", "cpu_model", "cpu_cores", "gpu_model",
+    "python_version", "tensorflow_version", "keras_version", "keras_tuner_version", "commit",
+]
+RUN_COLUMNS = [
+    "run_id", "started_at", "profile", "cell", "tuner", "budget", "max_trials", "max_seconds", "seed",
+    "train_size", "val_size", "test_size", "epochs", "batch_size", "hyperband_factor", "num_initial_points",
+    "best_hyperparameters", "best_val_accuracy", "test_accuracy", "test_loss",
+    "search_seconds", "retrain_seconds", "evaluate_seconds", "wall_seconds",
+    "trials_completed", "trials_failed", "search_epochs", "retrain_epochs",
+    "stopped_by", "time_overrun_seconds", "error",
+    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS,
+]
+TRIAL_COLUMNS = [
+    "run_id", "profile", "cell", "tuner", "budget", "seed", "trial_id", "hyperparameters", "status",
+    "val_accuracy", "epochs", "started_seconds", "seconds", "error", *TELEMETRY_COLUMNS,
+]
+
+
+class ResultsError(ValueError):
+    """A results file is missing, empty or malformed: the message names the file and the fix."""
+
+
+def run_row(result: RunResult, machine: dict) -> dict:
+    """The flat runs.csv row of one run."""
+    spec = result.spec
+    row = {
+        "run_id": result.run_id,
+        "started_at": result.started_at,
+        "profile": spec.profile,
+        "cell": spec.cell,
+        "tuner": spec.tuner,
+        "budget": spec.budget.label,
+        "max_trials": spec.budget.max_trials,
+        "max_seconds": spec.budget.max_seconds,
+        "seed": spec.seed,
+        "train_size": spec.sizes.train,
+        "val_size": spec.sizes.val,
+        "test_size": spec.sizes.test,
+        "epochs": spec.epochs,
+        "batch_size": spec.batch_size,
+        "hyperband_factor": spec.hyperband_factor if spec.tuner == "hyperband" else None,
+        "num_initial_points": result.num_initial_points,
+        "best_hyperparameters": json.dumps(result.best_hyperparameters, sort_keys=True),
+        "best_val_accuracy": result.best_val_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "test_loss": result.test_loss,
+        "search_seconds": round(result.search_seconds, 3),
+        "retrain_seconds": round(result.retrain_seconds, 3),
+        "evaluate_seconds": round(result.evaluate_seconds, 3),
+        "wall_seconds": round(result.wall_seconds, 3),
+        "trials_completed": result.trials_completed,
+        "trials_failed": result.trials_failed,
+        "search_epochs": result.search_epochs,
+        "retrain_epochs": result.retrain_epochs,
+        "stopped_by": result.stopped_by,
+        "time_overrun_seconds": result.time_overrun_seconds,
+        "error": result.error,
+        **dataclasses.asdict(result.telemetry),
+        **machine,
+    }
+    return {column: row.get(column) for column in RUN_COLUMNS}
+
+
+def trial_rows(result: RunResult) -> list[dict]:
+    """The flat trials.csv rows of one run, one per trial."""
+    spec = result.spec
+    rows = []
+    for trial in result.trials:
+        row = {
+            "run_id": result.run_id,
+            "profile": spec.profile,
+            "cell": spec.cell,
+            "tuner": spec.tuner,
+            "budget": spec.budget.label,
+            "seed": spec.seed,
+            "trial_id": trial.trial_id,
+            "hyperparameters": json.dumps(trial.hyperparameters, sort_keys=True),
+            "status": trial.status,
+            "val_accuracy": trial.val_accuracy,
+            "epochs": trial.epochs,
+            "started_seconds": round(trial.started_seconds, 3),
+            "seconds": round(trial.seconds, 3),
+            "error": trial.error,
+            **dataclasses.asdict(trial.telemetry),
+        }
+        rows.append({column: row.get(column) for column in TRIAL_COLUMNS})
+    return rows
+
+
+def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
+    """Write a table through a temporary file and a rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            frame.to_csv(handle, index=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def append_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """Append rows to a CSV table atomically (the whole table is rewritten through a rename)."""
+    if not rows:
+        return
+    new = pd.DataFrame(rows, columns=columns)
+    frame = pd.concat([read_table(path, columns), new], ignore_index=True) if path.exists() else new
+    write_csv_atomic(path, frame)
+
+
+def save_run(out_dir: Path, result: RunResult) -> None:
+    """Append one run and its trials to out_dir/runs.csv and out_dir/trials.csv.
+
+    Trials go first: a run row is the marker that a run is complete (resume reads runs.csv).
+    """
+    append_rows(Path(out_dir) / TRIALS_FILE, trial_rows(result), TRIAL_COLUMNS)
+    append_rows(Path(out_dir) / RUNS_FILE, [run_row(result, machine_info())], RUN_COLUMNS)
+
+
+def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    """Read a runs.csv / trials.csv; a missing, empty or malformed file raises ResultsError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"{path}: no such results file; run `python -m fmbench run` or the benchmark suite first")
+    try:
+        frame = pd.read_csv(path, keep_default_na=True)
+    except pd.errors.EmptyDataError:
+        raise ResultsError(f"{path}: the file is empty; delete it and rerun the benchmark") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); delete it and rerun") from None
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ResultsError(f"{path}: missing columns {', '.join(missing[:5])}; it was not written by this fmbench version, rerun the benchmark")
+    return frame
+
+
+def read_runs(directory: Path) -> pd.DataFrame:
+    return read_table(Path(directory) / RUNS_FILE, RUN_COLUMNS)
+
+
+def read_trials(directory: Path) -> pd.DataFrame:
+    return read_table(Path(directory) / TRIALS_FILE, TRIAL_COLUMNS)
+
+
+@functools.lru_cache(maxsize=1)
+def machine_info() -> dict:
+    """Where and with what a run ran: host, CPU/GPU model, library versions, commit."""
+    import keras
+    import keras_tuner
+    import tensorflow as tf
+
+    from fmbench import telemetry
+
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "cpu_model": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "gpu_model": ", ".join(telemetry.gpu_names()) or "no GPU",
+        "python_version": platform.python_version(),
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "keras_tuner_version": keras_tuner.__version__,
+        "commit": _commit(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _commit() -> str:
+    """The git commit of the fmbench checkout, with '-dirty' when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha

@@ -1,0 +1,184 @@
+"""The contract: every type shared between fmbench's modules, in one place."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TUNER_NAMES = ("random", "hyperband", "bayesian")
+BASELINE = "baseline"
+RUNNER_NAMES = TUNER_NAMES + (BASELINE,)
+
+# Why a search ended. Every run row carries exactly one of these.
+STOPPED_BY = ("trials", "time", "exhausted", "error")
+
+
+class SpecError(ValueError):
+    """Bad user input: the message names the problem and the fix, on one line."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a search may spend: a trial count, wall-clock seconds, or both (first one hit stops it)."""
+
+    max_trials: int | None = None
+    max_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_trials is not None and (isinstance(self.max_trials, bool) or int(self.max_trials) != self.max_trials or self.max_trials < 1):
+            raise SpecError(f"max_trials must be a whole number >= 1, got {self.max_trials!r}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise SpecError(f"max_seconds must be > 0, got {self.max_seconds!r}")
+
+    @property
+    def label(self) -> str:
+        """Short stable name used in cell ids and tables, e.g. 'trials6', 'time30s', 'trials6-time30s'."""
+        parts = []
+        if self.max_trials is not None:
+            parts.append(f"trials{self.max_trials}")
+        if self.max_seconds is not None:
+            parts.append(f"time{self.max_seconds:g}s")
+        return "-".join(parts) or "none"
+
+    @property
+    def is_empty(self) -> bool:
+        return self.max_trials is None and self.max_seconds is None
+
+
+@dataclass(frozen=True)
+class DataSizes:
+    """How many images of each split a run uses; None means the whole split."""
+
+    train: int | None = None
+    val: int | None = None
+    test: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("train", "val", "test"):
+            value = getattr(self, name)
+            if value is not None and value < 10:
+                raise SpecError(f"data size {name}={value} is too small: use at least 10 images (one per class)")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a tuner (or the baseline) under a budget, with one seed, on fixed data and training settings."""
+
+    tuner: str
+    seed: int
+    budget: Budget = Budget()
+    sizes: DataSizes = DataSizes()
+    epochs: int = 10  # per trial (Hyperband's max_epochs) and for the final retrain
+    batch_size: int = 128
+    profile: str = "custom"
+    hyperband_factor: int = 3
+
+    def __post_init__(self) -> None:
+        if self.tuner not in RUNNER_NAMES:
+            raise SpecError(f"unknown tuner {self.tuner!r}: choose one of {', '.join(RUNNER_NAMES)}")
+        if isinstance(self.seed, bool) or int(self.seed) != self.seed or self.seed < 1:
+            raise SpecError(f"seed must be an integer >= 1 (keras-tuner turns seed 0 into a random seed), got {self.seed!r}")
+        if self.tuner != BASELINE and self.budget.is_empty:
+            raise SpecError(f"tuner {self.tuner!r} needs a budget: give --max-trials N and/or --max-seconds S")
+        if self.epochs < 1:
+            raise SpecError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise SpecError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    @property
+    def cell(self) -> str:
+        """Readable id of this cell of the matrix, e.g. 'hyperband-trials6-seed1' or 'baseline-seed1'."""
+        if self.tuner == BASELINE:
+            return f"{BASELINE}-seed{self.seed}"
+        return f"{self.tuner}-{self.budget.label}-seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named matrix: data sizes, training settings, seeds, tuners and budgets; expands to RunSpecs."""
+
+    name: str
+    description: str
+    sizes: DataSizes
+    epochs: int
+    batch_size: int
+    seeds: tuple[int, ...]
+    tuners: tuple[str, ...] = TUNER_NAMES
+    budgets: tuple[Budget, ...] = field(default_factory=tuple)
+
+    def spec(self, tuner: str, seed: int, budget: Budget = Budget()) -> RunSpec:
+        """The RunSpec of one cell of this profile (the baseline takes no budget)."""
+        return RunSpec(
+            tuner=tuner,
+            seed=seed,
+            budget=Budget() if tuner == BASELINE else budget,
+            sizes=self.sizes,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            profile=self.name,
+        )
+
+    def expand(self) -> list[RunSpec]:
+        """Every cell: baselines first (one per seed), then tuner x budget x seed."""
+        specs = [self.spec(BASELINE, seed) for seed in self.seeds]
+        for tuner in self.tuners:
+            for budget in self.budgets:
+                specs.extend(self.spec(tuner, seed, budget) for seed in self.seeds)
+        return specs
+
+
+@dataclass(frozen=True)
+class TelemetrySummary:
+    """Resource use over one window (a run or a trial). GPU fields are None where no GPU was seen, never 0."""
+
+    samples: int = 0
+    cpu_util_mean: float | None = None  # this process, percent of one core (200 = two cores busy)
+    system_cpu_util_mean: float | None = None  # whole machine, percent of all cores
+    rss_peak_mb: float | None = None
+    gpu_util_mean: float | None = None
+    gpu_util_p95: float | None = None
+    gpu_util_max: float | None = None
+    gpu_mem_peak_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial of a search: what it tried, how it scored, what it cost."""
+
+    trial_id: str
+    hyperparameters: dict
+    status: str  # keras-tuner's: COMPLETED, FAILED, ...
+    val_accuracy: float | None
+    epochs: int
+    started_seconds: float  # since the search began
+    seconds: float
+    error: str = ""
+    telemetry: TelemetrySummary = TelemetrySummary()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run: its spec, the best hyperparameters, test accuracy, cost, and why it stopped."""
+
+    spec: RunSpec
+    run_id: str
+    started_at: str  # ISO 8601, UTC
+    best_hyperparameters: dict
+    best_val_accuracy: float | None
+    test_accuracy: float | None
+    test_loss: float | None
+    search_seconds: float
+    retrain_seconds: float
+    evaluate_seconds: float
+    trials_completed: int
+    trials_failed: int
+    search_epochs: int
+    retrain_epochs: int
+    stopped_by: str
+    time_overrun_seconds: float | None  # seconds past max_seconds; None without a time budget
+    num_initial_points: int | None = None  # BayesianOptimization's random start, None for others
+    error: str = ""
+    trials: tuple[TrialRecord, ...] = ()
+    telemetry: TelemetrySummary = TelemetrySummary()
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.search_seconds + self.retrain_seconds + self.evaluate_seconds
