@@ -1,0 +1,5 @@
+import sys
+
+from fmbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,91 @@
+"""`python -m fmbench run | report | check | data`: bad input exits 2 with one line, a regression exits 1."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# Before TensorFlow is imported anywhere: keep its C++ start-up chatter out of the progress output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from fmbench import profiles  # noqa: E402
+from fmbench.spec import Budget, SpecError  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from fmbench.data import DataError
+    from fmbench.regress import RegressError
+    from fmbench.results import ResultsError
+
+    try:
+        return args.command(args)
+    except (SpecError, DataError, ResultsError, RegressError) as exc:
+        print(f"fmbench {args.name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fmbench {args.name}: interrupted; rows already written are complete", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from fmbench import regress, report
+
+    parser = argparse.ArgumentParser(prog="fmbench", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run one tuner (or the baseline) and append its rows")
+    run.add_argument("--tuner", required=True, help="random, hyperband, bayesian or baseline")
+    run.add_argument("--seed", type=int, default=1, help="integer >= 1 (default 1)")
+    run.add_argument("--max-trials", type=int, help="stop after N trials")
+    run.add_argument("--max-seconds", type=float, help="stop the search after S wall-clock seconds")
+    run.add_argument("--profile", default=profiles.DEFAULT_PROFILE, help=f"data sizes and epochs from a profile: {', '.join(profiles.PROFILES)}")
+    run.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX .gz files (default: $FMBENCH_DATA_DIR, else download through Keras)")
+    run.add_argument("--out", default="results/adhoc", help="folder for runs.csv and trials.csv (default results/adhoc)")
+    run.set_defaults(command=_run, name="run")
+
+    data = commands.add_parser("data", help="check a data folder and print what it holds")
+    data.add_argument("--data-dir", help="as for run")
+    data.set_defaults(command=_data, name="data")
+
+    rep = commands.add_parser("report", help="stored results -> markdown report and plots")
+    report.add_arguments(rep)
+    rep.set_defaults(command=report.command, name="report")
+
+    check = commands.add_parser("check", help="stored results vs a reference: exit 1 on an accuracy drop")
+    regress.add_arguments(check)
+    check.set_defaults(command=regress.command, name="check")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    profile = profiles.get_profile(args.profile)
+    budget = Budget(max_trials=args.max_trials, max_seconds=args.max_seconds)
+    spec = profile.spec(args.tuner, args.seed, budget)  # validates tuner, seed and budget before any import of TF
+
+    from fmbench import data, results, summary, tuners
+
+    split = data.load(data.resolve_data_dir(args.data_dir), spec.sizes)
+    print(f"fmbench run: {spec.cell} on {len(split.y_train)} train / {len(split.y_val)} val / {len(split.y_test)} test images, profile {profile.name}", flush=True)
+    result = tuners.run(spec, split, progress=lambda line: print(line, flush=True))
+    out = Path(args.out)
+    results.save_run(out, result)
+    print(summary.run_summary(result))
+    print(f"rows appended to {out / results.RUNS_FILE} and {out / results.TRIALS_FILE}")
+    return 0 if not result.error else 1
+
+
+def _data(args: argparse.Namespace) -> int:
+    from fmbench import data
+    from fmbench.spec import DataSizes
+
+    directory = data.resolve_data_dir(args.data_dir)
+    split = data.load(directory, DataSizes())
+    print(f"Fashion-MNIST from {directory or 'the Keras loader'}: {len(split.y_train)} train, {len(split.y_val)} validation, {len(split.y_test)} test images; all valid")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Named benchmark matrices. Durations in the README are measured with these exact settings."""
+from __future__ import annotations
+
+from fmbench.spec import Budget, DataSizes, Profile, SpecError
+
+PROFILES = {
+    profile.name: profile
+    for profile in (
+        Profile(
+            name="smoke",
+            description="CI: a few thousand images, tiny budgets, 2 seeds; minutes on 2 CPU cores",
+            sizes=DataSizes(train=2000, val=1000, test=2000),
+            epochs=2,
+            batch_size=128,
+            seeds=(1, 2),
+            budgets=(Budget(max_trials=3), Budget(max_seconds=6)),
+        ),
+        Profile(
+            name="quick",
+            description="a first real answer on a laptop CPU: 12k training images, 3 seeds",
+            sizes=DataSizes(train=12000, val=3000, test=10000),
+            epochs=5,
+            batch_size=128,
+            seeds=(1, 2, 3),
+            budgets=(Budget(max_trials=8), Budget(max_seconds=40)),
+        ),
+        Profile(
+            name="standard",
+            description="GPU: the whole training set, 3 seeds, mid-size budgets",
+            sizes=DataSizes(),
+            epochs=10,
+            batch_size=128,
+            seeds=(1, 2, 3),
+            budgets=(Budget(max_trials=15), Budget(max_seconds=300)),
+        ),
+        Profile(
+            name="full",
+            description="GPU: the whole dataset, Hyperband max_epochs=10 factor=3, 30 trials or 10 minutes, 5 seeds",
+            sizes=DataSizes(),
+            epochs=10,
+            batch_size=128,
+            seeds=(1, 2, 3, 4, 5),
+            budgets=(Budget(max_trials=30), Budget(max_seconds=600)),
+        ),
+    )
+}
+DEFAULT_PROFILE = "quick"
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise SpecError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}") from None

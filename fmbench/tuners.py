@@ -1,0 +1,238 @@
+"""Tuner registry and the run protocol: search under a budget, retrain the best, evaluate on test once."""
+from __future__ import annotations
+
+import datetime
+import shutil
+import tempfile
+import time
+import uuid
+from typing import Callable
+
+import keras
+import keras_tuner as kt
+
+from fmbench import hypermodel, telemetry
+from fmbench.budget import DeadlineCallback, SearchClock
+from fmbench.data import Split
+from fmbench.spec import BASELINE, RunResult, RunSpec, TrialRecord
+
+OBJECTIVE = kt.Objective("val_accuracy", direction="max")
+
+Progress = Callable[[str], None]
+
+
+class _BudgetedOracle:
+    """Oracle mixin: no trial starts once the SearchClock says the budget is spent."""
+
+    clock: SearchClock
+
+    def populate_space(self, trial_id):
+        if self.clock.should_stop(len(self.trials)):
+            return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+        return super().populate_space(trial_id)
+
+
+class RandomOracle(_BudgetedOracle, kt.oracles.RandomSearchOracle):
+    pass
+
+
+class HyperbandOracle(_BudgetedOracle, kt.oracles.HyperbandOracle):
+    pass
+
+
+class BayesianOracle(_BudgetedOracle, kt.oracles.BayesianOptimizationOracle):
+    pass
+
+
+class _RecordingTuner:
+    """Tuner mixin: times each trial and counts its epochs (keras-tuner keeps neither)."""
+
+    def start_recording(self, sampler: telemetry.Sampler, search_started: float, label: str, progress: Progress) -> None:
+        self.records: list[TrialRecord] = []
+        self._sampler, self._search_started, self._label, self._progress = sampler, search_started, label, progress
+
+    def on_trial_begin(self, trial):
+        self._trial_started = time.monotonic()
+        self._trial_epochs = 0
+        super().on_trial_begin(trial)
+
+    def run_trial(self, trial, *args, **kwargs):
+        histories = super().run_trial(trial, *args, **kwargs)
+        self._trial_epochs = sum(len(history.epoch) for history in histories)
+        return histories
+
+    def on_trial_end(self, trial):
+        ended = time.monotonic()
+        try:
+            super().on_trial_end(trial)  # may raise once too many trials in a row have failed
+        finally:
+            score = float(trial.score) if trial.status == "COMPLETED" else None
+            record = TrialRecord(
+                trial_id=trial.trial_id,
+                hyperparameters=hypermodel.active_values(trial.hyperparameters.values),
+                status=str(trial.status),
+                val_accuracy=score,
+                epochs=self._trial_epochs,
+                started_seconds=self._trial_started - self._search_started,
+                seconds=ended - self._trial_started,
+                error=_last_line(trial.message) if trial.status != "COMPLETED" else "",
+                telemetry=self._sampler.summary(self._trial_started, ended),
+            )
+            self.records.append(record)
+            score_text = f"val_acc={score:.4f}" if score is not None else f"error: {record.error}"
+            self._progress(
+                f"[{self._label}] trial {trial.trial_id} {record.status} {score_text} "
+                f"epochs={record.epochs} {record.seconds:.1f}s (search {ended - self._search_started:.1f}s)"
+            )
+
+
+class _Tuner(_RecordingTuner, kt.Tuner):
+    """RandomSearch and BayesianOptimization are a plain Tuner around their oracle."""
+
+
+class _HyperbandTuner(_RecordingTuner, kt.Hyperband):
+    """kt.Hyperband for its run_trial (epochs per bracket) and checkpoint reloads, with our oracle."""
+
+    def __init__(self, oracle, **kwargs):
+        # Skip kt.Hyperband.__init__, whose only job is to build a budget-less oracle.
+        kt.Tuner.__init__(self, oracle=oracle, **kwargs)
+
+
+def bayesian_initial_points(spec: RunSpec) -> int:
+    """Random trials before the Gaussian process acts: a third of the trial budget, at least 2.
+
+    keras-tuner's default (3 x the number of hyperparameters, 36 here) would make any affordable
+    budget a random search.
+    """
+    return max(2, spec.budget.max_trials // 3) if spec.budget.max_trials else 3
+
+
+def _random(spec: RunSpec):
+    return _Tuner, RandomOracle(objective=OBJECTIVE, max_trials=None, seed=spec.seed)
+
+
+def _hyperband(spec: RunSpec):
+    # hyperband_iterations=None means brackets without end: our budget, not the bracket count, stops it
+    # (one iteration of max_epochs=10, factor=3 is 30 trials, so a 30-trial budget is the classic setting).
+    oracle = HyperbandOracle(
+        objective=OBJECTIVE, max_epochs=spec.epochs, factor=spec.hyperband_factor, hyperband_iterations=None, seed=spec.seed
+    )
+    return _HyperbandTuner, oracle
+
+
+def _bayesian(spec: RunSpec):
+    oracle = BayesianOracle(objective=OBJECTIVE, max_trials=None, num_initial_points=bayesian_initial_points(spec), seed=spec.seed)
+    return _Tuner, oracle
+
+
+TUNERS = {"random": _random, "hyperband": _hyperband, "bayesian": _bayesian}
+
+
+def run(spec: RunSpec, split: Split, progress: Progress = print) -> RunResult:
+    """One run of the protocol. Any failure becomes a row with its error, never an exception."""
+    telemetry.enable_gpu_memory_growth()
+    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    fields = dict(
+        best_hyperparameters={}, best_val_accuracy=None, test_accuracy=None, test_loss=None,
+        search_seconds=0.0, retrain_seconds=0.0, evaluate_seconds=0.0, trials_completed=0, trials_failed=0,
+        search_epochs=0, retrain_epochs=0, stopped_by="exhausted", time_overrun_seconds=None, trials=(), error="",
+    )
+    workdir = tempfile.mkdtemp(prefix=f"fmbench-{spec.cell}-")
+    with telemetry.Sampler() as sampler:
+        try:
+            keras.utils.set_random_seed(spec.seed)
+            if spec.tuner == BASELINE:
+                fields["best_hyperparameters"] = dict(hypermodel.BASELINE_HPS)
+                fields["stopped_by"] = "trials"  # the baseline is a single fixed trial
+            else:
+                fields.update(_search(spec, split, workdir, sampler, progress))
+            _retrain_and_evaluate(spec, split, fields, progress)
+        except _SearchFailed as exc:
+            fields.update(exc.partial, stopped_by="error", error=str(exc))
+            progress(f"[{spec.cell}] ERROR {exc}")
+        except Exception as exc:  # the row records it; the suite goes on
+            fields.update(stopped_by="error", error=f"{type(exc).__name__}: {_last_line(str(exc))}")
+            progress(f"[{spec.cell}] ERROR {fields['error']}")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            keras.backend.clear_session()
+    return RunResult(
+        spec=spec,
+        run_id=f"{spec.cell}-{uuid.uuid4().hex[:8]}",
+        started_at=started_at,
+        num_initial_points=bayesian_initial_points(spec) if spec.tuner == "bayesian" else None,
+        telemetry=sampler.summary(),
+        **fields,
+    )
+
+
+def _search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: Progress) -> dict:
+    tuner_class, oracle = TUNERS[spec.tuner](spec)
+    clock = SearchClock(spec.budget)
+    oracle.clock = clock
+    # A fresh directory with overwrite=True: a reused project silently reloads a finished search.
+    tuner = tuner_class(oracle=oracle, hypermodel=hypermodel.build_model, directory=workdir, project_name="search", overwrite=True)
+    tuner.start_recording(sampler, clock.started, spec.cell, progress)
+    callbacks = [DeadlineCallback(clock.deadline)] if clock.deadline is not None else []
+    progress(f"[{spec.cell}] search: {spec.tuner}, budget {spec.budget.label}, {spec.epochs} epochs per trial")
+    error = ""
+    try:
+        tuner.search(
+            split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
+            epochs=spec.epochs, batch_size=spec.batch_size, callbacks=callbacks, verbose=0,
+        )
+    except RuntimeError as exc:  # keras-tuner gives up after consecutive failed trials
+        error = f"search stopped: {_last_line(str(exc))}"
+    search_seconds = clock.elapsed()
+    records = tuple(tuner.records)
+    completed = [r for r in records if r.status == "COMPLETED"]
+    if not error and not completed:
+        error = f"search ran {len(records)} trial(s) and none completed"
+    result = dict(
+        trials=records,
+        trials_completed=len(completed),
+        trials_failed=len(records) - len(completed),
+        search_epochs=sum(r.epochs for r in records),
+        search_seconds=search_seconds,
+        stopped_by=clock.stop_reason or "exhausted",
+        time_overrun_seconds=None if spec.budget.max_seconds is None else max(0.0, search_seconds - spec.budget.max_seconds),
+    )
+    if error:
+        raise _SearchFailed(error, result)
+    best = max(completed, key=lambda r: r.val_accuracy)
+    result.update(best_hyperparameters=best.hyperparameters, best_val_accuracy=best.val_accuracy)
+    return result
+
+
+class _SearchFailed(RuntimeError):
+    """A search that produced no usable trial; carries what it did record so the row keeps it."""
+
+    def __init__(self, message: str, partial: dict):
+        super().__init__(message)
+        self.partial = partial
+
+
+def _retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: Progress) -> None:
+    """Same protocol for a tuned model and the baseline: fresh weights, train on train, test once."""
+    keras.utils.set_random_seed(spec.seed)
+    started = time.monotonic()
+    model = hypermodel.make_model(fields["best_hyperparameters"])
+    history = model.fit(
+        split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
+        epochs=spec.epochs, batch_size=spec.batch_size, verbose=0,
+    )
+    fields["retrain_seconds"] = time.monotonic() - started
+    fields["retrain_epochs"] = len(history.epoch)
+    if spec.tuner == BASELINE:
+        # The baseline has no search; its validation accuracy is the target tuners must reach.
+        fields["best_val_accuracy"] = float(history.history["val_accuracy"][-1])
+    started = time.monotonic()
+    loss, accuracy = model.evaluate(split.x_test, split.y_test, batch_size=1024, verbose=0)
+    fields["evaluate_seconds"] = time.monotonic() - started
+    fields["test_accuracy"], fields["test_loss"] = float(accuracy), float(loss)
+    progress(f"[{spec.cell}] test accuracy {accuracy:.4f} (retrain {fields['retrain_seconds']:.1f}s)")
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
