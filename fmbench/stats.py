@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as scipy_stats
 
 CONFIDENCE = 0.95
@@ -55,3 +56,60 @@ def paired_difference(current: dict[int, float], reference: dict[int, float], co
     if len(seeds) >= 2 and interval.std > 0:
         p_value = float(scipy_stats.ttest_1samp(diffs, 0.0).pvalue)
     return PairedDifference(seeds, interval, p_value)
+
+
+def detectable_difference(n: int, std: float, alpha: float = 1 - CONFIDENCE, power: float = 0.8) -> float | None:
+    """Smallest true mean difference a two-sided paired t-test on n pairs finds with the given power.
+
+    std is the spread of the per-seed differences; None when it cannot be estimated (n < 2 or no spread).
+    """
+    if n < 2 or not std > 0:
+        return None
+    df = n - 1
+    critical = float(scipy_stats.t.ppf(1 - alpha / 2, df))
+
+    def shortfall(effect: float) -> float:
+        shift = effect / std * math.sqrt(n)
+        # The far tail is ~0 but scipy's nct can return NaN there.
+        reach = float(scipy_stats.nct.sf(critical, df, shift)) + float(np.nan_to_num(scipy_stats.nct.cdf(-critical, df, shift)))
+        return reach - power
+
+    high = std
+    while shortfall(high) < 0:
+        high *= 2
+        if high > 1e6 * std:
+            return None
+    return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-12))
+
+
+def reach_target(started: list[float], seconds: list[float], epochs: list[int], values: list[float | None], target: float) -> tuple[float, int] | None:
+    """First trial (in start order) whose value >= target: (its end in search seconds, epochs spent up to and including it)."""
+    order = sorted(range(len(started)), key=lambda i: (started[i], i))
+    spent = 0
+    for i in order:
+        spent += int(epochs[i])
+        value = values[i]
+        if value is not None and not math.isnan(value) and value >= target:
+            return started[i] + seconds[i], spent
+    return None
+
+
+def rank_descending(values: dict[str, float]) -> dict[str, float]:
+    """Rank by value, 1 = highest; ties share the average of their ranks."""
+    names = sorted(values)
+    ranks = scipy_stats.rankdata([-values[name] for name in names], method="average")
+    return {name: float(rank) for name, rank in zip(names, ranks)}
+
+
+def best_so_far(xs: list[float], values: list[float | None], grid) -> np.ndarray:
+    """Running maximum of values, as a step function of x evaluated on grid (NaN before the first value)."""
+    points = sorted((x, v) for x, v in zip(xs, values) if v is not None and not math.isnan(v))
+    out = np.full(len(grid), np.nan)
+    if not points:
+        return out
+    px = np.array([x for x, _ in points], dtype=float)
+    running = np.maximum.accumulate(np.array([v for _, v in points], dtype=float))
+    index = np.searchsorted(px, np.asarray(grid, dtype=float), side="right") - 1
+    seen = index >= 0
+    out[seen] = running[index[seen]]
+    return out
