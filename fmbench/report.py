@@ -1,0 +1,365 @@
+"""Stored results -> a markdown report (tabulate) with PNG plots beside it. Reads rows only; never trains."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from fmbench import plots, results, stats
+from fmbench.results import ResultsError
+from fmbench.spec import BASELINE, TUNER_NAMES
+
+TIMESTAMP_PREFIX = "Generated at "
+RUN_NUMERIC = [
+    "seed", "max_trials", "max_seconds", "train_size", "val_size", "test_size", "epochs", "batch_size",
+    "best_val_accuracy", "test_accuracy", "test_loss", "search_seconds", "retrain_seconds", "evaluate_seconds",
+    "wall_seconds", "trials_completed", "trials_failed", "search_epochs", "retrain_epochs", "time_overrun_seconds",
+    *results.TELEMETRY_COLUMNS, "cpu_cores",
+]
+TRIAL_NUMERIC = ["seed", "val_accuracy", "epochs", "started_seconds", "seconds", *results.TELEMETRY_COLUMNS]
+# Needed in every row / in every run that did not fail / in every completed trial.
+RUN_REQUIRED = ["run_id", "tuner", "budget", "seed", "stopped_by"]
+RUN_REQUIRED_OK = ["best_val_accuracy", "test_accuracy", "search_seconds", "retrain_seconds", "evaluate_seconds",
+                   "trials_completed", "trials_failed", "search_epochs"]
+TRIAL_REQUIRED = ["run_id", "status", "epochs", "started_seconds", "seconds"]
+TEXT_COLUMNS = ["error", "best_hyperparameters", "hyperparameters", "stopped_by", "status", "tuner", "budget", "run_id",
+                "trial_id", "profile", "cell"]
+
+
+# ---------------------------------------------------------------- loading
+
+def _coerce(frame: pd.DataFrame, path: Path, numeric: list[str], required: list[str]) -> pd.DataFrame:
+    frame = frame.copy()
+    for column in numeric:
+        if column not in frame.columns:
+            continue
+        parsed = pd.to_numeric(frame[column], errors="coerce")
+        bad = parsed.isna() & frame[column].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ResultsError(f"{path}: line {i + 2}: column {column} is {frame[column].iloc[i]!r}, not a number; fix or delete the row and rerun")
+        frame[column] = parsed.astype(float)
+    for column in TEXT_COLUMNS:
+        if column in frame.columns:
+            frame[column] = frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    _require(frame, path, required, np.ones(len(frame), dtype=bool))
+    return frame
+
+
+def _require(frame: pd.DataFrame, path: Path, columns: list[str], where) -> None:
+    for column in columns:
+        values = frame[column]
+        empty = (values.isna() | (values == "")).to_numpy() & np.asarray(where)
+        if empty.any():
+            i = int(np.flatnonzero(empty)[0])
+            raise ResultsError(f"{path}: line {i + 2}: column {column} is empty; fix or delete the row and rerun")
+
+
+def load(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validated runs and trials of one results directory; any problem is a one-line ResultsError naming the file."""
+    results_dir = Path(results_dir)
+    runs_path, trials_path = results_dir / results.RUNS_FILE, results_dir / results.TRIALS_FILE
+    runs = results.read_runs(results_dir)
+    if runs.empty:
+        raise ResultsError(f"{runs_path}: no runs recorded; run the benchmark first")
+    runs = _coerce(runs, runs_path, RUN_NUMERIC, RUN_REQUIRED)
+    runs["failed"] = failed_mask(runs)
+    _require(runs, runs_path, RUN_REQUIRED_OK, ~runs["failed"].to_numpy())
+    for i, text in enumerate(runs["best_hyperparameters"]):
+        try:
+            json.loads(text or "{}")
+        except json.JSONDecodeError:
+            raise ResultsError(f"{runs_path}: line {i + 2}: column best_hyperparameters is not JSON; fix or delete the row and rerun") from None
+    if not trials_path.is_file() and (runs["trials_completed"].fillna(0) + runs["trials_failed"].fillna(0)).sum() == 0:
+        trials = pd.DataFrame(columns=results.TRIAL_COLUMNS)  # only runs without trials (e.g. baselines): none written
+    else:
+        trials = results.read_trials(results_dir)
+    trials = _coerce(trials, trials_path, TRIAL_NUMERIC, TRIAL_REQUIRED)
+    _require(trials, trials_path, ["val_accuracy"], (trials["status"] == "COMPLETED").to_numpy())
+    return runs, trials
+
+
+def failed_mask(runs: pd.DataFrame) -> pd.Series:
+    """Runs that ended in an error: they count in the seeds total but carry no accuracy."""
+    return (runs["stopped_by"] == "error") | (runs["error"].fillna("").astype(str) != "")
+
+
+# ---------------------------------------------------------------- formatting
+
+def _num(value, digits: int = 4, sign: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _ci(interval: stats.Interval, digits: int = 4, sign: bool = False) -> str:
+    if interval.low is None:
+        return "– (n < 2)"
+    return f"[{_num(interval.low, digits, sign)}, {_num(interval.high, digits, sign)}]"
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def _cell_text(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _table(rows: list[list], headers: list[str]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _values(runs: pd.DataFrame, column: str) -> str:
+    values = sorted({_plain(v) for v in runs[column]})
+    return "; ".join(values) if values else "–"
+
+
+def _plain(value) -> str:
+    if isinstance(value, float):
+        return "all" if math.isnan(value) else f"{value:g}"
+    return str(value) or "–"
+
+
+def cells(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """(tuner, budget) groups in report order: the baseline, then each budget's tuners in registry order."""
+    order = {name: i for i, name in enumerate(TUNER_NAMES)}
+    found = {(t, b) for t, b in zip(runs["tuner"], runs["budget"])}
+    return sorted(found, key=lambda c: (c[0] != BASELINE, c[1], order.get(c[0], len(order)), c[0]))
+
+
+# ---------------------------------------------------------------- sections
+
+def _header(runs: pd.DataFrame, trials: pd.DataFrame, generated_at: str) -> list[str]:
+    sizes = sorted({f"{_plain(r.train_size)} / {_plain(r.val_size)} / {_plain(r.test_size)}" for r in runs.itertuples()})
+    lines = [
+        f"# fmbench report: {_values(runs, 'profile')}", "",
+        f"{TIMESTAMP_PREFIX}{generated_at} from {len(runs)} runs and {len(trials)} trials.", "",
+        f"- Budgets: {'; '.join(sorted(set(runs['budget']) - {'none'})) or '–'}",
+        f"- Data sizes (train / val / test images): {'; '.join(sizes)}",
+        f"- Epochs per trial and retrain: {_values(runs, 'epochs')}; batch size: {_values(runs, 'batch_size')}",
+        f"- Seeds: {', '.join(str(int(s)) for s in sorted(set(runs['seed'])))}",
+        f"- Machine: {'; '.join(sorted({f'{r.cpu_model} ({_plain(r.cpu_cores)} cores), GPU: {r.gpu_model}' for r in runs.itertuples()}))}",
+        f"- Libraries: {'; '.join(sorted({f'tensorflow {r.tensorflow_version}, keras {r.keras_version}, keras-tuner {r.keras_tuner_version}, python {r.python_version}' for r in runs.itertuples()}))}",
+        f"- Commit(s): {_values(runs, 'commit')}",
+    ]
+    return lines
+
+
+def _accuracy(runs: pd.DataFrame) -> list[str]:
+    base = runs[(runs["tuner"] == BASELINE) & ~runs["failed"]]
+    base_acc = dict(zip(base["seed"].astype(int), base["test_accuracy"]))
+    rows = []
+    for tuner, budget in cells(runs):
+        group = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)]
+        ok = group[~group["failed"]]
+        row = [tuner, budget, f"{len(ok)} / {group['seed'].nunique()}"]
+        if ok.empty:
+            rows.append(row + ["–"] * 7)
+            continue
+        acc = stats.mean_interval(ok["test_accuracy"])
+        row += [f"{_num(acc.mean)} ± {_num(acc.std)}", _ci(acc)]
+        pairs = dict(zip(ok["seed"].astype(int), ok["test_accuracy"]))
+        if tuner == BASELINE or not set(pairs) & set(base_acc):
+            row += ["–"] * 4
+        else:
+            diff = stats.paired_difference(pairs, base_acc)
+            row += [f"{_num(diff.interval.mean, sign=True)} (n={len(diff.seeds)})", _ci(diff.interval, sign=True),
+                    "–" if diff.p_value is None else f"{diff.p_value:.3g}",
+                    _num(stats.detectable_difference(len(diff.seeds), diff.interval.std))]
+        row.append(_num(_mean(ok["best_val_accuracy"])))
+        rows.append(row)
+    headers = ["tuner", "budget", "seeds ok / total", "test acc mean ± std", "95% CI", "Δ vs baseline",
+               "Δ 95% CI", "p", "detectable Δ", "best val acc mean"]
+    return ["## Test accuracy against the baseline", "", _table(rows, headers), "",
+            "Means, standard deviations (ddof=1) and Student-t 95% intervals are over the seeds whose run finished; "
+            "failed runs count in *total* but their missing accuracy is left out. Δ is tuner − baseline paired by seed "
+            "(only seeds where both finished, n pairs); p is a two-sided paired t-test on those differences. "
+            "With 3–5 seeds this test only detects large effects: *detectable Δ* is the smallest true difference it "
+            "would find with 80% power at α = 0.05, given the observed spread of the differences.", ""]
+
+
+def _cost(runs: pd.DataFrame) -> list[str]:
+    rows = []
+    for tuner, budget in cells(runs):
+        group = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)]
+        ok = group[~group["failed"]]
+        stopped = group["stopped_by"].value_counts()
+        gpu_mean, gpu_max, gpu_mem = _mean(ok["gpu_util_mean"]), ok["gpu_util_max"].max(), ok["gpu_mem_peak_mb"].max()
+        gpu = ("no GPU", "no GPU") if all(math.isnan(v) for v in (gpu_mean, gpu_max, gpu_mem)) else (
+            f"{_num(gpu_mean, 0)} / {_num(gpu_max, 0)}", _num(gpu_mem, 0))
+        rows.append([
+            tuner, budget,
+            " / ".join(_num(_mean(ok[c]), 1) for c in ("search_seconds", "retrain_seconds", "evaluate_seconds")),
+            f"{_num(_mean(ok['trials_completed']), 1)} ({int(group['trials_failed'].fillna(0).sum())})",
+            _num(_mean(ok["search_epochs"]), 1),
+            ", ".join(f"{name}×{stopped[name]}" for name in sorted(stopped.index)),
+            *gpu, _num(_mean(ok["cpu_util_mean"]), 0),
+        ])
+    headers = ["tuner", "budget", "wall s: search / retrain / evaluate", "trials completed (failed)", "search epochs",
+               "stopped by", "GPU util % mean / max", "GPU mem peak MB", "CPU util % mean"]
+    return ["## Cost", "", _table(rows, headers), "",
+            "Means over finished runs; failed trials are summed over all runs; *stopped by* counts every run. "
+            "CPU util is this process, in percent of one core.", ""]
+
+
+def baseline_target(runs: pd.DataFrame) -> float | None:
+    base = runs[(runs["tuner"] == BASELINE) & ~runs["failed"]]["best_val_accuracy"].dropna()
+    return float(base.mean()) if len(base) else None
+
+
+def _time_to_baseline(runs: pd.DataFrame, trials: pd.DataFrame, target: float | None) -> list[str]:
+    lines = ["## Time and epochs to reach the baseline's validation accuracy", ""]
+    if target is None:
+        return lines + ["No finished baseline run: there is no target to reach.", ""]
+    rows = []
+    for tuner, budget in cells(runs):
+        if tuner == BASELINE:
+            continue
+        group = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)]
+        reached = []
+        for run_id in group["run_id"]:
+            t = trials[trials["run_id"] == run_id]
+            hit = stats.reach_target(list(t["started_seconds"]), list(t["seconds"]), list(t["epochs"]), list(t["val_accuracy"]), target)
+            if hit is not None:
+                reached.append(hit)
+        if reached:
+            rows.append([tuner, budget, f"{len(reached)} / {len(group)}", _num(float(np.median([r[0] for r in reached])), 1),
+                         _num(float(np.median([r[1] for r in reached])), 1)])
+        else:
+            rows.append([tuner, budget, f"0 / {len(group)}", "not reached", "not reached"])
+    return lines + [f"Target: {target:.4f}, the mean best validation accuracy of the finished baseline runs. Per run, the "
+                    "first trial (in start order) at or above it; time is search seconds to that trial's end, epochs are "
+                    "summed over all trials up to and including it. Medians are over the seeds that reached it.", "",
+                    _table(rows, ["tuner", "budget", "seeds reached", "median search s", "median epochs"]), ""]
+
+
+def _ranking(runs: pd.DataFrame) -> list[str]:
+    ok = runs[~runs["failed"]]
+    base = ok[ok["tuner"] == BASELINE]
+    rows = []
+    for budget in sorted(set(runs["budget"]) - {"none"}) or ["none"]:
+        tally: dict[str, list[float]] = {}
+        wins: dict[str, int] = {}
+        for seed in sorted(set(runs["seed"])):
+            here = pd.concat([ok[(ok["budget"] == budget) & (ok["seed"] == seed)], base[base["seed"] == seed]]).drop_duplicates("run_id")
+            accuracy = dict(zip(here["tuner"], here["test_accuracy"]))
+            if len(accuracy) < 2:
+                continue
+            best = max(accuracy.values())
+            for name, rank in stats.rank_descending(accuracy).items():
+                tally.setdefault(name, []).append(rank)
+                wins[name] = wins.get(name, 0) + (accuracy[name] == best)
+        for tuner, _ in cells(runs[runs["budget"].isin([budget, "none"])]):
+            if tuner in tally:
+                rows.append([budget, tuner, _num(float(np.mean(tally[tuner])), 2), str(wins[tuner]), str(len(tally[tuner]))])
+    return ["## Ranking across seeds", "",
+            "Within each budget and seed, finished runs (baseline included) are ranked by test accuracy, 1 = best, "
+            "ties share the average rank; a win is a seed where the run has the top accuracy (ties all win). Failed runs are not ranked.", "",
+            _table(rows, ["budget", "tuner", "mean rank", "wins", "seeds ranked"]) if rows else "Nothing to rank: fewer than two finished runs per seed.", ""]
+
+
+def _hyperparameters(runs: pd.DataFrame) -> list[str]:
+    rows = []
+    for tuner, budget in cells(runs):
+        group = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)].sort_values("seed")
+        for run in group.itertuples():
+            hps = json.loads(run.best_hyperparameters or "{}")
+            text = ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(hps.items()) if not k.startswith("tuner/"))
+            rows.append([tuner, budget, str(int(run.seed)), "(failed run) " * bool(run.failed) + _cell_text(text or "–")])
+    return ["## Best hyperparameters found", "", _table(rows, ["tuner", "budget", "seed", "hyperparameters"]), ""]
+
+
+def _failures(runs: pd.DataFrame, trials: pd.DataFrame, superseded: pd.DataFrame) -> list[str]:
+    lines = ["## ⚠ Failed runs and trials", ""]
+    bad = runs[runs["failed"]].sort_values(["tuner", "budget", "seed"])
+    bad_trials = trials[(trials["status"] == "FAILED") | (trials["error"] != "")].sort_values(["run_id", "started_seconds"])
+    if bad.empty and bad_trials.empty and superseded.empty:
+        return lines + ["None: every run and trial finished.", ""]
+    if not bad.empty:
+        lines += [f"{len(bad)} failed run(s): counted in *seeds total*, left out of means, intervals, paired differences and ranks.", "",
+                  _table([[r.tuner, r.budget, str(int(r.seed)), r.run_id, r.stopped_by, _cell_text(r.error or "–")] for r in bad.itertuples()],
+                         ["tuner", "budget", "seed", "run_id", "stopped by", "error"]), ""]
+    if not bad_trials.empty:
+        lines += [f"{len(bad_trials)} failed trial(s):", "",
+                  _table([[r.tuner, r.budget, _plain(r.seed), r.run_id, r.trial_id, r.status, _cell_text(r.error or "–")] for r in bad_trials.itertuples()],
+                         ["tuner", "budget", "seed", "run_id", "trial", "status", "error"]), ""]
+    if not superseded.empty:
+        lines += [f"{len(superseded)} run(s) superseded by a later run of the same tuner, budget and seed (left out of every number):", "",
+                  _table([[r.tuner, r.budget, _plain(r.seed), r.run_id, r.stopped_by, _cell_text(r.error or "–")] for r in superseded.itertuples()],
+                         ["tuner", "budget", "seed", "run_id", "stopped by", "error"]), ""]
+    return lines
+
+
+HOW_TO_READ = (
+    "## How to read this\n\n"
+    "Each tuner searched under the stated budget on the same data and seeds as the hand-picked baseline, then its best "
+    "hyperparameters were retrained from scratch and the test set was evaluated once. A tuner helps if Δ vs baseline is "
+    "positive and its 95% interval excludes 0; with few seeds a wide interval that includes 0 means *not shown*, not *no "
+    "effect*. Read accuracy together with the cost table and the time to reach the baseline: a small gain that costs many "
+    "times the baseline's wall time may not be worth it. All numbers are computed from the stored rows in runs.csv and trials.csv.\n"
+)
+
+
+def render(runs: pd.DataFrame, trials: pd.DataFrame, figures: list[tuple[str, str]] = (), generated_at: str | None = None,
+           notes: list[str] = ()) -> str:
+    """The report as markdown; pure: the same rows (and generated_at) give the same text."""
+    runs = runs.copy()
+    if "failed" not in runs.columns:
+        runs["failed"] = failed_mask(runs)
+    order = runs.sort_values(["started_at", "run_id"], kind="stable")
+    superseded = order[order.duplicated(["tuner", "budget", "seed"], keep="last")]
+    runs = runs[~runs["run_id"].isin(superseded["run_id"])]
+    known = trials[trials["run_id"].isin(runs["run_id"])]
+    generated_at = generated_at or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = _header(runs, known, generated_at) + [""]
+    lines += [f"> {note}" for note in notes]
+    if len(known) < len(trials):
+        lines += [f"> {len(trials) - len(known)} trial row(s) belong to no counted run (a run still in progress, or superseded) and are left out.", ""]
+    lines += _accuracy(runs) + _cost(runs) + _time_to_baseline(runs, known, baseline_target(runs)) + _ranking(runs)
+    if figures:
+        lines += ["## Plots", ""] + [f"![{title}]({name})\n" for title, name in figures]
+    lines += _hyperparameters(runs) + _failures(runs, known, superseded) + [HOW_TO_READ]
+    return "\n".join(lines)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() keeps the umask's permissions, unlike mkstemp
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(results_dir: Path, out: Path | None = None) -> Path:
+    """Read results_dir, write the markdown report (default results_dir/report.md) and its PNGs beside it; return its path."""
+    results_dir = Path(results_dir)
+    out = Path(out) if out is not None else results_dir / "report.md"
+    runs, trials = load(results_dir)
+    figures = plots.write_all(runs, trials, baseline_target(runs), out.parent, out.stem)
+    _write_text_atomic(out, render(runs, trials, figures))
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results_dir", type=Path, help="a results directory holding runs.csv and trials.csv, e.g. results/quick")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="markdown file to write (default: RESULTS_DIR/report.md); PNGs go beside it")
+
+
+def command(args: argparse.Namespace) -> int:
+    path = write_report(args.results_dir, args.out)
+    print(path)
+    return 0
