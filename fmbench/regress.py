@@ -241,7 +241,9 @@ def check_comparable(runs: pd.DataFrame, reference: dict) -> list[str]:
         diffs = [f"{name} {current[key][name]!r} (reference {reference[key].get(name)!r})"
                  for name in current[key] if str(reference[key].get(name)) != current[key][name]]
         if diffs:
-            warnings.append(f"{label} differ from the reference: {'; '.join(diffs)}; accuracy may move for reasons other than this change")
+            timed = [b for b in current["budgets"] if "time" in b] if key == "machine" else []
+            also = f"; time budgets ({', '.join(timed)}) buy a different amount of search there" if timed else ""
+            warnings.append(f"{label} differ from the reference: {'; '.join(diffs)}; accuracy may move for reasons other than this change{also}")
     return warnings
 
 

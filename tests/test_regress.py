@@ -255,6 +255,16 @@ def test_machine_or_library_change_is_a_warning_not_an_error(setup, capsys, monk
     warnings = [line for line in out.splitlines() if line.startswith("::warning")]
     assert len(warnings) == 2 and "::error" not in out
     assert out.index("> **warning:**") < out.index("| cell")
+    assert "time budgets" not in out  # BASE has trial budgets only
+
+
+def test_machine_change_warns_that_time_budgets_bought_other_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    cells = {("baseline", "none"): BASE[("baseline", "none")], ("random", "time6s"): BASE[("random", "trials6")]}
+    reference = tmp_path / "ref.json"
+    check(write_runs(_dir(tmp_path / "a"), cells), reference, "--update-reference")
+    assert check(write_runs(_dir(tmp_path / "b"), cells, cpu_model="Intel Xeon 8370C"), reference) == 0
+    assert "time budgets (time6s) buy a different amount of search there" in capsys.readouterr().out
 
 
 def test_update_reference_writes_a_valid_reference_that_checks_clean(tmp_path, capsys, monkeypatch):
