@@ -1,0 +1,406 @@
+"""The report from the hand-made golden results: numbers checked against numpy/scipy directly, errors, stability."""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from fmbench import report, stats
+from fmbench.results import ResultsError
+
+GOLDEN = Path(__file__).parent / "golden"
+FIXED = "2025-01-01T00:00:00Z"
+
+
+@pytest.fixture
+def golden(tmp_path: Path) -> Path:
+    directory = tmp_path / "golden"
+    directory.mkdir()
+    for name in ("runs.csv", "trials.csv"):
+        shutil.copy(GOLDEN / name, directory / name)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def markdown() -> str:
+    runs, trials = report.load(GOLDEN)
+    return report.render(runs, trials, generated_at=FIXED)
+
+
+def raw_runs() -> pd.DataFrame:
+    return pd.read_csv(GOLDEN / "runs.csv")
+
+
+def section(md: str, heading: str) -> str:
+    start = md.index(f"## {heading}")
+    end = md.find("\n## ", start + 3)
+    return md[start: end if end >= 0 else len(md)]
+
+
+def table(md: str, heading: str) -> list[dict[str, str]]:
+    """The first github table under a heading, as dicts of stripped cell text."""
+    lines = [line for line in section(md, heading).splitlines() if line.startswith("|")]
+    split = lambda line: [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]  # noqa: E731
+    headers = split(lines[0])
+    rows = []
+    for line in lines[2:]:
+        if set(line) <= set("|- "):
+            break
+        rows.append(dict(zip(headers, split(line))))
+    return rows
+
+
+def row(rows: list[dict], **match) -> dict:
+    found = [r for r in rows if all(r[k] == v for k, v in match.items())]
+    assert len(found) == 1, (match, rows)
+    return found[0]
+
+
+def numbers(text: str) -> list[float]:
+    return [float(x) for x in re.findall(r"[-+]?\d+\.\d+|[-+]?\d+", text)]
+
+
+def close(text: str, expected: float, digits: int) -> None:
+    """The printed number equals expected to the printed precision."""
+    (value,) = numbers(text) if not isinstance(text, float) else [text]
+    assert abs(value - expected) <= 0.5 * 10 ** -digits + 1e-12, (text, expected)
+
+
+def accuracies(tuner: str) -> dict[int, float]:
+    runs = raw_runs()
+    ok = runs[(runs.tuner == tuner) & runs.test_accuracy.notna()]
+    return dict(zip(ok.seed, ok.test_accuracy))
+
+
+@pytest.mark.parametrize("tuner", ["baseline", "random", "hyperband"])
+def test_mean_std_and_t_interval_match_scipy(markdown, tuner):
+    values = np.array(list(accuracies(tuner).values()))
+    n = len(values)
+    mean, std = values.mean(), values.std(ddof=1)
+    low, high = sps.t.interval(0.95, n - 1, loc=mean, scale=std / np.sqrt(n))
+    r = row(table(markdown, "Test accuracy"), tuner=tuner)
+    shown_mean, shown_std = numbers(r["test acc mean ± std"])
+    close(shown_mean, mean, 4)
+    close(shown_std, std, 4)
+    shown_low, shown_high = numbers(r["95% CI"])
+    close(shown_low, low, 4)
+    close(shown_high, high, 4)
+
+
+@pytest.mark.parametrize("tuner", ["random", "hyperband"])
+def test_paired_difference_and_p_value_match_scipy(markdown, tuner):
+    current, base = accuracies(tuner), accuracies("baseline")
+    seeds = sorted(set(current) & set(base))
+    a, b = np.array([current[s] for s in seeds]), np.array([base[s] for s in seeds])
+    diff = a - b
+    n = len(diff)
+    low, high = sps.t.interval(0.95, n - 1, loc=diff.mean(), scale=diff.std(ddof=1) / np.sqrt(n))
+    r = row(table(markdown, "Test accuracy"), tuner=tuner)
+    close(r["Δ vs baseline"].split()[0], diff.mean(), 4)
+    assert f"(n={n})" in r["Δ vs baseline"]
+    shown_low, shown_high = numbers(r["Δ 95% CI"])
+    close(shown_low, low, 4)
+    close(shown_high, high, 4)
+    p = sps.ttest_rel(a, b).pvalue
+    assert float(r["p"]) == pytest.approx(p, rel=5e-3)
+
+
+def test_detectable_difference_has_80_percent_power_by_simulation(markdown):
+    current, base = accuracies("random"), accuracies("baseline")
+    diff = np.array([current[s] - base[s] for s in sorted(current)])
+    sd = diff.std(ddof=1)
+    effect = float(row(table(markdown, "Test accuracy"), tuner="random")["detectable Δ"])
+    rng = np.random.default_rng(0)
+    samples = rng.normal(effect, sd, size=(40000, len(diff)))
+    t = samples.mean(axis=1) / (samples.std(axis=1, ddof=1) / np.sqrt(len(diff)))
+    power = np.mean(np.abs(t) > sps.t.ppf(0.975, len(diff) - 1))
+    assert power == pytest.approx(0.8, abs=0.015)
+
+
+def test_best_validation_mean_excludes_the_failed_run(markdown):
+    runs = raw_runs()
+    expected = runs[(runs.tuner == "hyperband") & runs.error.isna()].best_val_accuracy.mean()
+    close(row(table(markdown, "Test accuracy"), tuner="hyperband")["best val acc mean"], expected, 4)
+
+
+def test_time_and_epochs_to_baseline_from_trials(markdown):
+    runs = raw_runs()
+    target = runs[runs.tuner == "baseline"].best_val_accuracy.mean()
+    assert f"Target: {target:.4f}" in markdown
+    rows = table(markdown, "Time and epochs")
+    # By hand from tests/golden/make_golden.py: random seed 1 reaches it at trial 01 (10.5 + 11 s, 4 epochs),
+    # seed 3 at trial 00 (12 s, 2 epochs; rows stored out of start order), seed 2 never (0.8520 < target).
+    random = row(rows, tuner="random")
+    assert random["seeds reached"] == "2 / 3"
+    close(random["median search s"], np.median([21.5, 12.0]), 1)
+    close(random["median epochs"], np.median([4, 2]), 1)
+    # Hyperband seed 1 at trial 02 (10.3 + 10 s, 1+1+2 epochs), seed 2 at trial 00 (5 s, 1 epoch), failed seed 3 never.
+    hyperband = row(rows, tuner="hyperband")
+    assert hyperband["seeds reached"] == "2 / 3"
+    close(hyperband["median search s"], np.median([20.3, 5.0]), 1)
+    close(hyperband["median epochs"], np.median([4, 1]), 1)
+
+
+def test_not_reached_when_no_trial_gets_there(golden):
+    runs, trials = report.load(golden)
+    trials["val_accuracy"] = trials["val_accuracy"] - 0.1
+    md = report.render(runs, trials, generated_at=FIXED)
+    assert row(table(md, "Time and epochs"), tuner="random")["median search s"] == "not reached"
+
+
+def test_ranking_matches_ranks_computed_per_seed(markdown):
+    runs = raw_runs()
+    ok = runs[runs.test_accuracy.notna()]
+    ranks: dict[str, list[float]] = {}
+    wins: dict[str, int] = {}
+    for _, group in ok.groupby("seed"):
+        r = sps.rankdata(-group.test_accuracy.to_numpy())
+        for tuner, rank in zip(group.tuner, r):
+            ranks.setdefault(tuner, []).append(rank)
+            wins[tuner] = wins.get(tuner, 0) + int(rank == 1)
+    shown = table(markdown, "Ranking")
+    for tuner in ("baseline", "random", "hyperband"):
+        r = row(shown, tuner=tuner)
+        close(r["mean rank"], np.mean(ranks[tuner]), 2)
+        assert int(r["wins"]) == wins[tuner]
+        assert int(r["seeds ranked"]) == len(ranks[tuner])
+    assert [r["tuner"] for r in shown] == ["baseline", "random", "hyperband"]
+
+
+def test_failed_run_and_trial_are_shown_and_counted(markdown):
+    failed = section(markdown, "⚠ Failed runs and trials")
+    assert "ResourceExhaustedError: OOM when allocating tensor with shape [128,512]" in failed
+    assert "ValueError: units must be positive" in failed
+    assert "hyperband-trials3-seed3" in failed
+    accuracy = table(markdown, "Test accuracy")
+    assert row(accuracy, tuner="hyperband")["seeds ok / total"] == "2 / 3"
+    assert row(accuracy, tuner="random")["seeds ok / total"] == "3 / 3"
+    assert "left out" in section(markdown, "Test accuracy")
+    cost = table(markdown, "Cost")
+    assert row(cost, tuner="hyperband")["stopped by"] == "error×1, trials×2"
+    assert row(cost, tuner="random")["trials completed (failed)"].endswith("(1)")
+    assert "(failed run)" in row(table(markdown, "Best hyperparameters"), tuner="hyperband", seed="3")["hyperparameters"]
+
+
+def test_cost_table_means_and_gpu(markdown):
+    runs = raw_runs()
+    cost = table(markdown, "Cost")
+    ok = runs[(runs.tuner == "random")]
+    shown = numbers(row(cost, tuner="random")["wall s: search / retrain / evaluate"])
+    for value, column in zip(shown, ("search_seconds", "retrain_seconds", "evaluate_seconds")):
+        close(value, ok[column].mean(), 1)
+    assert row(cost, tuner="baseline")["GPU util % mean / max"] == "no GPU"
+    hb = runs[(runs.tuner == "hyperband") & runs.error.isna()]
+    mean, peak = numbers(row(cost, tuner="hyperband")["GPU util % mean / max"])
+    close(mean, hb.gpu_util_mean.mean(), 0)
+    close(peak, hb.gpu_util_max.max(), 0)
+    close(row(cost, tuner="hyperband")["GPU mem peak MB"], hb.gpu_mem_peak_mb.max(), 0)
+
+
+def test_header_lists_every_commit_and_machine(markdown):
+    header = markdown.split("## ")[0]
+    for text in ("golden", "trials3", "1000 / 200 / 500", "Seeds: 1, 2, 3", "abc123def456", "fedcba987654",
+                 "NVIDIA H100 80GB HBM3", "GPU: no GPU", "keras-tuner 1.4.8", "tensorflow 2.21.0", "batch size: 128"):
+        assert text in header, text
+
+
+def test_hyperparameters_drop_tuner_keys(markdown):
+    rows = table(markdown, "Best hyperparameters")
+    hb = row(rows, tuner="hyperband", seed="1")["hyperparameters"]
+    assert hb == "dropout=0.2, units=256"
+    assert "tuner/" not in section(markdown, "Best hyperparameters")
+    assert row(rows, tuner="random", seed="3")["hyperparameters"] == "dropout=0.0, learning_rate=0.0005, units=512"
+
+
+def test_superseded_duplicate_is_listed_not_counted(golden):
+    runs = pd.read_csv(golden / "runs.csv")
+    old = runs[runs.cell == "random-trials3-seed1"].copy()
+    old["run_id"], old["started_at"], old["test_accuracy"] = "old-run", "2024-12-31T00:00:00+00:00", 0.1
+    pd.concat([old, runs]).to_csv(golden / "runs.csv", index=False)
+    md = report.render(*report.load(golden), generated_at=FIXED)
+    assert "old-run" in section(md, "⚠ Failed runs and trials")
+    assert row(table(md, "Test accuracy"), tuner="random")["seeds ok / total"] == "3 / 3"
+    close(numbers(row(table(md, "Test accuracy"), tuner="random")["test acc mean ± std"])[0],
+          np.mean(list(accuracies("random").values())), 4)
+
+
+# ---------------------------------------------------------------- stability and files
+
+def test_rebuild_differs_only_in_timestamp_and_pngs_are_stable(golden):
+    out = golden / "report.md"
+    assert report.write_report(golden) == out
+    first, pngs = out.read_text(), {p.name: p.read_bytes() for p in golden.glob("*.png")}
+    assert report.write_report(golden) == out
+    second = out.read_text()
+    a, b = first.splitlines(), second.splitlines()
+    assert len(a) == len(b)
+    differing = [(x, y) for x, y in zip(a, b) if x != y]
+    assert all(x.startswith(report.TIMESTAMP_PREFIX) for x, _ in differing)
+    strip = lambda text: [line for line in text.splitlines() if not line.startswith(report.TIMESTAMP_PREFIX)]  # noqa: E731
+    assert strip(first) == strip(second)
+    assert sum(line.startswith(report.TIMESTAMP_PREFIX) for line in a) == 1
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", first)
+    assert len(links) == 3 and sorted(links) == sorted(pngs)
+    for link in links:
+        assert not Path(link).is_absolute()
+        assert (golden / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (golden / link).read_bytes() == pngs[link], f"{link} changed between rebuilds"
+
+
+def test_render_is_pure(golden):
+    runs, trials = report.load(golden)
+    assert report.render(runs, trials, generated_at=FIXED) == report.render(runs, trials, generated_at=FIXED)
+    other = report.render(runs, trials, generated_at="2030-01-01T00:00:00Z").splitlines()
+    differing = [x for x, y in zip(report.render(runs, trials, generated_at=FIXED).splitlines(), other) if x != y]
+    assert len(differing) == 1 and differing[0].startswith(report.TIMESTAMP_PREFIX)
+
+
+def test_out_elsewhere_puts_pngs_beside_it(golden, tmp_path):
+    out = tmp_path / "elsewhere" / "summary.md"
+    assert report.write_report(golden, out) == out
+    text = out.read_text()
+    for name in ("summary-val-vs-seconds.png", "summary-val-vs-epochs.png", "summary-test-accuracy.png"):
+        assert f"]({name})" in text
+        assert (out.parent / name).is_file()
+    assert not (golden / "report.md").exists()
+
+
+def test_command_prints_the_path_and_defaults_out(golden, capsys):
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
+    args = parser.parse_args([str(golden)])
+    assert report.command(args) == 0
+    assert capsys.readouterr().out.strip() == str(golden / "report.md")
+    assert (golden / "report.md").is_file()
+    args = parser.parse_args([str(golden), "--out", str(golden / "x.md")])
+    assert report.command(args) == 0 and (golden / "x.md").is_file()
+
+
+def test_only_baselines_without_trials_file(golden):
+    runs = pd.read_csv(golden / "runs.csv")
+    runs[runs.tuner == "baseline"].to_csv(golden / "runs.csv", index=False)
+    (golden / "trials.csv").unlink()
+    md = report.render(*report.load(golden), generated_at=FIXED)
+    assert row(table(md, "Test accuracy"), tuner="baseline")["seeds ok / total"] == "3 / 3"
+
+
+# ---------------------------------------------------------------- bad input
+
+def _edit_runs(directory: Path, line: int, column: str, value) -> None:
+    runs = pd.read_csv(directory / "runs.csv", dtype=str, keep_default_na=False)
+    runs.loc[line - 2, column] = value
+    runs.to_csv(directory / "runs.csv", index=False)
+
+
+def _assert_one_line(excinfo, path: Path, *words: str) -> None:
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert str(path) in message
+    for word in words:
+        assert word in message, message
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(ResultsError) as excinfo:
+        report.write_report(tmp_path / "nothing")
+    _assert_one_line(excinfo, tmp_path / "nothing" / "runs.csv", "no such")
+
+
+def test_empty_runs_file(golden):
+    (golden / "runs.csv").write_text("")
+    with pytest.raises(ResultsError) as excinfo:
+        report.write_report(golden)
+    _assert_one_line(excinfo, golden / "runs.csv", "empty")
+    assert not (golden / "report.md").exists()
+
+
+def test_header_only_runs_file(golden):
+    (golden / "runs.csv").write_text((GOLDEN / "runs.csv").read_text().splitlines()[0] + "\n")
+    with pytest.raises(ResultsError) as excinfo:
+        report.write_report(golden)
+    _assert_one_line(excinfo, golden / "runs.csv", "no runs")
+
+
+def test_missing_column(golden):
+    pd.read_csv(golden / "runs.csv").drop(columns=["test_accuracy"]).to_csv(golden / "runs.csv", index=False)
+    with pytest.raises(ResultsError) as excinfo:
+        report.write_report(golden)
+    _assert_one_line(excinfo, golden / "runs.csv", "test_accuracy")
+
+
+def test_non_numeric_accuracy(golden):
+    _edit_runs(golden, 3, "test_accuracy", "0.85x")
+    with pytest.raises(ResultsError) as excinfo:
+        report.write_report(golden)
+    _assert_one_line(excinfo, golden / "runs.csv", "line 3", "test_accuracy", "0.85x")
+
+
+def test_missing_accuracy_on_a_run_that_did_not_fail(golden):
+    _edit_runs(golden, 5, "test_accuracy", "")
+    with pytest.raises(ResultsError) as excinfo:
+        report.write_report(golden)
+    _assert_one_line(excinfo, golden / "runs.csv", "line 5", "test_accuracy", "empty")
+
+
+def test_bad_hyperparameter_json(golden):
+    _edit_runs(golden, 2, "best_hyperparameters", "{units: 128")
+    with pytest.raises(ResultsError) as excinfo:
+        report.write_report(golden)
+    _assert_one_line(excinfo, golden / "runs.csv", "best_hyperparameters")
+
+
+def test_trials_file_missing_while_runs_have_trials(golden):
+    (golden / "trials.csv").unlink()
+    with pytest.raises(ResultsError) as excinfo:
+        report.write_report(golden)
+    _assert_one_line(excinfo, golden / "trials.csv", "no such")
+
+
+def test_malformed_trial_row(golden):
+    trials = pd.read_csv(golden / "trials.csv", dtype=str, keep_default_na=False)
+    trials.loc[0, "started_seconds"] = "soon"
+    trials.to_csv(golden / "trials.csv", index=False)
+    with pytest.raises(ResultsError) as excinfo:
+        report.write_report(golden)
+    _assert_one_line(excinfo, golden / "trials.csv", "started_seconds", "soon")
+
+
+def test_completed_trial_without_accuracy(golden):
+    trials = pd.read_csv(golden / "trials.csv", dtype=str, keep_default_na=False)
+    trials.loc[0, "val_accuracy"] = ""
+    trials.to_csv(golden / "trials.csv", index=False)
+    with pytest.raises(ResultsError) as excinfo:
+        report.write_report(golden)
+    _assert_one_line(excinfo, golden / "trials.csv", "val_accuracy")
+
+
+# ---------------------------------------------------------------- the stats helpers behind the report
+
+def test_reach_target_orders_by_start_and_counts_epochs():
+    assert stats.reach_target([10, 0, 5], [4, 3, 2], [3, 1, 2], [0.9, 0.5, float("nan")], 0.8) == (14, 6)
+    assert stats.reach_target([0, 1], [1, 1], [1, 1], [0.1, None], 0.8) is None
+
+
+def test_best_so_far_is_a_running_max_step_function():
+    out = stats.best_so_far([3, 1, 2], [0.5, 0.7, None], [0, 1, 2.5, 3, 9])
+    assert np.isnan(out[0])
+    assert list(out[1:]) == [0.7, 0.7, 0.7, 0.7]
+
+
+def test_rank_descending_shares_ties():
+    assert stats.rank_descending({"a": 0.9, "b": 0.8, "c": 0.9}) == {"a": 1.5, "b": 3.0, "c": 1.5}
+
+
+def test_golden_files_are_in_the_real_schema():
+    from fmbench.results import RUN_COLUMNS, TRIAL_COLUMNS
+    assert list(pd.read_csv(GOLDEN / "runs.csv").columns) == RUN_COLUMNS
+    assert list(pd.read_csv(GOLDEN / "trials.csv").columns) == TRIAL_COLUMNS
+    hps = [json.loads(text) for text in pd.read_csv(GOLDEN / "runs.csv").best_hyperparameters]
+    assert any(any(k.startswith("tuner/") for k in h) for h in hps)
