@@ -9,11 +9,11 @@ PROFILES = {
         Profile(
             name="smoke",
             description="CI: a few thousand images, tiny budgets, 2 seeds; minutes on 2 CPU cores",
-            sizes=DataSizes(train=2000, val=1000, test=2000),
+            sizes=DataSizes(train=1500, val=500, test=1000),
             epochs=2,
             batch_size=128,
             seeds=(1, 2),
-            budgets=(Budget(max_trials=3), Budget(max_seconds=6)),
+            budgets=(Budget(max_trials=3), Budget(max_seconds=5)),
         ),
         Profile(
             name="quick",

@@ -117,6 +117,7 @@ def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
             frame.to_csv(handle, index=False)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -147,7 +148,8 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     if not path.is_file():
         raise ResultsError(f"{path}: no such results file; run `python -m fmbench run` or the benchmark suite first")
     try:
-        frame = pd.read_csv(path, keep_default_na=True)
+        # Ids stay text: trial '0001' must not come back as the number 1.
+        frame = pd.read_csv(path, dtype={"run_id": str, "trial_id": str, "cell": str})
     except pd.errors.EmptyDataError:
         raise ResultsError(f"{path}: the file is empty; delete it and rerun the benchmark") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -156,6 +158,12 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     if missing:
         raise ResultsError(f"{path}: missing columns {', '.join(missing[:5])}; it was not written by this fmbench version, rerun the benchmark")
     return frame
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_runs(directory: Path) -> pd.DataFrame:

@@ -116,12 +116,14 @@ class Profile:
             profile=self.name,
         )
 
-    def expand(self) -> list[RunSpec]:
-        """Every cell: baselines first (one per seed), then tuner x budget x seed."""
-        specs = [self.spec(BASELINE, seed) for seed in self.seeds]
-        for tuner in self.tuners:
+    def expand(self, tuners: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None) -> list[RunSpec]:
+        """Every cell (or those of the given tuners and seeds): baselines first, then tuner x budget x seed."""
+        tuners = self.tuners if tuners is None else tuners
+        seeds = self.seeds if seeds is None else seeds
+        specs = [self.spec(BASELINE, seed) for seed in seeds]
+        for tuner in tuners:
             for budget in self.budgets:
-                specs.extend(self.spec(tuner, seed, budget) for seed in self.seeds)
+                specs.extend(self.spec(tuner, seed, budget) for seed in seeds)
         return specs
 
 

@@ -1,11 +1,14 @@
 """One-screen terminal summaries of finished runs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import pandas as pd
 from tabulate import tabulate
 
-from fmbench.spec import RunResult
+from fmbench.spec import BASELINE, RunResult
+from fmbench.stats import mean_interval, paired_difference
 
 
 def run_summary(result: RunResult) -> str:
@@ -33,3 +36,55 @@ def run_summary(result: RunResult) -> str:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
+
+
+def extra_info(result: RunResult) -> dict:
+    """The figures a pytest-benchmark JSON should carry beside the time (it compares only the time)."""
+    info = {
+        "cell": result.spec.cell,
+        "test_accuracy": result.test_accuracy,
+        "best_val_accuracy": result.best_val_accuracy,
+        "trials_completed": result.trials_completed,
+        "trials_failed": result.trials_failed,
+        "search_epochs": result.search_epochs,
+        "retrain_epochs": result.retrain_epochs,
+        "stopped_by": result.stopped_by,
+        "time_overrun_seconds": result.time_overrun_seconds,
+        "search_seconds": round(result.search_seconds, 3),
+        "retrain_seconds": round(result.retrain_seconds, 3),
+        "evaluate_seconds": round(result.evaluate_seconds, 3),
+        "best_hyperparameters": result.best_hyperparameters,
+        "error": result.error,
+    }
+    info.update({k: v for k, v in dataclasses.asdict(result.telemetry).items() if v is not None})
+    if result.telemetry.gpu_util_mean is None:
+        info["gpu"] = "no GPU"
+    return info
+
+
+def comparison_table(runs: pd.DataFrame) -> str:
+    """Per tuner and budget: test accuracy over seeds, paired difference to the baseline, and cost."""
+    baseline = runs[runs.tuner == BASELINE].dropna(subset=["test_accuracy"]).set_index("seed")["test_accuracy"].to_dict()
+    rows = []
+    for (tuner, budget), group in runs.groupby(["tuner", "budget"], sort=False):
+        ok = group.dropna(subset=["test_accuracy"])
+        accuracy = "all failed"
+        diff = ""
+        if len(ok):
+            interval = mean_interval(ok.test_accuracy)
+            accuracy = f"{interval.mean:.4f} ± {interval.std:.4f}"
+            if tuner != BASELINE and baseline and set(ok.seed) & set(baseline):
+                paired = paired_difference(ok.set_index("seed").test_accuracy.to_dict(), baseline)
+                diff = f"{paired.interval.mean:+.4f}"
+        rows.append({
+            "tuner": tuner,
+            "budget": budget,
+            "seeds": f"{len(ok)}/{len(group)}",
+            "test acc (mean ± std)": accuracy,
+            "vs baseline": diff,
+            "wall s": f"{group.wall_seconds.mean():.1f}",
+            "trials": f"{group.trials_completed.mean():.1f}",
+            "epochs": f"{(group.search_epochs + group.retrain_epochs).mean():.1f}",
+            "stopped by": ", ".join(f"{k}×{v}" for k, v in group.stopped_by.value_counts().items()),
+        })
+    return tabulate(rows, headers="keys", tablefmt="simple")

@@ -1,0 +1,25 @@
+"""The benchmark matrix: one cell per tuner x budget x seed, and the baseline per seed.
+
+Each cell is one real run; pytest-benchmark times it once (a search must not be calibrated and
+repeated) and its quality and cost figures go into extra_info, so saved benchmark JSON carries them.
+"""
+from __future__ import annotations
+
+from fmbench import results, summary, tuners
+
+
+def _run_cell(spec, benchmark, split, progress, out):
+    result = benchmark.pedantic(tuners.run, args=(spec, split), kwargs={"progress": progress}, rounds=1, iterations=1)
+    results.save_run(out, result)  # appended at once: an interrupted session keeps every finished cell
+    benchmark.extra_info.update(summary.extra_info(result))
+    assert result.test_accuracy is not None, f"{spec.cell} failed: {result.error}"
+    return result
+
+
+def test_baseline(baseline_spec, benchmark, fmbench_split, fmbench_progress, pytestconfig):
+    _run_cell(baseline_spec, benchmark, fmbench_split, fmbench_progress, pytestconfig.fmbench_out)
+
+
+def test_tuner(tuner_spec, benchmark, fmbench_split, fmbench_progress, pytestconfig):
+    result = _run_cell(tuner_spec, benchmark, fmbench_split, fmbench_progress, pytestconfig.fmbench_out)
+    assert result.trials_completed >= 1
