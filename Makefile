@@ -1,0 +1,33 @@
+# Two entry points: `make bench` (set up, run the benchmark on its default profile) and `make test`.
+# Fashion-MNIST comes from FMBENCH_DATA_DIR when set, else Keras downloads it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+
+.PHONY: setup bench test smoke-check clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+bench: setup
+	mkdir -p results/$(PROFILE)
+	$(PY) -m pytest benchmarks --benchmark-only --fmbench-profile $(PROFILE) \
+		--benchmark-json results/$(PROFILE)/benchmark.json -p no:cacheprovider
+
+test: setup
+	$(PY) -m pytest tests -q -p no:cacheprovider
+
+# CI gate: a fresh smoke run in a scratch folder, checked against the committed reference.
+SMOKE_OUT ?= $(shell mktemp -d)
+smoke-check: setup
+	$(PY) -m pytest benchmarks/test_matrix.py --benchmark-only --fmbench-profile smoke --fmbench-out $(SMOKE_OUT) -q -p no:cacheprovider
+	$(PY) -m fmbench check $(SMOKE_OUT) --reference results/reference/smoke.json
+
+clean:
+	rm -rf $(VENV) .benchmarks
