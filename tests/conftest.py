@@ -1,0 +1,31 @@
+"""Shared fixtures: the shipped real Fashion-MNIST subset, as a path and as a small loaded split."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Before any test imports TensorFlow: keep its C++ start-up chatter out of the test output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SUBSET_DIR = Path(__file__).parent / "data" / "fashion-mnist-subset"
+
+# Tiny training sizes for tests that must train (never a full model): 300 train / 100 val / 100 test images.
+TINY_TRAIN, TINY_VAL, TINY_TEST = 300, 100, 100
+
+
+@pytest.fixture(scope="session")
+def subset_dir() -> Path:
+    """The shipped subset (1500 train + 300 validation + 400 test images, real Fashion-MNIST)."""
+    assert SUBSET_DIR.is_dir(), f"{SUBSET_DIR} is missing: the shipped test subset is part of the repository"
+    return SUBSET_DIR
+
+
+@pytest.fixture(scope="session")
+def subset_split(subset_dir: Path):
+    """The subset loaded through fmbench.data.load with tiny sizes (300/100/100): for tests that train."""
+    from fmbench import data
+    from fmbench.spec import DataSizes
+
+    return data.load(subset_dir, DataSizes(train=TINY_TRAIN, val=TINY_VAL, test=TINY_TEST))

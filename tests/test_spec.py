@@ -1,0 +1,187 @@
+"""fmbench.spec and fmbench.profiles: the contract's validation, labels, cell ids and profile expansion (no TF)."""
+from __future__ import annotations
+
+import pytest
+
+from fmbench import profiles
+from fmbench.spec import BASELINE, TUNER_NAMES, Budget, DataSizes, Profile, RunSpec, SpecError
+
+
+def _one_line(excinfo: pytest.ExceptionInfo) -> str:
+    message = str(excinfo.value)
+    assert message and "\n" not in message, repr(message)
+    return message
+
+
+# --- Budget --------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("max_trials", [0, -1, -10, 2.5, "3", True, False])
+def test_budget_rejects_bad_trial_counts(max_trials) -> None:
+    with pytest.raises(SpecError) as excinfo:
+        Budget(max_trials=max_trials)
+    message = _one_line(excinfo)
+    assert "max_trials" in message and ">= 1" in message
+    assert repr(max_trials) in message  # says what it got
+
+
+@pytest.mark.parametrize("max_seconds", [0, 0.0, -1, -0.5, float("nan")])
+def test_budget_rejects_non_positive_seconds(max_seconds) -> None:
+    with pytest.raises(SpecError) as excinfo:
+        Budget(max_seconds=max_seconds)
+    message = _one_line(excinfo)
+    assert "max_seconds" in message and "> 0" in message
+
+
+@pytest.mark.parametrize(
+    "budget, label",
+    [
+        (Budget(max_trials=6), "trials6"),
+        (Budget(max_seconds=30), "time30s"),
+        (Budget(max_seconds=2.5), "time2.5s"),
+        (Budget(max_trials=6, max_seconds=30), "trials6-time30s"),
+        (Budget(), "none"),
+    ],
+)
+def test_budget_labels(budget: Budget, label: str) -> None:
+    assert budget.label == label
+
+
+def test_budget_is_empty_only_without_limits() -> None:
+    assert Budget().is_empty
+    assert not Budget(max_trials=1).is_empty
+    assert not Budget(max_seconds=1).is_empty
+
+
+# --- RunSpec -------------------------------------------------------------------------------------------------------
+
+def test_runspec_unknown_tuner_names_the_choices() -> None:
+    with pytest.raises(SpecError) as excinfo:
+        RunSpec(tuner="grid", seed=1, budget=Budget(max_trials=2))
+    message = _one_line(excinfo)
+    assert "'grid'" in message
+    for name in (*TUNER_NAMES, BASELINE):
+        assert name in message, f"the fix (the valid names) is missing: {message}"
+
+
+@pytest.mark.parametrize("seed", [0, -1, True, 1.5])
+def test_runspec_rejects_seeds_keras_tuner_would_randomise(seed) -> None:
+    with pytest.raises(SpecError) as excinfo:
+        RunSpec(tuner="random", seed=seed, budget=Budget(max_trials=2))
+    message = _one_line(excinfo)
+    assert "seed" in message and ">= 1" in message
+
+
+@pytest.mark.parametrize("tuner", TUNER_NAMES)
+def test_runspec_tuner_without_budget_is_an_error_naming_the_flags(tuner: str) -> None:
+    with pytest.raises(SpecError) as excinfo:
+        RunSpec(tuner=tuner, seed=1)
+    message = _one_line(excinfo)
+    assert tuner in message and "--max-trials" in message and "--max-seconds" in message
+
+
+def test_runspec_baseline_needs_no_budget() -> None:
+    spec = RunSpec(tuner=BASELINE, seed=3)
+    assert spec.budget.is_empty
+    assert spec.cell == "baseline-seed3"
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("epochs", -1)])
+def test_runspec_rejects_non_positive_training_settings(field: str, value: int) -> None:
+    with pytest.raises(SpecError) as excinfo:
+        RunSpec(tuner="random", seed=1, budget=Budget(max_trials=1), **{field: value})
+    assert field in _one_line(excinfo)
+
+
+def test_datasizes_rejects_fewer_images_than_classes() -> None:
+    with pytest.raises(SpecError) as excinfo:
+        DataSizes(train=9)
+    assert "train=9" in _one_line(excinfo)
+    DataSizes(train=10, val=10, test=10)  # the smallest allowed
+
+
+@pytest.mark.parametrize(
+    "spec, cell",
+    [
+        (RunSpec(tuner="hyperband", seed=1, budget=Budget(max_trials=6)), "hyperband-trials6-seed1"),
+        (RunSpec(tuner="random", seed=2, budget=Budget(max_seconds=30)), "random-time30s-seed2"),
+        (RunSpec(tuner="bayesian", seed=5, budget=Budget(max_trials=3, max_seconds=9)), "bayesian-trials3-time9s-seed5"),
+        (RunSpec(tuner=BASELINE, seed=4), "baseline-seed4"),
+        # The baseline's cell never carries a budget, even when one is given.
+        (RunSpec(tuner=BASELINE, seed=4, budget=Budget(max_trials=6)), "baseline-seed4"),
+    ],
+)
+def test_cell_ids(spec: RunSpec, cell: str) -> None:
+    assert spec.cell == cell
+
+
+def test_specs_are_frozen() -> None:
+    spec = RunSpec(tuner="random", seed=1, budget=Budget(max_trials=2))
+    with pytest.raises(AttributeError):
+        spec.seed = 2  # type: ignore[misc]
+
+
+# --- Profile -------------------------------------------------------------------------------------------------------
+
+def _profile(**overrides) -> Profile:
+    settings = dict(
+        name="t", description="test", sizes=DataSizes(train=100, val=20, test=50), epochs=3, batch_size=32,
+        seeds=(1, 2), tuners=("random", "hyperband"), budgets=(Budget(max_trials=4), Budget(max_seconds=10)),
+    )
+    settings.update(overrides)
+    return Profile(**settings)
+
+
+def test_profile_expand_order_and_count() -> None:
+    specs = _profile().expand()
+    assert [s.cell for s in specs] == [
+        "baseline-seed1", "baseline-seed2",
+        "random-trials4-seed1", "random-trials4-seed2",
+        "random-time10s-seed1", "random-time10s-seed2",
+        "hyperband-trials4-seed1", "hyperband-trials4-seed2",
+        "hyperband-time10s-seed1", "hyperband-time10s-seed2",
+    ]
+    assert len({s.cell for s in specs}) == len(specs), "cell ids must be unique within a profile"
+
+
+def test_profile_specs_carry_the_profile_settings() -> None:
+    profile = _profile()
+    for spec in profile.expand():
+        assert (spec.profile, spec.sizes, spec.epochs, spec.batch_size) == ("t", profile.sizes, 3, 32)
+        if spec.tuner == BASELINE:
+            assert spec.budget.is_empty
+        else:
+            assert spec.budget in profile.budgets
+
+
+def test_profile_spec_drops_the_budget_for_the_baseline() -> None:
+    spec = _profile().spec(BASELINE, 1, Budget(max_trials=4))
+    assert spec.budget.is_empty and spec.cell == "baseline-seed1"
+
+
+@pytest.mark.parametrize("name", sorted(profiles.PROFILES))
+def test_shipped_profiles_expand_to_valid_specs(name: str) -> None:
+    profile = profiles.get_profile(name)
+    specs = profile.expand()
+    n_seeds, n_tuners, n_budgets = len(profile.seeds), len(profile.tuners), len(profile.budgets)
+    assert len(specs) == n_seeds * (1 + n_tuners * n_budgets)
+    assert all(seed >= 1 for seed in profile.seeds)
+    assert set(profile.tuners) == set(TUNER_NAMES)
+    assert all(spec.profile == name for spec in specs)
+
+
+def test_smoke_profile_count() -> None:
+    # 2 seeds x (1 baseline + 3 tuners x 2 budgets)
+    assert len(profiles.get_profile("smoke").expand()) == 14
+
+
+def test_default_profile_exists() -> None:
+    assert profiles.get_profile(profiles.DEFAULT_PROFILE).name == profiles.DEFAULT_PROFILE
+
+
+def test_get_profile_unknown_names_the_choices() -> None:
+    with pytest.raises(SpecError) as excinfo:
+        profiles.get_profile("huge")
+    message = _one_line(excinfo)
+    assert "'huge'" in message
+    for name in profiles.PROFILES:
+        assert name in message
