@@ -17,12 +17,12 @@ PROFILES = {
         ),
         Profile(
             name="quick",
-            description="a first real answer on a laptop CPU: 12k training images, 3 seeds",
-            sizes=DataSizes(train=12000, val=3000, test=10000),
-            epochs=5,
+            description="a first real answer on a laptop CPU: 6k training images, the whole test set, 3 seeds",
+            sizes=DataSizes(train=6000, val=2000, test=10000),
+            epochs=9,  # Hyperband brackets of 1, 3 and 9 epochs (factor 3)
             batch_size=128,
             seeds=(1, 2, 3),
-            budgets=(Budget(max_trials=8), Budget(max_seconds=40)),
+            budgets=(Budget(max_trials=6), Budget(max_seconds=30)),
         ),
         Profile(
             name="standard",
