@@ -65,9 +65,11 @@ def _run(args: argparse.Namespace) -> int:
     budget = Budget(max_trials=args.max_trials, max_seconds=args.max_seconds)
     spec = profile.spec(args.tuner, args.seed, budget)  # validates tuner, seed and budget before any import of TF
 
-    from fmbench import data, results, summary, tuners
+    from fmbench import data
 
-    split = data.load(data.resolve_data_dir(args.data_dir), spec.sizes)
+    split = data.load(data.resolve_data_dir(args.data_dir), spec.sizes)  # bad data fails here, before TF loads
+    from fmbench import results, summary, tuners
+
     print(f"fmbench run: {spec.cell} on {len(split.y_train)} train / {len(split.y_val)} val / {len(split.y_test)} test images, profile {profile.name}", flush=True)
     result = tuners.run(spec, split, progress=lambda line: print(line, flush=True))
     out = Path(args.out)

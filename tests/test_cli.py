@@ -139,9 +139,6 @@ def test_spec_errors_are_reported_before_importing_tensorflow(subset_dir: Path, 
     assert proc.stderr.count("\n") == 1 and "seed" in proc.stderr, proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG fmbench/cli.py _run: `from fmbench import data, results, summary, tuners` imports tuners (TensorFlow, "
-    "several seconds) before data.load validates --data-dir. Fix: import tuners/results/summary after data.load."))
 @pytest.mark.parametrize("which", ["missing", "corrupt"])
 def test_data_errors_are_reported_before_importing_tensorflow(which: str, corrupt_dir: Path, tmp_path: Path) -> None:
     directory = tmp_path / "no-such-dir" if which == "missing" else corrupt_dir
