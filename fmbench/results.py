@@ -29,12 +29,14 @@ RUN_COLUMNS = [
     "search_seconds", "retrain_seconds", "evaluate_seconds", "wall_seconds",
     "trials_completed", "trials_failed", "search_epochs", "retrain_epochs",
     "stopped_by", "time_overrun_seconds", "error",
-    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS,
+    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS, "workers",
 ]
 TRIAL_COLUMNS = [
     "run_id", "profile", "cell", "tuner", "budget", "seed", "trial_id", "hyperparameters", "status",
-    "val_accuracy", "epochs", "started_seconds", "seconds", "error", *TELEMETRY_COLUMNS,
+    "val_accuracy", "epochs", "started_seconds", "seconds", "error", *TELEMETRY_COLUMNS, "worker",
 ]
+# Columns added after results were first stored: older files lack them and read back with these values.
+LATER_COLUMNS = {"workers": 1, "worker": ""}
 
 
 class ResultsError(ValueError):
@@ -78,6 +80,7 @@ def run_row(result: RunResult, machine: dict) -> dict:
         "error": result.error,
         **dataclasses.asdict(result.telemetry),
         **machine,
+        "workers": result.workers,
     }
     return {column: row.get(column) for column in RUN_COLUMNS}
 
@@ -103,6 +106,7 @@ def trial_rows(result: RunResult) -> list[dict]:
             "seconds": round(trial.seconds, 3),
             "error": trial.error,
             **dataclasses.asdict(trial.telemetry),
+            "worker": trial.worker,
         }
         rows.append({column: row.get(column) for column in TRIAL_COLUMNS})
     return rows
@@ -154,6 +158,9 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
         raise ResultsError(f"{path}: the file is empty; delete it and rerun the benchmark") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); delete it and rerun") from None
+    for column, default in LATER_COLUMNS.items():
+        if column in columns and column not in frame.columns:
+            frame[column] = default
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise ResultsError(f"{path}: missing columns {', '.join(missing[:5])}; it was not written by this fmbench version, rerun the benchmark")

@@ -154,6 +154,7 @@ class TrialRecord:
     seconds: float
     error: str = ""
     telemetry: TelemetrySummary = TelemetrySummary()
+    worker: str = ""  # keras-tuner tuner_id of the process that ran it; "" in a single-process run
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ class RunResult:
     error: str = ""
     trials: tuple[TrialRecord, ...] = ()
     telemetry: TelemetrySummary = TelemetrySummary()
+    workers: int = 1  # processes that ran trials (fmbench.distributed); 1 for the single-process search
 
     @property
     def wall_seconds(self) -> float:
