@@ -122,9 +122,10 @@ def test_save_run_without_trials_writes_the_run_row(tmp_path: Path, monkeypatch:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG fmbench/results.py append_rows: existing rows are re-read with pandas type inference and rewritten, "
-    "so trial_id '0000' becomes '0' and a commit like '1234e5678901' becomes 'inf'. "
-    "Fix: read the existing table with dtype=str, keep_default_na=False before concatenating."))
+    "BUG fmbench/results.py append_rows/read_table: existing rows are re-read with pandas type inference and "
+    "rewritten; ids are read as text now, but a commit like '1234e5678901' becomes 'inf' (and '012345678901' loses "
+    "its zero). Fix: read 'commit' (all text columns) as str, or in append_rows read with dtype=str, "
+    "keep_default_na=False before concatenating."))
 def test_append_leaves_existing_rows_byte_identical(tmp_path: Path) -> None:
     path = tmp_path / "trials.csv"
     columns = ["run_id", "trial_id", "commit", "error"]
