@@ -1,6 +1,8 @@
 """The contract: every type shared between fmbench's modules, in one place."""
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 TUNER_NAMES = ("random", "hyperband", "bayesian")
@@ -15,6 +17,10 @@ class SpecError(ValueError):
     """Bad user input: the message names the problem and the fix, on one line."""
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Budget:
     """What a search may spend: a trial count, wall-clock seconds, or both (first one hit stops it)."""
@@ -23,10 +29,13 @@ class Budget:
     max_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        if self.max_trials is not None and (isinstance(self.max_trials, bool) or int(self.max_trials) != self.max_trials or self.max_trials < 1):
+        if self.max_trials is not None and not (_is_int(self.max_trials) and self.max_trials >= 1):
             raise SpecError(f"max_trials must be a whole number >= 1, got {self.max_trials!r}")
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise SpecError(f"max_seconds must be > 0, got {self.max_seconds!r}")
+        if self.max_seconds is not None and not (
+            isinstance(self.max_seconds, numbers.Real) and not isinstance(self.max_seconds, bool)
+            and math.isfinite(self.max_seconds) and self.max_seconds > 0
+        ):
+            raise SpecError(f"max_seconds must be a finite number > 0, got {self.max_seconds!r}")
 
     @property
     def label(self) -> str:
@@ -74,7 +83,7 @@ class RunSpec:
     def __post_init__(self) -> None:
         if self.tuner not in RUNNER_NAMES:
             raise SpecError(f"unknown tuner {self.tuner!r}: choose one of {', '.join(RUNNER_NAMES)}")
-        if isinstance(self.seed, bool) or int(self.seed) != self.seed or self.seed < 1:
+        if not (_is_int(self.seed) and self.seed >= 1):
             raise SpecError(f"seed must be an integer >= 1 (keras-tuner turns seed 0 into a random seed), got {self.seed!r}")
         if self.tuner != BASELINE and self.budget.is_empty:
             raise SpecError(f"tuner {self.tuner!r} needs a budget: give --max-trials N and/or --max-seconds S")
@@ -82,6 +91,8 @@ class RunSpec:
             raise SpecError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise SpecError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.hyperband_factor < 2:
+            raise SpecError(f"hyperband_factor must be >= 2 (keras-tuner's Hyperband halves by it), got {self.hyperband_factor}")
 
     @property
     def cell(self) -> str:

@@ -15,7 +15,7 @@ def _one_line(excinfo: pytest.ExceptionInfo) -> str:
 
 # --- Budget --------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("max_trials", [0, -1, -10, 2.5, "3", True, False])
+@pytest.mark.parametrize("max_trials", [0, -1, -10, 2.5, 2.0, "3", "abc", True, False, float("inf"), float("nan")])
 def test_budget_rejects_bad_trial_counts(max_trials) -> None:
     with pytest.raises(SpecError) as excinfo:
         Budget(max_trials=max_trials)
@@ -24,7 +24,7 @@ def test_budget_rejects_bad_trial_counts(max_trials) -> None:
     assert repr(max_trials) in message  # says what it got
 
 
-@pytest.mark.parametrize("max_seconds", [0, 0.0, -1, -0.5, float("nan")])
+@pytest.mark.parametrize("max_seconds", [0, 0.0, -1, -0.5, float("nan"), float("inf"), True, "5"])
 def test_budget_rejects_non_positive_seconds(max_seconds) -> None:
     with pytest.raises(SpecError) as excinfo:
         Budget(max_seconds=max_seconds)
@@ -85,7 +85,7 @@ def test_runspec_baseline_needs_no_budget() -> None:
     assert spec.cell == "baseline-seed3"
 
 
-@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("epochs", -1)])
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("epochs", -1), ("hyperband_factor", 1)])
 def test_runspec_rejects_non_positive_training_settings(field: str, value: int) -> None:
     with pytest.raises(SpecError) as excinfo:
         RunSpec(tuner="random", seed=1, budget=Budget(max_trials=1), **{field: value})
