@@ -7,11 +7,11 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from fmbench import atomic
 from fmbench.spec import RunResult, TelemetrySummary
 
 RUNS_FILE = "runs.csv"
@@ -35,8 +35,11 @@ TRIAL_COLUMNS = [
     "run_id", "profile", "cell", "tuner", "budget", "seed", "trial_id", "hyperparameters", "status",
     "val_accuracy", "epochs", "started_seconds", "seconds", "error", *TELEMETRY_COLUMNS, "worker",
 ]
-# Columns added after results were first stored: older files lack them and read back with these values.
-LATER_COLUMNS = {"workers": 1, "worker": ""}
+TEXT_COLUMNS = [
+    "run_id", "started_at", "profile", "cell", "tuner", "budget", "best_hyperparameters", "hyperparameters",
+    "trial_id", "status", "stopped_by", "error", "worker",
+    *(column for column in MACHINE_COLUMNS if column != "cpu_cores"),
+]
 
 
 class ResultsError(ValueError):
@@ -112,29 +115,20 @@ def trial_rows(result: RunResult) -> list[dict]:
     return rows
 
 
-def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
-    """Write a table through a temporary file and a rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            frame.to_csv(handle, index=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def append_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
-    """Append rows to a CSV table atomically (the whole table is rewritten through a rename)."""
+    """Append rows to a CSV table atomically. Existing rows are kept byte for byte, never re-parsed."""
     if not rows:
         return
-    new = pd.DataFrame(rows, columns=columns)
-    frame = pd.concat([read_table(path, columns), new], ignore_index=True) if path.exists() else new
-    write_csv_atomic(path, frame)
+    path = Path(path)
+    header, body = pd.DataFrame(rows, columns=columns).to_csv(index=False, lineterminator="\n").split("\n", 1)
+    if not path.exists():
+        atomic.write_text(path, f"{header}\n{body}")
+        return
+    read_table(path, columns)  # refuse to extend a malformed table
+    existing = path.read_text()
+    if existing.split("\n", 1)[0] != header:
+        raise ResultsError(f"{path}: its columns differ from this fmbench version's; move it aside or write to a new folder")
+    atomic.write_text(path, existing + ("" if existing.endswith("\n") else "\n") + body)
 
 
 def save_run(out_dir: Path, result: RunResult) -> None:
@@ -152,25 +146,16 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     if not path.is_file():
         raise ResultsError(f"{path}: no such results file; run `python -m fmbench run` or the benchmark suite first")
     try:
-        # Ids stay text: trial '0001' must not come back as the number 1.
-        frame = pd.read_csv(path, dtype={"run_id": str, "trial_id": str, "cell": str})
+        # Text stays text: trial '0001' must not come back as 1, nor commit '1234e5678901' as inf.
+        frame = pd.read_csv(path, dtype={column: str for column in TEXT_COLUMNS})
     except pd.errors.EmptyDataError:
         raise ResultsError(f"{path}: the file is empty; delete it and rerun the benchmark") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); delete it and rerun") from None
-    for column, default in LATER_COLUMNS.items():
-        if column in columns and column not in frame.columns:
-            frame[column] = default
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise ResultsError(f"{path}: missing columns {', '.join(missing[:5])}; it was not written by this fmbench version, rerun the benchmark")
     return frame
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_runs(directory: Path) -> pd.DataFrame:

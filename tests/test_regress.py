@@ -14,7 +14,7 @@ from scipy import stats as scipy_stats
 
 from fmbench import regress
 from fmbench.regress import RegressError
-from fmbench.results import RUN_COLUMNS, ResultsError, read_runs, write_csv_atomic
+from fmbench.results import RUN_COLUMNS, ResultsError, read_runs
 
 GOLDEN = Path(__file__).parent / "golden_regress"
 SEEDS = (1, 2, 3)
@@ -51,7 +51,7 @@ def write_runs(directory: Path, cells: dict, failed: dict | None = None, **overr
     """runs.csv in the real schema, written and read back through results.py (so the round trip is tested too)."""
     rows = [row(tuner, budget, seed, acc, **overrides) for (tuner, budget), accs in cells.items() for seed, acc in accs.items()]
     rows += [row(tuner, budget, seed, None, error=err, **overrides) for (tuner, budget, seed), err in (failed or {}).items()]
-    write_csv_atomic(directory / "runs.csv", pd.DataFrame(rows, columns=RUN_COLUMNS))
+    pd.DataFrame(rows, columns=RUN_COLUMNS).to_csv(directory / "runs.csv", index=False)
     return directory
 
 
@@ -156,7 +156,7 @@ def test_rerun_row_supersedes_an_earlier_failure(setup):
     results, reference = setup
     rows = [row("random", "trials6", 1, None, error="boom")]
     rows += [row(t, b, s, a) for (t, b), accs in BASE.items() for s, a in accs.items()]
-    write_csv_atomic(results / "runs.csv", pd.DataFrame(rows, columns=RUN_COLUMNS))
+    pd.DataFrame(rows, columns=RUN_COLUMNS).to_csv(results / "runs.csv", index=False)
     assert check(results, reference) == 0
 
 
@@ -300,7 +300,7 @@ def test_missing_or_empty_results_are_errors(setup):
     results, reference = setup
     with pytest.raises(ResultsError):
         check(results, reference)
-    write_csv_atomic(results / "runs.csv", pd.DataFrame(columns=RUN_COLUMNS))
+    pd.DataFrame(columns=RUN_COLUMNS).to_csv(results / "runs.csv", index=False)
     with pytest.raises(RegressError, match="no runs"):
         check(results, reference)
 

@@ -121,11 +121,6 @@ def test_save_run_without_trials_writes_the_run_row(tmp_path: Path, monkeypatch:
     assert not (tmp_path / results.TRIALS_FILE).exists()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG fmbench/results.py append_rows/read_table: existing rows are re-read with pandas type inference and "
-    "rewritten; ids are read as text now, but a commit like '1234e5678901' becomes 'inf' (and '012345678901' loses "
-    "its zero). Fix: read 'commit' (all text columns) as str, or in append_rows read with dtype=str, "
-    "keep_default_na=False before concatenating."))
 def test_append_leaves_existing_rows_byte_identical(tmp_path: Path) -> None:
     path = tmp_path / "trials.csv"
     columns = ["run_id", "trial_id", "commit", "error"]
@@ -134,6 +129,7 @@ def test_append_leaves_existing_rows_byte_identical(tmp_path: Path) -> None:
     results.append_rows(path, [{"run_id": "b", "trial_id": "0001", "commit": "abcdef012345", "error": "x"}], columns)
     after = path.read_text()
     assert after.startswith(before), f"first row changed:\n{before}---\n{after}"
+    assert results.read_table(path, columns)["commit"].tolist() == ["1234e5678901", "abcdef012345"]
 
 
 # --- atomic appends ------------------------------------------------------------------------------------------------
@@ -164,12 +160,11 @@ def test_append_of_no_rows_leaves_the_file_alone(table: Path) -> None:
 def test_append_failing_mid_write_keeps_the_old_file_and_no_temp(table: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = table.read_bytes()
 
-    def half_write(self, handle, *args, **kwargs):
-        handle.write("a,b\n1,x\n2,")  # a partial table reaches the disk, then the writer dies
-        handle.flush()
+    def dying_fsync(fd):
+        os.write(fd, b"a,b\n1,x\n2,")  # a partial table reaches the disk, then the writer dies
         raise OSError("disk full")
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", half_write)
+    monkeypatch.setattr(os, "fsync", dying_fsync)
     with pytest.raises(OSError, match="disk full"):
         results.append_rows(table, [{"a": 3, "b": "z"}], ["a", "b"])
     assert table.read_bytes() == before
@@ -192,10 +187,10 @@ def test_append_failing_at_rename_keeps_the_old_file_and_no_temp(table: Path, mo
 def test_append_interrupted_by_ctrl_c_leaves_no_temp(table: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = table.read_bytes()
 
-    def interrupted(self, handle, *args, **kwargs):
+    def interrupted(fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", interrupted)
+    monkeypatch.setattr(os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         results.append_rows(table, [{"a": 3, "b": "z"}], ["a", "b"])
     assert table.read_bytes() == before
