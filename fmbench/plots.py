@@ -1,7 +1,7 @@
 """PNG plots for the report: best-so-far validation accuracy against seconds and epochs, test accuracy per seed."""
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fmbench import stats  # noqa: E402
+from fmbench import atomic, stats  # noqa: E402
 from fmbench.spec import BASELINE, TUNER_NAMES  # noqa: E402
 
 # No timestamps or version strings in the files: rebuilding from the same rows gives the same bytes.
@@ -45,15 +45,12 @@ def band(curves: list[tuple[list[float], list[float]]]) -> tuple[np.ndarray, np.
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a plain name keeps the umask's permissions
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, format="png", dpi=100, metadata=PNG_METADATA)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fig.savefig(buffer, format="png", dpi=100, metadata=PNG_METADATA)
     finally:
         plt.close(fig)
+    atomic.write_bytes(path, buffer.getvalue())
 
 
 def _progress_plot(runs, trials, target, axis: int, xlabel: str, path: Path) -> None:

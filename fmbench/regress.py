@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 from tabulate import tabulate
 
-from fmbench import results
+from fmbench import atomic, results
 from fmbench.spec import BASELINE
 from fmbench.stats import mean_interval, paired_difference
 
@@ -170,21 +169,7 @@ def build_reference(runs: pd.DataFrame) -> dict:
 
 def write_reference(path: Path, reference: dict) -> None:
     """Write through a temporary file and a rename: a reader never sees half a reference."""
-    _write_atomic(Path(path), json.dumps(reference, indent=2, sort_keys=False) + "\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_text(Path(path), json.dumps(reference, indent=2, sort_keys=False) + "\n")
 
 
 def load_reference(path: Path) -> dict:
@@ -375,7 +360,7 @@ def export_benchmark_json(runs: pd.DataFrame, path: Path) -> list[dict]:
         entries.append({"name": f"{cell_name(tuner, budget)} test accuracy", "unit": "%", "value": round(summary.mean * 100, 4),
                         "range": f"± {summary.std * 100:.4f}",
                         "extra": f"seeds: {', '.join(map(str, ok['seed']))}; n={summary.n}"})
-    _write_atomic(Path(path), json.dumps(entries, indent=2) + "\n")
+    atomic.write_text(Path(path), json.dumps(entries, indent=2) + "\n")
     return entries
 
 

@@ -5,14 +5,13 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from fmbench import plots, results, stats
+from fmbench import atomic, plots, results, stats
 from fmbench.results import ResultsError
 from fmbench.spec import BASELINE, TUNER_NAMES
 
@@ -332,25 +331,13 @@ def render(runs: pd.DataFrame, trials: pd.DataFrame, figures: list[tuple[str, st
     return "\n".join(lines)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() keeps the umask's permissions, unlike mkstemp
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(results_dir: Path, out: Path | None = None) -> Path:
     """Read results_dir, write the markdown report (default results_dir/report.md) and its PNGs beside it; return its path."""
     results_dir = Path(results_dir)
     out = Path(out) if out is not None else results_dir / "report.md"
     runs, trials = load(results_dir)
     figures = plots.write_all(runs, trials, baseline_target(runs), out.parent, out.stem)
-    _write_text_atomic(out, render(runs, trials, figures))
+    atomic.write_text(out, render(runs, trials, figures))
     return out
 
 
