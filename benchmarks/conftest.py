@@ -131,12 +131,16 @@ def fmbench_progress(pytestconfig):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    from fmbench import results, summary
+    """The comparison table, and the markdown report rebuilt from the stored rows."""
+    from fmbench import report, results, summary
 
     out = config.fmbench_out
     if not (out / results.RUNS_FILE).exists() or config.getoption("benchmark_skip", False):
         return
-    runs = results.read_runs(out)
     terminalreporter.write_sep("=", f"fmbench {config.getoption('fmbench_profile')}: test accuracy against the baseline")
-    terminalreporter.write_line(summary.comparison_table(runs))
-    terminalreporter.write_line(f"tables: {out / results.RUNS_FILE}, {out / results.TRIALS_FILE}")
+    try:
+        terminalreporter.write_line(summary.comparison_table(results.read_runs(out)))
+        terminalreporter.write_line(f"tables: {out / results.RUNS_FILE}, {out / results.TRIALS_FILE}")
+        terminalreporter.write_line(f"report: {report.write_report(out)}")
+    except results.ResultsError as exc:
+        terminalreporter.write_line(f"fmbench: no report: {exc}", red=True)
