@@ -73,35 +73,35 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
-    """With --fmbench-resume, cells already in runs.csv are skipped; without it, old tables move aside."""
-    matrix = [item for item in items if "baseline_spec" in item.fixturenames or "tuner_spec" in item.fixturenames]
-    if not matrix or config.getoption("benchmark_skip", False):
+    """With --fmbench-resume, the cells already in runs.csv are skipped."""
+    from fmbench import results
+
+    runs_file = config.fmbench_out / results.RUNS_FILE
+    if not config.getoption("fmbench_resume") or not runs_file.exists():
         return
+    done = set(results.read_runs(config.fmbench_out)["cell"])
+    for item in items:
+        params = getattr(item, "callspec", None) and item.callspec.params
+        spec = params and (params.get("baseline_spec") or params.get("tuner_spec"))
+        if spec and spec.cell in done:
+            item.add_marker(pytest.mark.skip(reason=f"{spec.cell} already in {runs_file} (--fmbench-resume)"))
+
+
+@pytest.fixture(scope="session")
+def fmbench_out(pytestconfig) -> Path:
+    """The results folder. A fresh session (no --fmbench-resume) first moves earlier tables aside, losing nothing."""
     from fmbench import results
 
-    out = config.fmbench_out
-    if config.getoption("fmbench_resume"):
-        done = set(results.read_runs(out)["cell"]) if (out / results.RUNS_FILE).exists() else set()
-        for item in matrix:
-            spec = item.callspec.params.get("baseline_spec") or item.callspec.params.get("tuner_spec")
-            if spec.cell in done:
-                item.add_marker(pytest.mark.skip(reason=f"{spec.cell} already in {out / results.RUNS_FILE} (--fmbench-resume)"))
-    else:
-        _move_old_tables_aside(out)
-
-
-def _move_old_tables_aside(out: Path) -> None:
-    from fmbench import results
-
+    out = pytestconfig.fmbench_out
     old = [out / name for name in (results.RUNS_FILE, results.TRIALS_FILE) if (out / name).exists()]
-    if not old:
-        return
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    archive = out / "previous" / stamp
-    archive.mkdir(parents=True, exist_ok=True)
-    for path in old:
-        shutil.move(str(path), archive / path.name)
-    print(f"\nfmbench: earlier tables of {out} moved to {archive} (use --fmbench-resume to continue them instead)")
+    if old and not pytestconfig.getoption("fmbench_resume"):
+        archive = out / "previous" / datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        archive.mkdir(parents=True, exist_ok=True)
+        for path in old:
+            shutil.move(str(path), archive / path.name)
+        pytestconfig.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"fmbench: earlier tables of {out} moved to {archive} (--fmbench-resume continues them instead)")
+    return out
 
 
 @pytest.fixture(scope="session")

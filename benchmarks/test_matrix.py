@@ -16,10 +16,10 @@ def _run_cell(spec, benchmark, split, progress, out):
     return result
 
 
-def test_baseline(baseline_spec, benchmark, fmbench_split, fmbench_progress, pytestconfig):
-    _run_cell(baseline_spec, benchmark, fmbench_split, fmbench_progress, pytestconfig.fmbench_out)
+def test_baseline(baseline_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out):
+    _run_cell(baseline_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out)
 
 
-def test_tuner(tuner_spec, benchmark, fmbench_split, fmbench_progress, pytestconfig):
-    result = _run_cell(tuner_spec, benchmark, fmbench_split, fmbench_progress, pytestconfig.fmbench_out)
+def test_tuner(tuner_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out):
+    result = _run_cell(tuner_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out)
     assert result.trials_completed >= 1
