@@ -1,12 +1,12 @@
 """One-screen terminal summaries of finished runs."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pandas as pd
 from tabulate import tabulate
 
+from fmbench import results
 from fmbench.spec import BASELINE, RunResult
 from fmbench.stats import mean_interval, paired_difference
 
@@ -38,25 +38,18 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+EXTRA_INFO_COLUMNS = [
+    "cell", "test_accuracy", "best_val_accuracy", "trials_completed", "trials_failed", "search_epochs", "retrain_epochs",
+    "stopped_by", "time_overrun_seconds", "search_seconds", "retrain_seconds", "evaluate_seconds", "error",
+    *results.TELEMETRY_COLUMNS,
+]
+
+
 def extra_info(result: RunResult) -> dict:
     """The figures a pytest-benchmark JSON should carry beside the time (it compares only the time)."""
-    info = {
-        "cell": result.spec.cell,
-        "test_accuracy": result.test_accuracy,
-        "best_val_accuracy": result.best_val_accuracy,
-        "trials_completed": result.trials_completed,
-        "trials_failed": result.trials_failed,
-        "search_epochs": result.search_epochs,
-        "retrain_epochs": result.retrain_epochs,
-        "stopped_by": result.stopped_by,
-        "time_overrun_seconds": result.time_overrun_seconds,
-        "search_seconds": round(result.search_seconds, 3),
-        "retrain_seconds": round(result.retrain_seconds, 3),
-        "evaluate_seconds": round(result.evaluate_seconds, 3),
-        "best_hyperparameters": result.best_hyperparameters,
-        "error": result.error,
-    }
-    info.update({k: v for k, v in dataclasses.asdict(result.telemetry).items() if v is not None})
+    row = results.run_row(result, machine={})
+    info = {column: row[column] for column in EXTRA_INFO_COLUMNS if row[column] is not None}
+    info["best_hyperparameters"] = result.best_hyperparameters
     if result.telemetry.gpu_util_mean is None:
         info["gpu"] = "no GPU"
     return info
@@ -87,4 +80,4 @@ def comparison_table(runs: pd.DataFrame) -> str:
             "epochs": f"{(group.search_epochs + group.retrain_epochs).mean():.1f}",
             "stopped by": ", ".join(f"{k}×{v}" for k, v in group.stopped_by.value_counts().items()),
         })
-    return tabulate(rows, headers="keys", tablefmt="simple")
+    return tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True)  # keep the sign of Δ
