@@ -11,6 +11,12 @@ accuracy over seeds drops by more than a margin derived from the spread across s
 The margin is never below the floor (default 0.01 = 1 accuracy point). "Detectable" is the
 smallest true drop these seeds catch 80% of the time at that 5% level: (t(0.95) + t(0.80)) * se,
 at least the floor.
+
+With few seeds a cell's own test is weak (two seeds give t(0.95, 1) = 6.3), so one more comparison,
+"all cells", pools the paired differences of every cell and seed without a time limit: a change that
+lowers accuracy across the board fails there even when no single cell can show it. Time-limited cells
+stay out of it: how many trials fit in the time depends on the machine's speed and load, noise that
+the trial-limited cells (exactly repeatable on one machine) do not have.
 """
 from __future__ import annotations
 
@@ -90,8 +96,11 @@ class Comparison:
         return f"{self.cell}: " + "; ".join(parts)
 
 
+ALL_CELLS = "all cells"
+
+
 def cell_name(tuner: str, budget: str) -> str:
-    return BASELINE if tuner == BASELINE else f"{tuner} {budget}"
+    return tuner if tuner in (BASELINE, ALL_CELLS) else f"{tuner} {budget}"
 
 
 # --- reading the current results -------------------------------------------------------------
@@ -265,6 +274,7 @@ def compare(runs: pd.DataFrame, reference: dict, floor: float = DEFAULT_FLOOR) -
     current = _cells(_clean(runs))
     stored = {(c["tuner"], c["budget"]): {int(s): float(a) for s, a in c["test_accuracy"].items()} for c in reference["cells"]}
     comparisons = []
+    pairs: list[tuple[float, float]] = []  # (reference, current) of every cell and seed that both sides ran
     for key in sorted(set(current) | set(stored), key=lambda k: (k[0] != BASELINE, k)):
         ref = stored.get(key, {})
         group = current.get(key)
@@ -283,6 +293,8 @@ def compare(runs: pd.DataFrame, reference: dict, floor: float = DEFAULT_FLOOR) -
             if cur:
                 margin, detectable, method = noise_margin(ref, cur, floor)
                 difference = cur_mean - ref_mean
+                if group.max_seconds.isna().all():
+                    pairs.extend((ref[seed], cur[seed]) for seed in sorted(set(ref) & set(cur)))
             if failed or (difference is not None and difference < -margin):
                 verdict = "REGRESSION"
             elif difference is not None and difference > margin:
@@ -291,12 +303,28 @@ def compare(runs: pd.DataFrame, reference: dict, floor: float = DEFAULT_FLOOR) -
                 verdict = "ok"
         comparisons.append(Comparison(key[0], key[1], tuple(sorted(ref)), tuple(sorted(cur)), ref_mean, cur_mean,
                                       difference, margin, detectable, method, verdict, failed))
+    if len(pairs) >= 2:
+        comparisons.append(_all_cells(pairs, floor))
     return comparisons
+
+
+def _all_cells(pairs: list[tuple[float, float]], floor: float) -> Comparison:
+    """Every (cell, seed) pair at once: a paired test with as many pairs as the profile has runs."""
+    reference = {i: ref for i, (ref, _) in enumerate(pairs)}
+    current = {i: cur for i, (_, cur) in enumerate(pairs)}
+    margin, detectable, _ = noise_margin(reference, current, floor)
+    ref_mean, cur_mean = mean_interval(reference.values()).mean, mean_interval(current.values()).mean
+    difference = cur_mean - ref_mean
+    verdict = "REGRESSION" if difference < -margin else "improved" if difference > margin else "ok"
+    return Comparison(ALL_CELLS, "", (), (), ref_mean, cur_mean, difference, margin, detectable,
+                      f"paired, {len(pairs)} pairs", verdict)
 
 
 # --- output ----------------------------------------------------------------------------------------
 
 def _seeds_text(c: Comparison) -> str:
+    if c.tuner == ALL_CELLS:
+        return "cells without time limit x seeds"
     if c.reference_seeds == c.current_seeds or not c.current_seeds:
         text = ",".join(map(str, c.reference_seeds or c.current_seeds))
     else:

@@ -97,9 +97,43 @@ def test_real_drop_is_a_regression_naming_tuner_and_budget(setup, capsys):
     write_runs(results, shifted(BASE, ("random", "trials6"), {1: -0.031, 2: -0.029, 3: -0.030}))
     assert check(results, reference) == 1
     out = capsys.readouterr().out
-    assert "Verdict: REGRESSION in 1 of 3 cells: random trials6" in out
+    assert "Verdict: REGRESSION in 2 of 4 cells: random trials6, all cells" in out
     assert "- random trials6: mean test accuracy" in out
-    assert verdicts(results, reference) == {"baseline": "ok", "random trials6": "REGRESSION", "hyperband trials6": "ok"}
+    assert verdicts(results, reference) == {"baseline": "ok", "random trials6": "REGRESSION", "hyperband trials6": "ok",
+                                            "all cells": "REGRESSION"}
+
+
+def test_small_drop_in_every_cell_is_caught_by_the_pooled_comparison(setup, capsys):
+    results, reference = setup
+    cells = BASE
+    # Each cell drops 1 to 4 points with a spread no 3-seed test can resolve; together 9 pairs do.
+    drops = {("baseline", "none"): {1: -0.04, 2: -0.01, 3: -0.02}, ("random", "trials6"): {1: -0.01, 2: -0.04, 3: -0.02},
+             ("hyperband", "trials6"): {1: -0.02, 2: -0.01, 3: -0.04}}
+    for key, deltas in drops.items():
+        cells = shifted(cells, key, deltas)
+    assert check(results := write_runs(results, cells), reference) == 1
+    found = verdicts(results, reference)
+    assert found.pop("all cells") == "REGRESSION" and set(found.values()) == {"ok"}
+    diffs = [d for deltas in drops.values() for d in deltas.values()]
+    [pooled] = [c for c in regress.compare(read_runs(results), regress.load_reference(reference)) if c.tuner == "all cells"]
+    expected = scipy_stats.t.ppf(0.95, 8) * np.std(diffs, ddof=1) / math.sqrt(9)
+    assert pooled.difference == pytest.approx(np.mean(diffs), abs=1e-12)
+    assert pooled.margin == pytest.approx(max(expected, regress.DEFAULT_FLOOR))
+    assert pooled.difference < -pooled.margin
+
+
+def test_time_limited_cells_stay_out_of_the_pooled_comparison(tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    reference_cells = {**BASE, ("random", "time5s"): {1: 0.80, 2: 0.81, 3: 0.82}}
+    reference = tmp_path / "ref.json"
+    ref_runs = read_runs(write_runs(_dir(tmp_path / "ref"), reference_cells, max_seconds=None))
+    # time5s rows carry their time limit; everything else is trial-limited
+    ref_runs.loc[ref_runs.budget == "time5s", "max_seconds"] = 5.0
+    regress.write_reference(reference, regress.build_reference(ref_runs))
+    current = ref_runs.copy()
+    current.loc[current.budget == "time5s", "test_accuracy"] -= 0.05  # a slower machine fits fewer trials
+    [pooled] = [c for c in regress.compare(current, regress.load_reference(reference)) if c.tuner == "all cells"]
+    assert pooled.method == "paired, 9 pairs" and pooled.difference == pytest.approx(0.0)
 
 
 def test_change_inside_the_noise_passes_though_beyond_the_floor(setup, capsys):
@@ -120,7 +154,7 @@ def test_improvement_passes_and_is_reported(setup, capsys):
     write_runs(results, shifted(BASE, ("hyperband", "trials6"), {1: 0.03, 2: 0.031, 3: 0.029}))
     assert check(results, reference) == 0
     out = capsys.readouterr().out
-    assert "1 improved: hyperband trials6" in out
+    assert "2 improved: hyperband trials6, all cells" in out
     assert verdicts(results, reference)["hyperband trials6"] == "improved"
 
 
@@ -316,12 +350,13 @@ def test_github_annotations_and_step_summary(setup, capsys, monkeypatch, tmp_pat
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     assert check(results, reference) == 1
     errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::error")]
-    assert len(errors) == 1
+    assert len(errors) == 2
     assert errors[0].startswith("::error title=Accuracy regression%3A random trials6::random trials6: mean test accuracy")
+    assert errors[1].startswith("::error title=Accuracy regression%3A all cells::all cells: mean test accuracy")
     text = summary.read_text()
     assert text.startswith("# earlier step\n")  # appended, not overwritten
     assert "| cell" in text and "| random trials6" in text and "REGRESSION" in text
-    assert "**Verdict: REGRESSION in 1 of 3 cells: random trials6**" in text
+    assert "**Verdict: REGRESSION in 2 of 4 cells: random trials6, all cells**" in text
 
 
 def test_no_annotations_outside_github_actions(setup, capsys):
@@ -361,7 +396,7 @@ def test_golden_results_check_clean_against_golden_reference(tmp_path, capsys, m
     shutil.copytree(GOLDEN / "smoke", results)
     assert check(results, GOLDEN / "reference-smoke.json") == 0
     out = capsys.readouterr().out
-    assert "| baseline" in out and "| bayesian trials3" in out and "Verdict: ok, no regression in 4 cells" in out
+    assert "| baseline" in out and "| bayesian trials3" in out and "Verdict: ok, no regression in 5 cells" in out
     shutil.copy(GOLDEN / "runs-drop.csv", results / "runs.csv")
     assert check(results, GOLDEN / "reference-smoke.json") == 1
-    assert "Verdict: REGRESSION in 1 of 4 cells: bayesian trials3" in capsys.readouterr().out
+    assert "Verdict: REGRESSION in 1 of 5 cells: bayesian trials3" in capsys.readouterr().out
