@@ -49,7 +49,9 @@ FOOTNOTE = (
     "Margin: the drop a cell may show before it is called a regression; one-sided 95% t bound of the mean "
     "difference (paired by seed when the seeds match, else Welch), never below the floor of {floor:.2f} points. "
     "Detectable: the smallest true drop these seeds detect with 80% power at that level, (t0.95 + t0.80) x se, "
-    "at least the floor. With one seed there is no spread: the floor alone is used."
+    "at least the floor. With one seed there is no spread: the floor alone is used. All cells: the same paired test "
+    "over every (cell, seed) pair without a time limit, which catches a drop spread over cells that no single cell "
+    "can show."
 )
 
 
