@@ -19,6 +19,8 @@ from fmbench.spec import BASELINE, RunResult, RunSpec, TrialRecord
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 
 Progress = Callable[[str], None]
+# (spec, split, workdir, sampler, progress) -> the search's fields of a RunResult, as _search returns them
+SearchFn = Callable[[RunSpec, Split, str, "telemetry.Sampler", Progress], dict]
 
 
 class _BudgetedOracle:
@@ -128,8 +130,12 @@ def _bayesian(spec: RunSpec):
 TUNERS = {"random": _random, "hyperband": _hyperband, "bayesian": _bayesian}
 
 
-def run(spec: RunSpec, split: Split, progress: Progress = print) -> RunResult:
-    """One run of the protocol. Any failure becomes a row with its error, never an exception."""
+def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchFn | None = None) -> RunResult:
+    """One run of the protocol. Any failure becomes a row with its error, never an exception.
+
+    `search` replaces the in-process search (fmbench.distributed's chief passes its own);
+    the retrain and the single test evaluation stay the same.
+    """
     telemetry.enable_gpu_memory_growth()
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     fields = dict(
@@ -145,7 +151,7 @@ def run(spec: RunSpec, split: Split, progress: Progress = print) -> RunResult:
                 fields["best_hyperparameters"] = dict(hypermodel.BASELINE_HPS)
                 fields["stopped_by"] = "trials"  # the baseline is a single fixed trial
             else:
-                fields.update(_search(spec, split, workdir, sampler, progress))
+                fields.update((search or _search)(spec, split, workdir, sampler, progress))
             _retrain_and_evaluate(spec, split, fields, progress)
         except _SearchFailed as exc:
             fields.update(exc.partial, stopped_by="error", error=str(exc))
@@ -183,8 +189,12 @@ def _search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sample
         )
     except RuntimeError as exc:  # keras-tuner gives up after consecutive failed trials
         error = f"search stopped: {_last_line(str(exc))}"
+    return summarize_search(spec, clock, tuple(tuner.records), error)
+
+
+def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialRecord, ...], error: str = "") -> dict:
+    """The search's fields of a RunResult from its trial records; raises _SearchFailed when none is usable."""
     search_seconds = clock.elapsed()
-    records = tuple(tuner.records)
     completed = [r for r in records if r.status == "COMPLETED"]
     if not error and not completed:
         error = f"search ran {len(records)} trial(s) and none completed"
