@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default=profiles.DEFAULT_PROFILE, help=f"data sizes and epochs from a profile: {', '.join(profiles.PROFILES)}")
     run.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX .gz files (default: $FMBENCH_DATA_DIR, else download through Keras)")
     run.add_argument("--out", default="results/adhoc", help="folder for runs.csv and trials.csv (default results/adhoc)")
+    dist = run.add_argument_group("distributed search (keras-tuner's chief oracle over gRPC; one budget for the whole search)")
+    dist.add_argument("--workers", type=int, help="start a chief and N local worker processes (one GPU each where there are several)")
+    dist.add_argument("--role", choices=("chief", "worker"), help="multi-host: serve the oracle (chief) or run its trials (worker)")
+    dist.add_argument("--oracle-address", help="HOST:PORT the chief binds (default 127.0.0.1 and a free port) or a worker connects to")
+    dist.add_argument("--run-dir", help="folder shared by chief and workers (trial records, checkpoints); required with --role")
+    dist.add_argument("--stall-timeout", type=float, default=1800.0, help="give up after S seconds without a trial starting or ending (default 1800)")
     run.set_defaults(command=_run, name="run")
 
     data = commands.add_parser("data", help="check a data folder and print what it holds")
@@ -64,6 +70,13 @@ def _run(args: argparse.Namespace) -> int:
     profile = profiles.get_profile(args.profile)
     budget = Budget(max_trials=args.max_trials, max_seconds=args.max_seconds)
     spec = profile.spec(args.tuner, args.seed, budget)  # validates tuner, seed and budget before any import of TF
+    distributed = args.workers is not None or args.role is not None or args.oracle_address is not None
+    if distributed:
+        from fmbench import distributed as dist
+
+        dist.check_options(args, spec)
+        if args.role == "worker":
+            return dist.work(args.run_dir, args.oracle_address, data_dir=args.data_dir, expected=spec, timeout=args.stall_timeout)
 
     from fmbench import data
 
@@ -71,7 +84,12 @@ def _run(args: argparse.Namespace) -> int:
     from fmbench import results, summary, tuners
 
     print(f"fmbench run: {spec.cell} on {len(split.y_train)} train / {len(split.y_val)} val / {len(split.y_test)} test images, profile {profile.name}", flush=True)
-    result = tuners.run(spec, split, progress=lambda line: print(line, flush=True))
+    if distributed:
+        result = dist.run(spec, split, progress=lambda line: print(line, flush=True), workers=args.workers or 0,
+                          address=args.oracle_address or "127.0.0.1:0", run_dir=args.run_dir, data_dir=args.data_dir,
+                          stall_timeout=args.stall_timeout)
+    else:
+        result = tuners.run(spec, split, progress=lambda line: print(line, flush=True))
     out = Path(args.out)
     results.save_run(out, result)
     print(summary.run_summary(result))
