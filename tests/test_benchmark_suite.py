@@ -36,7 +36,7 @@ def test_bad_options_are_a_usage_error(option: str, value: str, message: str) ->
 
 
 def _smoke_args(out: Path, *extra: str) -> list[str]:
-    return ["--benchmark-only", "--fmbench-profile", "smoke", "--fmbench-tuners", "random", "--fmbench-seeds", "1",
+    return ["--fmbench-profile", "smoke", "--fmbench-tuners", "random", "--fmbench-seeds", "1",
             "--fmbench-data-dir", str(SUBSET), "--fmbench-out", str(out), *extra]
 
 
@@ -65,7 +65,7 @@ def test_a_fresh_session_moves_earlier_tables_aside(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_smoke_cells_leave_rows_extra_info_and_a_report(tmp_path: Path) -> None:
     out = tmp_path / "smoke"
-    proc = _pytest_benchmarks(*_smoke_args(out, "--benchmark-json", str(tmp_path / "bench.json")))
+    proc = _pytest_benchmarks(*_smoke_args(out, "--benchmark-only", "--benchmark-json", str(tmp_path / "bench.json")))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = results.read_runs(out)
     assert sorted(runs.cell) == ["baseline-seed1", "random-time5s-seed1", "random-trials3-seed1"]
