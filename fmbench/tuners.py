@@ -1,6 +1,7 @@
 """Tuner registry and the run protocol: search under a budget, retrain the best, evaluate on test once."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import shutil
 import tempfile
@@ -14,7 +15,7 @@ import keras_tuner as kt
 from fmbench import hypermodel, telemetry
 from fmbench.budget import DeadlineCallback, SearchClock
 from fmbench.data import Split
-from fmbench.spec import BASELINE, RunResult, RunSpec, TrialRecord
+from fmbench.spec import BASELINE, DataSizes, RunResult, RunSpec, TrialRecord
 
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 
@@ -162,8 +163,10 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
             keras.backend.clear_session()
+    # The row records the images the run used: data.load caps sizes at what the data holds.
+    used = DataSizes(train=len(split.y_train), val=len(split.y_val), test=len(split.y_test))
     return RunResult(
-        spec=spec,
+        spec=dataclasses.replace(spec, sizes=used),
         run_id=f"{spec.cell}-{uuid.uuid4().hex[:8]}",
         started_at=started_at,
         num_initial_points=bayesian_initial_points(spec) if spec.tuner == "bayesian" else None,

@@ -284,10 +284,6 @@ def test_reused_out_dir_runs_fresh_searches(subset_dir: Path, tmp_path: Path) ->
     assert first == second
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG fmbench/results.py run_row: train_size/val_size/test_size record the sizes the spec asked for, not the "
-    "images used; data.load silently caps them to the data dir (smoke asks 1500/500/1000, the subset has 300 val, "
-    "400 test). Fix: record len(split.y_*) in the RunResult and write those."))
 def test_run_row_records_the_data_sizes_actually_used(subset_dir: Path, tmp_path: Path) -> None:
     args = ["run", "--tuner", "baseline", "--profile", "smoke", "--data-dir", str(subset_dir), "--out", str(tmp_path)]
     assert cli.main(args) == 0
