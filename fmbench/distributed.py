@@ -22,6 +22,7 @@ from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from fmbench import atomic
 from fmbench.spec import Budget, DataSizes, RunResult, RunSpec, SpecError, TelemetrySummary, TrialRecord
 
 if TYPE_CHECKING:
@@ -277,9 +278,7 @@ def record_from_json(line: str) -> TrialRecord:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)  # a worker never reads half a file
+    atomic.write_text(path, json.dumps(payload))  # a worker never reads half a file
 
 
 def _last_line(path: Path) -> str:
