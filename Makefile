@@ -24,10 +24,10 @@ test: setup
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 # CI gate: a fresh smoke run in a scratch folder, checked against the committed reference.
-SMOKE_OUT ?= $(shell mktemp -d)
 smoke-check: setup
-	$(PY) -m pytest benchmarks/test_matrix.py --benchmark-only --fmbench-profile smoke --fmbench-out $(SMOKE_OUT) -q -p no:cacheprovider
-	$(PY) -m fmbench check $(SMOKE_OUT) --reference results/reference/smoke.json
+	out=$$(mktemp -d) && \
+	$(PY) -m pytest benchmarks/test_matrix.py --benchmark-only --fmbench-profile smoke --fmbench-out $$out -q -p no:cacheprovider && \
+	$(PY) -m fmbench check $$out --reference results/reference/smoke.json
 
 clean:
 	rm -rf $(VENV) .benchmarks
