@@ -119,11 +119,9 @@ def _clean(runs: pd.DataFrame) -> pd.DataFrame:
         frame["seed"] = frame["seed"].astype(int)
     except (TypeError, ValueError):
         raise RegressError("the results have a non-integer seed; the runs.csv is damaged, rerun the benchmark") from None
+    # A row without a test accuracy cannot be compared either: it counts as failed for its cell.
+    frame["failed"] = results.failed_runs(frame) | frame["test_accuracy"].isna()
     return frame.drop_duplicates(["tuner", "budget", "seed"], keep="last")
-
-
-def _failed(row) -> bool:
-    return bool(row.error) or math.isnan(row.test_accuracy)
 
 
 def _single(frame: pd.DataFrame, column: str):
@@ -165,7 +163,7 @@ def _cells(frame: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
 def build_reference(runs: pd.DataFrame) -> dict:
     """A reference from clean results: configuration, environment, and per cell the per-seed test accuracies."""
     frame = _clean(runs)
-    failed = [f"{cell_name(r.tuner, r.budget)} seed {r.seed}" for r in frame.itertuples() if _failed(r)]
+    failed = [f"{cell_name(r.tuner, r.budget)} seed {r.seed}" for r in frame.itertuples() if r.failed]
     if failed:
         raise RegressError(f"cannot record a reference from failed runs ({', '.join(failed)}); rerun them first")
     reference = {"format": FORMAT, "version": VERSION, **describe_runs(frame),
@@ -281,8 +279,8 @@ def compare(runs: pd.DataFrame, reference: dict, floor: float = DEFAULT_FLOOR) -
         ref = stored.get(key, {})
         group = current.get(key)
         rows = list(group.sort_values("seed").itertuples()) if group is not None else []
-        failed = tuple((int(r.seed), r.error or "no test accuracy") for r in rows if _failed(r))
-        cur = {int(r.seed): float(r.test_accuracy) for r in rows if not _failed(r)}
+        failed = tuple((int(r.seed), r.error or "no test accuracy") for r in rows if r.failed)
+        cur = {int(r.seed): float(r.test_accuracy) for r in rows if not r.failed}
         ref_mean = mean_interval(ref.values()).mean if ref else None
         cur_mean = mean_interval(cur.values()).mean if cur else None
         margin = detectable = difference = None
@@ -383,7 +381,7 @@ def export_benchmark_json(runs: pd.DataFrame, path: Path) -> list[dict]:
     frame = _clean(runs)
     entries = []
     for (tuner, budget), group in _cells(frame).items():
-        ok = group[[not _failed(r) for r in group.itertuples()]].sort_values("seed")
+        ok = group[~group.failed].sort_values("seed")
         if ok.empty:
             continue
         summary = mean_interval(ok["test_accuracy"])

@@ -28,9 +28,6 @@ RUN_REQUIRED = ["run_id", "tuner", "budget", "seed", "stopped_by"]
 RUN_REQUIRED_OK = ["best_val_accuracy", "test_accuracy", "search_seconds", "retrain_seconds", "evaluate_seconds",
                    "trials_completed", "trials_failed", "search_epochs"]
 TRIAL_REQUIRED = ["run_id", "status", "epochs", "started_seconds", "seconds"]
-TEXT_COLUMNS = ["error", "best_hyperparameters", "hyperparameters", "stopped_by", "status", "tuner", "budget", "run_id",
-                "trial_id", "profile", "cell"]
-
 
 # ---------------------------------------------------------------- loading
 
@@ -45,7 +42,7 @@ def _coerce(frame: pd.DataFrame, path: Path, numeric: list[str], required: list[
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise ResultsError(f"{path}: line {i + 2}: column {column} is {frame[column].iloc[i]!r}, not a number; fix or delete the row and rerun")
         frame[column] = parsed.astype(float)
-    for column in TEXT_COLUMNS:
+    for column in results.TEXT_COLUMNS:
         if column in frame.columns:
             frame[column] = frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     _require(frame, path, required, np.ones(len(frame), dtype=bool))
@@ -69,7 +66,7 @@ def load(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if runs.empty:
         raise ResultsError(f"{runs_path}: no runs recorded; run the benchmark first")
     runs = _coerce(runs, runs_path, RUN_NUMERIC, RUN_REQUIRED)
-    runs["failed"] = failed_mask(runs)
+    runs["failed"] = results.failed_runs(runs)
     _require(runs, runs_path, RUN_REQUIRED_OK, ~runs["failed"].to_numpy())
     for i, text in enumerate(runs["best_hyperparameters"]):
         try:
@@ -83,11 +80,6 @@ def load(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     trials = _coerce(trials, trials_path, TRIAL_NUMERIC, TRIAL_REQUIRED)
     _require(trials, trials_path, ["val_accuracy"], (trials["status"] == "COMPLETED").to_numpy())
     return runs, trials
-
-
-def failed_mask(runs: pd.DataFrame) -> pd.Series:
-    """Runs that ended in an error: they count in the seeds total but carry no accuracy."""
-    return (runs["stopped_by"] == "error") | (runs["error"].fillna("").astype(str) != "")
 
 
 # ---------------------------------------------------------------- formatting
@@ -314,7 +306,7 @@ def render(runs: pd.DataFrame, trials: pd.DataFrame, figures: list[tuple[str, st
     """The report as markdown; pure: the same rows (and generated_at) give the same text."""
     runs = runs.copy()
     if "failed" not in runs.columns:
-        runs["failed"] = failed_mask(runs)
+        runs["failed"] = results.failed_runs(runs)
     order = runs.sort_values(["started_at", "run_id"], kind="stable")
     superseded = order[order.duplicated(["tuner", "budget", "seed"], keep="last")]
     runs = runs[~runs["run_id"].isin(superseded["run_id"])]

@@ -131,6 +131,11 @@ def append_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
     atomic.write_text(path, existing + ("" if existing.endswith("\n") else "\n") + body)
 
 
+def failed_runs(runs: pd.DataFrame) -> pd.Series:
+    """Runs that ended in an error: they count in a cell's seeds but carry no accuracy."""
+    return (runs["stopped_by"] == "error") | (runs["error"].fillna("").astype(str) != "")
+
+
 def save_run(out_dir: Path, result: RunResult) -> None:
     """Append one run and its trials to out_dir/runs.csv and out_dir/trials.csv.
 
