@@ -10,7 +10,11 @@ BASELINE = "baseline"
 RUNNER_NAMES = TUNER_NAMES + (BASELINE,)
 
 # Why a search ended. Every run row carries exactly one of these.
-STOPPED_BY = ("trials", "time", "exhausted", "error")
+STOPPED_BY = ("trials", "time", "epochs", "exhausted", "error")
+
+# A trial's status: keras-tuner's COMPLETED / FAILED / INVALID, or CUT when a budget stopped its fit before
+# its planned epochs. A cut trial was scored at a lower fidelity than it asked for, so it is never the best.
+CUT = "CUT"
 
 
 class SpecError(ValueError):
@@ -23,10 +27,12 @@ def _is_int(value) -> bool:
 
 @dataclass(frozen=True)
 class Budget:
-    """What a search may spend: a trial count, wall-clock seconds, or both (first one hit stops it)."""
+    """What a search may spend: trials, wall-clock seconds, training epochs summed over all trials, or several
+    (the first one hit stops it). Epochs are the fair unit between Hyperband and full-fidelity tuners."""
 
     max_trials: int | None = None
     max_seconds: float | None = None
+    max_epochs: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_trials is not None and not (_is_int(self.max_trials) and self.max_trials >= 1):
@@ -36,20 +42,24 @@ class Budget:
             and math.isfinite(self.max_seconds) and self.max_seconds > 0
         ):
             raise SpecError(f"max_seconds must be a finite number > 0, got {self.max_seconds!r}")
+        if self.max_epochs is not None and not (_is_int(self.max_epochs) and self.max_epochs >= 1):
+            raise SpecError(f"max_epochs must be a whole number >= 1, got {self.max_epochs!r}")
 
     @property
     def label(self) -> str:
-        """Short stable name used in cell ids and tables, e.g. 'trials6', 'time30s', 'trials6-time30s'."""
+        """Short stable name used in cell ids and tables, e.g. 'trials6', 'epochs45', 'time30s', 'trials6-time30s'."""
         parts = []
         if self.max_trials is not None:
             parts.append(f"trials{self.max_trials}")
+        if self.max_epochs is not None:
+            parts.append(f"epochs{self.max_epochs}")
         if self.max_seconds is not None:
             parts.append(f"time{self.max_seconds:g}s")
         return "-".join(parts) or "none"
 
     @property
     def is_empty(self) -> bool:
-        return self.max_trials is None and self.max_seconds is None
+        return self.max_trials is None and self.max_seconds is None and self.max_epochs is None
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ class RunSpec:
         if not (_is_int(self.seed) and self.seed >= 1):
             raise SpecError(f"seed must be an integer >= 1 (keras-tuner turns seed 0 into a random seed), got {self.seed!r}")
         if self.tuner != BASELINE and self.budget.is_empty:
-            raise SpecError(f"tuner {self.tuner!r} needs a budget: give --max-trials N and/or --max-seconds S")
+            raise SpecError(f"tuner {self.tuner!r} needs a budget: give --max-trials N, --max-epochs E and/or --max-seconds S")
         if self.epochs < 1:
             raise SpecError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -158,14 +168,20 @@ class TrialRecord:
 
     trial_id: str
     hyperparameters: dict
-    status: str  # keras-tuner's: COMPLETED, FAILED, ...
-    val_accuracy: float | None
-    epochs: int
+    status: str  # keras-tuner's COMPLETED, FAILED, INVALID, or CUT (see CUT)
+    val_accuracy: float | None  # after the trial's last epoch; None unless COMPLETED
+    epochs: int  # full epochs this trial trained (a promoted Hyperband trial counts only its own)
     started_seconds: float  # since the search began
     seconds: float
     error: str = ""
     telemetry: TelemetrySummary = TelemetrySummary()
     worker: str = ""  # keras-tuner tuner_id of the process that ran it; "" in a single-process run
+    # Hyperband's schedule (None for other tuners): a promoted trial continues its parent's weights from
+    # initial_epoch, so a reader can follow each promotion.
+    bracket: int | None = None
+    round: int | None = None
+    initial_epoch: int | None = None
+    parent_trial_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +209,7 @@ class RunResult:
     trials: tuple[TrialRecord, ...] = ()
     telemetry: TelemetrySummary = TelemetrySummary()
     workers: int = 1  # processes that ran trials (fmbench.distributed); 1 for the single-process search
+    trials_cut: int = 0  # stopped by the budget before their planned epochs (never chosen as best)
 
     @property
     def wall_seconds(self) -> float:
