@@ -29,7 +29,7 @@ RUN_COLUMNS = [
     "search_seconds", "retrain_seconds", "evaluate_seconds", "wall_seconds",
     "trials_completed", "trials_failed", "search_epochs", "retrain_epochs",
     "stopped_by", "time_overrun_seconds", "error",
-    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS, "workers", "trials_cut",
+    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS, "workers", "trials_cut", "brackets_completed",
 ]
 TRIAL_COLUMNS = [
     "run_id", "profile", "cell", "tuner", "budget", "seed", "trial_id", "hyperparameters", "status",
@@ -44,7 +44,7 @@ TEXT_COLUMNS = [
 
 
 # Columns added after tables were first committed: older tables read back with these values.
-ADDED_COLUMNS = {"max_epochs": None, "trials_cut": 0, "bracket": None, "round": None, "initial_epoch": None, "parent_trial_id": None}
+ADDED_COLUMNS = {"max_epochs": None, "trials_cut": 0, "brackets_completed": None, "bracket": None, "round": None, "initial_epoch": None, "parent_trial_id": None}
 
 
 class ResultsError(ValueError):
@@ -91,6 +91,7 @@ def run_row(result: RunResult, machine: dict) -> dict:
         **machine,
         "workers": result.workers,
         "trials_cut": result.trials_cut,
+        "brackets_completed": result.brackets_completed,
     }
     return {column: row.get(column) for column in RUN_COLUMNS}
 

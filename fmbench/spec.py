@@ -112,6 +112,26 @@ class RunSpec:
         return f"{self.tuner}-{self.budget.label}-seed{self.seed}"
 
 
+def hyperband_first_bracket(max_epochs: int, factor: int) -> tuple[int, int]:
+    """(trials, epochs) of the first, most aggressive bracket of keras-tuner's Hyperband.
+
+    Same arithmetic as keras_tuner's HyperbandOracle (_get_num_brackets, _get_size, _get_epochs); a
+    promoted trial trains only the epochs it adds to its parent's. max_epochs=9, factor=3: 13 trials of
+    1, 3 and 9 epochs, 21 epochs in all. A budget below this never promotes a trial.
+    """
+    brackets, epochs = 0, float(max_epochs)
+    while epochs >= 1:
+        epochs, brackets = epochs / factor, brackets + 1
+    bracket = brackets - 1
+    end_size = math.ceil(1 + math.log(max_epochs, factor)) / (bracket + 1)
+    trials = total_epochs = previous = 0
+    for round_ in range(bracket + 1):
+        size = math.ceil(end_size * factor ** (bracket - round_))
+        rung = math.ceil(max_epochs / factor ** (bracket - round_))
+        trials, total_epochs, previous = trials + size, total_epochs + size * (rung - previous), rung
+    return trials, total_epochs
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named matrix: data sizes, training settings, seeds, tuners and budgets; expands to RunSpecs."""
@@ -124,6 +144,20 @@ class Profile:
     seeds: tuple[int, ...]
     tuners: tuple[str, ...] = TUNER_NAMES
     budgets: tuple[Budget, ...] = field(default_factory=tuple)
+    hyperband_factor: int = 3
+
+    def __post_init__(self) -> None:
+        # A "hyperband" row under a budget that ends inside the first bracket would be a 1-epoch random search.
+        if "hyperband" not in self.tuners:
+            return
+        if self.epochs < self.hyperband_factor:
+            raise SpecError(f"profile {self.name!r}: {self.epochs} epochs give Hyperband (factor {self.hyperband_factor}) "
+                            f"a single round and no promotion; use epochs >= {self.hyperband_factor}")
+        trials, epochs = hyperband_first_bracket(self.epochs, self.hyperband_factor)
+        for budget in self.budgets:
+            if (budget.max_trials or trials) < trials or (budget.max_epochs or epochs) < epochs:
+                raise SpecError(f"profile {self.name!r}: budget {budget.label} ends inside Hyperband's first bracket "
+                                f"({trials} trials, {epochs} epochs at {self.epochs} epochs, factor {self.hyperband_factor}); raise it")
 
     def spec(self, tuner: str, seed: int, budget: Budget = Budget()) -> RunSpec:
         """The RunSpec of one cell of this profile (the baseline takes no budget)."""
@@ -135,6 +169,7 @@ class Profile:
             epochs=self.epochs,
             batch_size=self.batch_size,
             profile=self.name,
+            hyperband_factor=self.hyperband_factor,
         )
 
     def expand(self, tuners: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None) -> list[RunSpec]:
@@ -210,6 +245,8 @@ class RunResult:
     telemetry: TelemetrySummary = TelemetrySummary()
     workers: int = 1  # processes that ran trials (fmbench.distributed); 1 for the single-process search
     trials_cut: int = 0  # stopped by the budget before their planned epochs (never chosen as best)
+    # Hyperband: successive-halving brackets (bracket >= 1) whose last, promoted round completed; None for others.
+    brackets_completed: int | None = None
 
     @property
     def wall_seconds(self) -> float:

@@ -185,7 +185,7 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
         best_hyperparameters={}, best_val_accuracy=None, test_accuracy=None, test_loss=None,
         search_seconds=0.0, retrain_seconds=0.0, evaluate_seconds=0.0, trials_completed=0, trials_failed=0,
         search_epochs=0, retrain_epochs=0, stopped_by="exhausted", time_overrun_seconds=None, trials=(), error="",
-        trials_cut=0,
+        trials_cut=0, brackets_completed=None,
     )
     # keras-tuner writes trial JSON every trial (and Hyperband a checkpoint): keep them in memory where we can.
     workdir = tempfile.mkdtemp(prefix=f"fmbench-{spec.cell}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
@@ -253,6 +253,7 @@ def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialReco
         trials_completed=len(completed),
         trials_failed=len(records) - len(completed) - cut,
         trials_cut=cut,
+        brackets_completed=_brackets_completed(spec, completed),
         search_epochs=sum(r.epochs for r in records),
         search_seconds=search_seconds,
         stopped_by=clock.stop_reason or "exhausted",
@@ -263,6 +264,13 @@ def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialReco
     best = max(completed, key=lambda r: r.val_accuracy)
     result.update(best_hyperparameters=best.hyperparameters, best_val_accuracy=best.val_accuracy)
     return result
+
+
+def _brackets_completed(spec: RunSpec, completed: list[TrialRecord]) -> int | None:
+    """Hyperband brackets whose last round (round == bracket) completed: a row without one never promoted."""
+    if spec.tuner != "hyperband":
+        return None
+    return sum(r.bracket is not None and r.bracket >= 1 and r.round == r.bracket for r in completed)
 
 
 class _SearchFailed(RuntimeError):

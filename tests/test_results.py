@@ -42,7 +42,7 @@ def _result(run_id: str = "hyperband-trials2-epochs20-time30s-seed3-0123abcd", e
         best_val_accuracy=0.81, test_accuracy=0.8, test_loss=0.55, search_seconds=4.1234, retrain_seconds=2.5,
         evaluate_seconds=0.25, trials_completed=1, trials_failed=1, search_epochs=2, retrain_epochs=4,
         stopped_by="trials", time_overrun_seconds=0.0, num_initial_points=5, error=error, trials=trials,
-        telemetry=TELEMETRY, trials_cut=1,
+        telemetry=TELEMETRY, trials_cut=1, brackets_completed=1,
     )
 
 

@@ -204,6 +204,36 @@ def test_epoch_budget_cuts_the_trial_that_would_overspend_it(subset_split) -> No
     assert result.best_hyperparameters == result.trials[0].hyperparameters
 
 
+@pytest.mark.parametrize("max_epochs, factor", [(3, 3), (9, 3), (10, 3), (4, 2)])
+def test_first_bracket_arithmetic_matches_keras_tuners_oracle(max_epochs: int, factor: int, tmp_path: Path) -> None:
+    # Drive keras-tuner's own oracle with made-up scores (no training) through its first bracket.
+    import keras_tuner as kt
+
+    from fmbench.spec import hyperband_first_bracket
+
+    oracle = kt.oracles.HyperbandOracle(objective=tuners.OBJECTIVE, max_epochs=max_epochs, factor=factor,
+                                        hyperband_iterations=None, seed=1)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.verbose = 0
+    hp = kt.HyperParameters()
+    hypermodel.build_model(hp)
+    oracle.update_space(hp)
+    trials, epochs = hyperband_first_bracket(max_epochs, factor)
+    first_bracket = None
+    for index in range(trials):
+        trial = oracle.create_trial("t")
+        values = trial.hyperparameters.values
+        first_bracket = values["tuner/bracket"] if first_bracket is None else first_bracket
+        assert values["tuner/bracket"] == first_bracket, f"trial {index} left the first bracket early"
+        epochs -= values["tuner/epochs"] - values["tuner/initial_epoch"]
+        oracle.update_trial(trial.trial_id, {"val_accuracy": index / 100})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert epochs == 0
+    assert values["tuner/round"] == first_bracket, "the bracket's last round was reached"
+    assert oracle.create_trial("t").hyperparameters.values["tuner/bracket"] != first_bracket
+
+
 def test_hyperband_promotes_a_trial_from_its_parent_checkpoint(subset_split, monkeypatch) -> None:
     """max_epochs=3, factor 3: the first bracket trains 3 one-epoch trials and promotes the best to 3 epochs."""
     loaded = []
@@ -218,7 +248,7 @@ def test_hyperband_promotes_a_trial_from_its_parent_checkpoint(subset_split, mon
     assert promoted.parent_trial_id == best_first.trial_id, "Hyperband promotes the best of the round"
     assert promoted.hyperparameters == best_first.hyperparameters
     assert len(loaded) == 1 and f"trial_{best_first.trial_id}" in loaded[0], loaded
-    assert result.search_epochs == 5
+    assert result.search_epochs == 5 and result.brackets_completed == 1
     assert all(t.parent_trial_id is None for t in first_round)
 
 
@@ -302,7 +332,7 @@ def test_failure_before_any_trial_is_an_error_row(subset_split, monkeypatch) -> 
 def test_reused_out_dir_runs_fresh_searches(subset_dir: Path, tmp_path: Path) -> None:
     """Two identical runs into one --out: keras-tuner must not reload the first search and run zero trials.
 
-    Smoke profile (2 epochs, batch 128) on the whole subset (1500/300/400: smaller than the profile's sizes).
+    Smoke profile (3 epochs, batch 128) on the whole subset (1500/300/400: smaller than the profile's sizes).
     """
     args = ["run", "--tuner", "random", "--max-trials", "2", "--profile", "smoke",
             "--data-dir", str(subset_dir), "--out", str(tmp_path)]
@@ -312,7 +342,7 @@ def test_reused_out_dir_runs_fresh_searches(subset_dir: Path, tmp_path: Path) ->
     assert len(runs) == 2 and runs["run_id"].nunique() == 2
     assert runs["trials_completed"].tolist() == [2, 2]
     assert runs["stopped_by"].tolist() == ["trials", "trials"]
-    assert runs["search_epochs"].tolist() == [4, 4]  # 2 trials x 2 epochs
+    assert runs["search_epochs"].tolist() == [6, 6]  # 2 trials x 3 epochs
     trials = results.read_trials(tmp_path)
     assert trials.groupby("run_id").size().to_dict() == {run_id: 2 for run_id in runs["run_id"]}
     # Same seed: the second run repeats the first rather than continuing its search.
