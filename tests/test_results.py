@@ -8,6 +8,9 @@ import json
 import os
 import re
 import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -142,7 +145,7 @@ def table(tmp_path: Path) -> Path:
 
 
 def _leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name != "runs.csv")
+    return sorted(p.name for p in directory.iterdir() if p.name not in ("runs.csv", results.LOCK_FILE))
 
 
 def test_append_adds_rows_after_existing_ones(table: Path) -> None:
@@ -202,7 +205,54 @@ def test_first_write_failing_leaves_no_file(tmp_path: Path, monkeypatch: pytest.
     path = tmp_path / "new" / "runs.csv"
     with pytest.raises(OSError):
         results.append_rows(path, [{"a": 1}], ["a"])
-    assert list(path.parent.iterdir()) == []
+    assert _leftovers(path.parent) == []
+
+
+# --- concurrent writers --------------------------------------------------------------------------------------------
+
+WRITERS, APPENDS = 4, 25
+_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from fmbench import results
+
+    table, writer, go = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    while not go.exists():  # all writers start together, for the most contention
+        time.sleep(0.005)
+    for i in range(int(sys.argv[4])):
+        rows = [{"writer": writer, "seq": 2 * i + k, "text": f'w{writer} r{2 * i + k}, "quoted"'} for k in (0, 1)]
+        results.append_rows(table, rows, ["writer", "seq", "text"])
+    """
+)
+
+
+def _expected_append(writer: int, i: int) -> str:
+    """The two CSV lines one append writes, spelled out by hand: commas and quotes force CSV quoting."""
+    return "".join(f'{writer},{seq},"w{writer} r{seq}, ""quoted"""\n' for seq in (2 * i, 2 * i + 1))
+
+
+def test_concurrent_writers_keep_every_row_once_and_byte_identical(tmp_path: Path) -> None:
+    table, go = tmp_path / "out" / "runs.csv", tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(results.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(table), str(w), str(go), str(APPENDS)],
+                              env=env, stderr=subprocess.PIPE, text=True) for w in range(WRITERS)]
+    time.sleep(0.5)  # let the interpreters start and import, so the appends overlap
+    go.touch()
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    text = table.read_text()
+    header, body = text.split("\n", 1)
+    assert header == "writer,seq,text"
+    appends = [_expected_append(w, i) for w in range(WRITERS) for i in range(APPENDS)]
+    for append in appends:
+        assert body.count(append) == 1, f"lost or doubled: {append!r}"
+    assert len(body) == sum(map(len, appends)), "nothing but the appended rows"
+    for w in range(WRITERS):  # each writer's appends land in the order it made them
+        positions = [body.index(_expected_append(w, i)) for i in range(APPENDS)]
+        assert positions == sorted(positions)
+    assert len(results.read_table(table, ["writer", "seq", "text"])) == 2 * WRITERS * APPENDS
 
 
 # --- reading -------------------------------------------------------------------------------------------------------
