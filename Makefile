@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
 
-.PHONY: setup bench test smoke-check clean
+.PHONY: setup bench test smoke-check device-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# TensorFlow's CUDA build, for device-check.
+$(VENV)/.installed-gpu: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test,gpu]'
+	touch $@
 
 bench: setup
 	mkdir -p results/$(PROFILE)
@@ -28,6 +33,11 @@ smoke-check: setup
 	out=$$(mktemp -d) && \
 	$(PY) -m pytest benchmarks/test_matrix.py --benchmark-only --fmbench-profile smoke --fmbench-out $$out -q -p no:cacheprovider && \
 	$(PY) -m fmbench check $$out --reference results/reference/smoke.json
+
+# On a machine with an NVIDIA GPU (under 10 minutes): the tests, a smoke matrix that must show GPU utilisation
+# and memory, and one standard-profile cell, into results/gpu-smoke/ with the GPU named. Without a GPU: exit 2.
+device-check: $(VENV)/.installed-gpu
+	PY=$(PY) bash scripts/device_check.sh
 
 clean:
 	rm -rf $(VENV) .benchmarks

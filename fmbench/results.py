@@ -222,11 +222,22 @@ def _cpu_model() -> str:
 
 
 def _commit() -> str:
-    """The git commit of the fmbench checkout, with '-dirty' when it has uncommitted changes."""
+    """The git commit of the fmbench checkout, with '-dirty' when it has uncommitted changes; 'unknown' without one.
+
+    Only a checkout whose root holds this package counts: an installed copy (in a virtual
+    environment inside some other repository, say) must not report that repository's commit.
+    """
     here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+        top = _git(here, "rev-parse", "--show-toplevel")
+        if Path(top).resolve() != here.parent:
+            return "unknown"
+        sha = _git(here, "rev-parse", "--short=12", "HEAD")
+        dirty = _git(here, "status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):  # no git, or not a checkout
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True).stdout.strip()

@@ -1,4 +1,4 @@
-"""fmbench.results: flat rows, atomic appends, validated reading, machine info.
+"""fmbench.results: flat rows, atomic and locked appends, validated reading, machine info.
 
 Only test_machine_info imports TensorFlow (machine_info reports its version); the rest needs pandas alone.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -330,7 +331,7 @@ def test_append_to_a_damaged_table_refuses_and_keeps_it(tmp_path: Path) -> None:
 
 # --- machine info --------------------------------------------------------------------------------------------------
 
-def test_machine_info() -> None:
+def test_machine_info(visible_gpus: list[str]) -> None:
     import keras
     import keras_tuner
     import tensorflow as tf
@@ -344,11 +345,43 @@ def test_machine_info() -> None:
                         if line.startswith("model name"))
         assert info["cpu_model"] == expected
     assert info["cpu_cores"] == os.cpu_count()
-    assert info["gpu_model"] == "no GPU"  # this machine has none; never an empty string
+    assert info["gpu_model"] == (", ".join(visible_gpus) or "no GPU")  # never an empty string
     assert info["tensorflow_version"] == tf.__version__
     assert info["keras_version"] == keras.__version__
     assert info["keras_tuner_version"] == keras_tuner.__version__
-    assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?", info["commit"]), info["commit"]
-    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(results.__file__).parent,
-                          capture_output=True, text=True, check=True).stdout.strip()
-    assert info["commit"].split("-")[0] == head
+    assert info["commit"] == results._commit()
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_commit_of_this_checkout() -> None:
+    package = Path(results.__file__).resolve().parent
+    try:
+        top = _git(package, "rev-parse", "--show-toplevel")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("fmbench is not running from a git checkout here")
+    if Path(top).resolve() != package.parent:
+        pytest.skip("fmbench is installed inside another repository, not run from its own checkout")
+    commit = results._commit()
+    assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?", commit), commit
+    assert commit.split("-")[0] == _git(package, "rev-parse", "--short=12", "HEAD")
+
+
+@pytest.mark.parametrize("where", ["no checkout", "inside another repository"])
+def test_commit_is_unknown_outside_its_own_checkout(where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "elsewhere"
+    package = root / "lib" / "site-packages" / "fmbench"
+    package.mkdir(parents=True)
+    if where == "inside another repository":
+        if shutil.which("git") is None:
+            pytest.skip("git not installed")
+        _git(root, "init", "-q")
+        (root / "README").write_text("another project\n")
+        _git(root, "add", "README")
+        _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    else:
+        monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # /tmp itself may sit in a checkout
+    monkeypatch.setattr(results, "__file__", str(package / "results.py"))
+    assert results._commit() == "unknown"
