@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The GPU machine check behind `make device-check`: the tests, the smoke matrix (whose every row must
 # carry GPU utilisation and memory), and one standard-profile cell (the baseline, seed 1, full data).
-# Everything goes to $OUT (default results/gpu-smoke/), with device.txt naming the GPU it ran on.
+# Everything goes to the folder given as its argument (default results/gpu-smoke), with device.txt naming the GPU.
 # Fashion-MNIST comes from FMBENCH_DATA_DIR when set, else Keras's loader (which downloads it).
 # Without a visible GPU it stops at once: one line on stderr, exit 2. A failed step exits 1.
 set -euo pipefail
 
 PY=${PY:-python3}
-OUT=${OUT:-results/gpu-smoke}
+OUT=${1:-results/gpu-smoke}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 die() {
