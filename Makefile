@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
+# Where `make bench` writes: `make bench OUT=results/quick` sets it, an OUT in the environment does not.
+OUT = results/local/$(PROFILE)
 
 .PHONY: setup bench test smoke-check device-check clean
 
@@ -20,10 +22,11 @@ $(VENV)/.installed-gpu: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[test,gpu]'
 	touch $@
 
+# Results go to a git-ignored folder; OUT=results/<profile> updates the committed ones.
 bench: setup
-	mkdir -p results/$(PROFILE)
-	$(PY) -m pytest benchmarks --benchmark-only --fmbench-profile $(PROFILE) \
-		--benchmark-json results/$(PROFILE)/benchmark.json -p no:cacheprovider
+	mkdir -p $(OUT)
+	$(PY) -m pytest benchmarks --benchmark-only --fmbench-profile $(PROFILE) --fmbench-out $(OUT) \
+		--benchmark-json $(OUT)/benchmark.json -p no:cacheprovider
 
 test: setup
 	$(PY) -m pytest tests -q -p no:cacheprovider
