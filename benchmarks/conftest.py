@@ -23,9 +23,9 @@ def pytest_addoption(parser):
     group.addoption("--fmbench-tuners", help="comma list of tuners to run (baseline always runs); default: the profile's")
     group.addoption("--fmbench-seeds", help="comma list of seeds; default: the profile's")
     group.addoption("--fmbench-resume", action="store_true",
-                    help="continue results/<profile>/runs.csv, skipping cells already in it (default: start new tables, the old ones moved aside)")
+                    help="continue the results folder's runs.csv, skipping cells already in it (default: start new tables, the old ones moved aside)")
     group.addoption("--fmbench-data-dir", help="Fashion-MNIST IDX folder (default $FMBENCH_DATA_DIR, else the Keras loader)")
-    group.addoption("--fmbench-out", help="results folder (default results/<profile>)")
+    group.addoption("--fmbench-out", help="results folder (default results/local/<profile>, ignored by git; name results/<profile> to update the committed results)")
 
 
 def pytest_configure(config):
@@ -37,7 +37,7 @@ def pytest_configure(config):
     except SpecError as exc:
         raise pytest.UsageError(f"fmbench: {exc}") from None
     profile = config.getoption("fmbench_profile")
-    config.fmbench_out = Path(config.getoption("fmbench_out") or REPO / "results" / profile)
+    config.fmbench_out = Path(config.getoption("fmbench_out") or REPO / "results" / "local" / profile)
 
 
 def selected_specs(profile_name: str, tuners: str | None, seeds: str | None) -> list[RunSpec]:
