@@ -22,7 +22,7 @@ from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from fmbench import atomic
+from fmbench import atomic, placement
 from fmbench.spec import Budget, DataSizes, RunResult, RunSpec, SpecError, TelemetrySummary, TrialRecord
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ class _Chief:
 
     def _launch(self, index: int) -> subprocess.Popen:
         name, env = f"worker-{index}", dict(os.environ, PYTHONUNBUFFERED="1")
-        gpus = _gpu_ids()
+        gpus = placement.visible_gpu_ids()
         if gpus:  # one GPU per worker, round robin
             env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
         connect = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
@@ -239,14 +239,6 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
             os.killpg(proc.pid, sig)  # the worker leads its own group: anything it started goes too
         except ProcessLookupError:
             pass
-
-
-def _gpu_ids() -> list[str]:
-    """The GPUs this process sees, named as CUDA_VISIBLE_DEVICES would name them to a child."""
-    from fmbench import telemetry
-
-    count, visible = len(telemetry.gpu_names()), os.environ.get("CUDA_VISIBLE_DEVICES")
-    return ([t.strip() for t in visible.split(",")] if visible else [str(i) for i in range(count)])[:count]
 
 
 class _Tail:

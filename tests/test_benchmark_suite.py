@@ -1,6 +1,7 @@
 """The pytest-benchmark suite in benchmarks/, driven as a user drives it: `pytest benchmarks ...` in a subprocess."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fmbench import results
+from fmbench import profiles, results, telemetry
 
 REPO = Path(__file__).resolve().parents[1]
 SUBSET = REPO / "tests" / "data" / "fashion-mnist-subset"
@@ -20,6 +21,13 @@ def _pytest_benchmarks(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
+def _benchmarks_conftest():
+    spec = importlib.util.spec_from_file_location("benchmarks_conftest", REPO / "benchmarks" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize(
     "option, value, message",
     [
@@ -27,12 +35,25 @@ def _pytest_benchmarks(*args: str) -> subprocess.CompletedProcess:
         ("--fmbench-tuners", "random,grid", "unknown tuner 'grid'"),
         ("--fmbench-seeds", "1,x", "comma list of integers"),
         ("--fmbench-seeds", "0", "seed must be an integer >= 1"),
+        ("--fmbench-shard", "0/2", "--fmbench-shard must be K/N with 1 <= K <= N"),
+        ("--fmbench-shard", "3/2", "--fmbench-shard must be K/N with 1 <= K <= N"),
+        ("--fmbench-shard", "2", "--fmbench-shard must be K/N with 1 <= K <= N"),
     ],
 )
 def test_bad_options_are_a_usage_error(option: str, value: str, message: str) -> None:
     proc = _pytest_benchmarks("--benchmark-only", option, value)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
     assert message in proc.stderr
+
+
+def test_shards_split_the_cells_into_disjoint_deterministic_shares() -> None:
+    conftest = _benchmarks_conftest()
+    specs = conftest.selected_specs("smoke", None, None)
+    shares = [conftest.shard(specs, f"{k}/3") for k in (1, 2, 3)]
+    assert sorted((s.cell for share in shares for s in share), key=[s.cell for s in specs].index) == [s.cell for s in specs]
+    assert [len(share) for share in shares] == [5, 5, 4]  # 14 smoke cells, round robin
+    assert conftest.shard(specs, "2/3") == shares[1]  # the same share on every host
+    assert conftest.shard(specs, "1/1") == specs and conftest.shard(specs, None) == specs
 
 
 def _smoke_args(out: Path, *extra: str) -> list[str]:
@@ -76,6 +97,30 @@ def test_smoke_cells_leave_rows_extra_info_and_a_report(tmp_path: Path) -> None:
     assert extra["test_tuner[random-trials3-seed1]"]["trials_completed"] == 3
     assert extra["test_tuner[random-trials3-seed1]"]["stopped_by"] == "trials"
     assert extra["test_baseline[seed1]"]["test_accuracy"] == pytest.approx(runs.set_index("cell").test_accuracy["baseline-seed1"])
-    assert extra["test_baseline[seed1]"]["gpu"] == "no GPU"
+    if telemetry.gpu_names():  # what this machine has, as the subprocess sees it
+        assert "gpu" not in extra["test_baseline[seed1]"] and extra["test_baseline[seed1]"]["gpu_util_mean"] >= 0
+    else:
+        assert extra["test_baseline[seed1]"]["gpu"] == "no GPU" and "gpu_util_mean" not in extra["test_baseline[seed1]"]
+    assert runs.gpu_model.unique().tolist() == [", ".join(telemetry.gpu_names()) or "no GPU"]
     assert "test accuracy against the baseline" in proc.stdout
     assert (out / "report.md").is_file()
+
+
+@pytest.mark.e2e
+def test_parallel_cells_leave_complete_unique_rows_and_one_report(tmp_path: Path) -> None:
+    out = tmp_path / "smoke"
+    out.mkdir()
+    (out / results.RUNS_FILE).write_text("old table\n")
+    command = [sys.executable, "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-n", "2", "-rs",
+               *_smoke_args(out, "--fmbench-seeds", "1,2")]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = results.read_runs(out)
+    cells = [s.cell for s in profiles.get_profile("smoke").expand(("random",), (1, 2))]
+    assert sorted(runs.cell) == sorted(cells) and runs.test_accuracy.notna().all()  # every cell once, none lost
+    trials = results.read_trials(out)
+    assert not trials.duplicated(["cell", "trial_id"]).any()
+    assert set(trials.cell) == {cell for cell in cells if not cell.startswith("baseline")}
+    assert [p.read_text() for p in out.glob(f"previous/*/{results.RUNS_FILE}")] == ["old table\n"]  # moved aside once
+    assert proc.stdout.count("test accuracy against the baseline") == 1 and (out / "report.md").is_file()
+    assert "measures the machine itself: run it without -n" in proc.stdout  # scale-out and sampler benchmarks
