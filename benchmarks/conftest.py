@@ -24,7 +24,8 @@ def pytest_addoption(parser):
     group.addoption("--fmbench-tuners", help="comma list of tuners to run (baseline always runs); default: the profile's")
     group.addoption("--fmbench-seeds", help="comma list of seeds; default: the profile's")
     group.addoption("--fmbench-resume", action="store_true",
-                    help="continue results/<profile>/runs.csv, skipping cells already in it (default: start new tables, the old ones moved aside)")
+                    help="continue results/<profile>/runs.csv: skip the cells finished there, rerun the failed ones "
+                         "(default: start new tables, the old ones moved aside)")
     group.addoption("--fmbench-shard", metavar="K/N",
                     help="run the K-th of N deterministic shares of the cells (round robin), e.g. 1/4 on one host or CI job")
     group.addoption("--fmbench-data-dir", help="Fashion-MNIST IDX folder (default $FMBENCH_DATA_DIR, else the Keras loader)")
@@ -96,7 +97,7 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
-    """With --fmbench-resume, the cells already in runs.csv are skipped. Under pytest-xdist the benchmarks that
+    """With --fmbench-resume, the cells finished in runs.csv are skipped. Under pytest-xdist the benchmarks that
     measure the machine itself (scale-out, sampler cost) are skipped: parallel cells would be in their figures."""
     from fmbench import results
 
@@ -108,12 +109,22 @@ def pytest_collection_modifyitems(config, items):
     runs_file = config.fmbench_out / results.RUNS_FILE
     if not config.getoption("fmbench_resume") or not runs_file.exists():
         return
-    done = set(results.read_runs(config.fmbench_out)["cell"])
+    done = finished_cells(results.read_runs(config.fmbench_out))
     for item in items:
         params = getattr(item, "callspec", None) and item.callspec.params
         spec = params and (params.get("baseline_spec") or params.get("tuner_spec"))
         if spec and spec.cell in done:
-            item.add_marker(pytest.mark.skip(reason=f"{spec.cell} already in {runs_file} (--fmbench-resume)"))
+            item.add_marker(pytest.mark.skip(reason=f"{spec.cell} finished in {runs_file} (--fmbench-resume)"))
+
+
+def finished_cells(runs) -> set[str]:
+    """Cells whose current row (the latest by started_at; earlier rows are superseded) has a test accuracy
+    and no error. A cell whose current row failed (out of memory, a killed worker) runs again."""
+    from fmbench import results
+
+    current = runs.sort_values("started_at", kind="stable").groupby("cell").tail(1)
+    ok = current["test_accuracy"].notna() & ~results.failed_runs(current)
+    return set(current.loc[ok, "cell"])
 
 
 @pytest.fixture(scope="session")

@@ -61,15 +61,36 @@ def _smoke_args(out: Path, *extra: str) -> list[str]:
             "--fmbench-data-dir", str(SUBSET), "--fmbench-out", str(out), *extra]
 
 
-def test_resume_skips_the_cells_already_in_the_table(tmp_path: Path) -> None:
-    cells = ["baseline-seed1", "random-trials3-seed1", "random-time5s-seed1"]
-    pd.DataFrame([{column: None for column in results.RUN_COLUMNS} | {"cell": cell} for cell in cells[:2]],
-                 columns=results.RUN_COLUMNS).to_csv(tmp_path / results.RUNS_FILE, index=False)
+def _rows(*cells: tuple[str, str, float | None, str]) -> pd.DataFrame:
+    """runs.csv rows with only what resume reads: (cell, started_at, test_accuracy, stopped_by)."""
+    rows = [{column: None for column in results.RUN_COLUMNS}
+            | {"cell": cell, "started_at": started, "test_accuracy": accuracy, "stopped_by": stopped, "error": "" if accuracy else "killed"}
+            for cell, started, accuracy, stopped in cells]
+    return pd.DataFrame(rows, columns=results.RUN_COLUMNS)
+
+
+def test_resume_counts_a_cell_finished_only_when_its_latest_row_succeeded() -> None:
+    runs = _rows(
+        ("baseline-seed1", "2026-01-01T10:00:00+00:00", None, "error"),  # failed, then rerun: finished
+        ("baseline-seed1", "2026-01-01T11:00:00+00:00", 0.81, "trials"),
+        ("random-trials3-seed1", "2026-01-01T12:00:00+00:00", 0.80, "trials"),  # finished, then failed: runs again
+        ("random-trials3-seed1", "2026-01-01T13:00:00+00:00", None, "error"),
+        ("random-time5s-seed1", "2026-01-01T10:30:00+00:00", None, "time"),  # no accuracy: runs again
+    )
+    assert _benchmarks_conftest().finished_cells(runs.iloc[::-1]) == {"baseline-seed1"}  # row order does not matter
+
+
+def test_resume_skips_finished_cells_and_reruns_failed_ones_keeping_the_failed_row(tmp_path: Path) -> None:
+    _rows(("baseline-seed1", "2026-01-01T10:00:00+00:00", None, "error"),
+          ("random-trials3-seed1", "2026-01-01T10:00:00+00:00", 0.8, "trials")).to_csv(tmp_path / results.RUNS_FILE, index=False)
     proc = _pytest_benchmarks(*_smoke_args(tmp_path, "--fmbench-resume", "-rs", "--benchmark-disable",
                                            "-k", "baseline or trials3"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 skipped" in proc.stdout and "already in" in proc.stdout
-    assert len(pd.read_csv(tmp_path / results.RUNS_FILE)) == 2  # nothing ran, nothing appended
+    assert "1 passed, 1 skipped" in proc.stdout and "random-trials3-seed1 finished in" in proc.stdout
+    runs = results.read_runs(tmp_path)
+    assert runs.cell.tolist() == ["baseline-seed1", "random-trials3-seed1", "baseline-seed1"]  # the failed row stays
+    assert runs.started_at.iloc[2] > runs.started_at.iloc[0] and runs.test_accuracy.iloc[2] > 0
+    assert _benchmarks_conftest().finished_cells(runs) == {"baseline-seed1", "random-trials3-seed1"}
 
 
 def test_a_fresh_session_moves_earlier_tables_aside(tmp_path: Path) -> None:
