@@ -14,7 +14,8 @@ import pytest  # noqa: E402
 from fmbench import placement, profiles  # noqa: E402
 from fmbench.spec import BASELINE, TUNER_NAMES, RunSpec, SpecError  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 
 
 def pytest_addoption(parser):
@@ -104,7 +105,7 @@ def pytest_collection_modifyitems(config, items):
     if _xdist_worker(config):
         skip = pytest.mark.skip(reason="measures the machine itself: run it without -n")
         for item in items:
-            if item.path.name != "test_matrix.py":
+            if item.path.parent == HERE and item.path.name != "test_matrix.py":
                 item.add_marker(skip)
     runs_file = config.fmbench_out / results.RUNS_FILE
     if not config.getoption("fmbench_resume") or not runs_file.exists():
