@@ -20,7 +20,8 @@ TRIALS_FILE = "trials.csv"
 TELEMETRY_COLUMNS = [f.name for f in dataclasses.fields(TelemetrySummary)]
 MACHINE_COLUMNS = [
     "hostname", "platform", "cpu_model", "cpu_cores", "gpu_model",
-    "python_version", "tensorflow_version", "keras_version", "keras_tuner_version", "commit",
+    "python_version", "tensorflow_version", "keras_version", "keras_tuner_version", "optuna_version", "sklearn_version",
+    "commit",
 ]
 RUN_COLUMNS = [
     "run_id", "started_at", "profile", "cell", "tuner", "budget", "max_trials", "max_seconds", "seed",
@@ -35,6 +36,8 @@ TRIAL_COLUMNS = [
     "run_id", "profile", "cell", "tuner", "budget", "seed", "trial_id", "hyperparameters", "status",
     "val_accuracy", "epochs", "started_seconds", "seconds", "error", *TELEMETRY_COLUMNS, "worker",
 ]
+# Columns added after results were committed: tables without them still read, the cells empty.
+LATER_COLUMNS = ["optuna_version", "sklearn_version"]
 TEXT_COLUMNS = [
     "run_id", "started_at", "profile", "cell", "tuner", "budget", "best_hyperparameters", "hyperparameters",
     "trial_id", "status", "stopped_by", "error", "worker",
@@ -157,6 +160,7 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
         raise ResultsError(f"{path}: the file is empty; delete it and rerun the benchmark") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); delete it and rerun") from None
+    frame = frame.assign(**{column: None for column in LATER_COLUMNS if column in columns and column not in frame.columns})
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise ResultsError(f"{path}: missing columns {', '.join(missing[:5])}; it was not written by this fmbench version, rerun the benchmark")
@@ -176,6 +180,8 @@ def machine_info() -> dict:
     """Where and with what a run ran: host, CPU/GPU model, library versions, commit."""
     import keras
     import keras_tuner
+    import optuna
+    import sklearn
     import tensorflow as tf
 
     from fmbench import telemetry
@@ -190,6 +196,8 @@ def machine_info() -> dict:
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
         "keras_tuner_version": keras_tuner.__version__,
+        "optuna_version": optuna.__version__,
+        "sklearn_version": sklearn.__version__,
         "commit": _commit(),
     }
 

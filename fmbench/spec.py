@@ -5,7 +5,8 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-TUNER_NAMES = ("random", "hyperband", "bayesian")
+DEFAULT_TUNERS = ("random", "hyperband", "bayesian")  # what a profile runs unless it names its tuners
+TUNER_NAMES = DEFAULT_TUNERS + ("tpe", "tpe-hyperband")
 BASELINE = "baseline"
 RUNNER_NAMES = TUNER_NAMES + (BASELINE,)
 
@@ -112,7 +113,7 @@ class Profile:
     epochs: int
     batch_size: int
     seeds: tuple[int, ...]
-    tuners: tuple[str, ...] = TUNER_NAMES
+    tuners: tuple[str, ...] = DEFAULT_TUNERS
     budgets: tuple[Budget, ...] = field(default_factory=tuple)
 
     def spec(self, tuner: str, seed: int, budget: Budget = Budget()) -> RunSpec:

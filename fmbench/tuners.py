@@ -152,7 +152,7 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
                 fields["best_hyperparameters"] = dict(hypermodel.BASELINE_HPS)
                 fields["stopped_by"] = "trials"  # the baseline is a single fixed trial
             else:
-                fields.update((search or _search)(spec, split, workdir, sampler, progress))
+                fields.update((search or _search_for(spec.tuner))(spec, split, workdir, sampler, progress))
             _retrain_and_evaluate(spec, split, fields, progress)
         except _SearchFailed as exc:
             fields.update(exc.partial, stopped_by="error", error=str(exc))
@@ -169,10 +169,28 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
         spec=dataclasses.replace(spec, sizes=used),
         run_id=f"{spec.cell}-{uuid.uuid4().hex[:8]}",
         started_at=started_at,
-        num_initial_points=bayesian_initial_points(spec) if spec.tuner == "bayesian" else None,
+        num_initial_points=_initial_points(spec),
         telemetry=sampler.summary(),
         **fields,
     )
+
+
+def _initial_points(spec: RunSpec) -> int | None:
+    """Random trials before a model-based tuner's model acts (the row's num_initial_points); None for the others."""
+    if spec.tuner in ("tpe", "tpe-hyperband"):
+        from fmbench import optuna_search
+
+        return optuna_search.startup_trials(spec)
+    return bayesian_initial_points(spec) if spec.tuner == "bayesian" else None
+
+
+def _search_for(tuner: str) -> SearchFn:
+    """keras-tuner's tuners search here; Optuna's run their own loop (imported only when used)."""
+    if tuner in ("tpe", "tpe-hyperband"):
+        from fmbench import optuna_search
+
+        return optuna_search.search
+    return _search
 
 
 def _search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: Progress) -> dict:
@@ -204,7 +222,7 @@ def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialReco
     result = dict(
         trials=records,
         trials_completed=len(completed),
-        trials_failed=len(records) - len(completed),
+        trials_failed=sum(r.status not in ("COMPLETED", "PRUNED", "CUT") for r in records),  # pruned and cut trials did not fail
         search_epochs=sum(r.epochs for r in records),
         search_seconds=search_seconds,
         stopped_by=clock.stop_reason or "exhausted",

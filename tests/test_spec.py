@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fmbench import profiles
-from fmbench.spec import BASELINE, TUNER_NAMES, Budget, DataSizes, Profile, RunSpec, SpecError
+from fmbench.spec import BASELINE, DEFAULT_TUNERS, TUNER_NAMES, Budget, DataSizes, Profile, RunSpec, SpecError
 
 
 def _one_line(excinfo: pytest.ExceptionInfo) -> str:
@@ -165,7 +165,7 @@ def test_shipped_profiles_expand_to_valid_specs(name: str) -> None:
     n_seeds, n_tuners, n_budgets = len(profile.seeds), len(profile.tuners), len(profile.budgets)
     assert len(specs) == n_seeds * (1 + n_tuners * n_budgets)
     assert all(seed >= 1 for seed in profile.seeds)
-    assert set(profile.tuners) == set(TUNER_NAMES)
+    assert set(profile.tuners) == set(DEFAULT_TUNERS)
     assert all(spec.profile == name for spec in specs)
 
 
