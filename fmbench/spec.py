@@ -6,7 +6,7 @@ import numbers
 from dataclasses import dataclass, field
 
 DEFAULT_TUNERS = ("random", "hyperband", "bayesian")  # what a profile runs unless it names its tuners
-TUNER_NAMES = DEFAULT_TUNERS + ("tpe", "tpe-hyperband")
+TUNER_NAMES = DEFAULT_TUNERS + ("grid", "tpe", "tpe-hyperband")
 BASELINE = "baseline"
 RUNNER_NAMES = TUNER_NAMES + (BASELINE,)
 
