@@ -56,9 +56,9 @@ def test_budget_is_empty_only_without_limits() -> None:
 
 def test_runspec_unknown_tuner_names_the_choices() -> None:
     with pytest.raises(SpecError) as excinfo:
-        RunSpec(tuner="grid", seed=1, budget=Budget(max_trials=2))
+        RunSpec(tuner="sobol", seed=1, budget=Budget(max_trials=2))
     message = _one_line(excinfo)
-    assert "'grid'" in message
+    assert "'sobol'" in message
     for name in (*TUNER_NAMES, BASELINE):
         assert name in message, f"the fix (the valid names) is missing: {message}"
 
