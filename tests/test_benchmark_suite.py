@@ -24,7 +24,7 @@ def _pytest_benchmarks(*args: str) -> subprocess.CompletedProcess:
     "option, value, message",
     [
         ("--fmbench-profile", "nope", "unknown profile 'nope'"),
-        ("--fmbench-tuners", "random,grid", "unknown tuner 'grid'"),
+        ("--fmbench-tuners", "random,sobol", "unknown tuner 'sobol'"),
         ("--fmbench-seeds", "1,x", "comma list of integers"),
         ("--fmbench-seeds", "0", "seed must be an integer >= 1"),
     ],
