@@ -235,6 +235,11 @@ def test_failed_trials_are_rows_and_three_in_a_row_end_the_search(fake_models, m
     assert excinfo.value.partial["trials_failed"] == 3
 
 
+def test_optuna_tuners_refuse_the_distributed_options(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["run", "--tuner", "tpe", "--max-trials", "2", "--workers", "2"]) == 2
+    assert "tpe (Optuna) runs in one process" in capsys.readouterr().err
+
+
 # --- the real protocol ---------------------------------------------------------------------------------------------
 
 def test_tpe_run_on_the_tiny_subset_gives_a_full_row(subset_split) -> None:
