@@ -6,9 +6,10 @@ import numbers
 from dataclasses import dataclass, field
 
 DEFAULT_TUNERS = ("random", "hyperband", "bayesian")  # what a profile runs unless it names its tuners
-TUNER_NAMES = DEFAULT_TUNERS + ("grid", "tpe", "tpe-hyperband")
+TUNER_NAMES = DEFAULT_TUNERS + ("grid", "tpe", "tpe-hyperband", "sklearn")
 BASELINE = "baseline"
-RUNNER_NAMES = TUNER_NAMES + (BASELINE,)
+BASELINES = (BASELINE, "sklearn-baseline")  # fixed models: no search, no budget
+RUNNER_NAMES = TUNER_NAMES + BASELINES
 
 # Why a search ended. Every run row carries exactly one of these.
 STOPPED_BY = ("trials", "time", "exhausted", "error")
@@ -86,7 +87,7 @@ class RunSpec:
             raise SpecError(f"unknown tuner {self.tuner!r}: choose one of {', '.join(RUNNER_NAMES)}")
         if not (_is_int(self.seed) and self.seed >= 1):
             raise SpecError(f"seed must be an integer >= 1 (keras-tuner turns seed 0 into a random seed), got {self.seed!r}")
-        if self.tuner != BASELINE and self.budget.is_empty:
+        if self.tuner not in BASELINES and self.budget.is_empty:
             raise SpecError(f"tuner {self.tuner!r} needs a budget: give --max-trials N and/or --max-seconds S")
         if self.epochs < 1:
             raise SpecError(f"epochs must be >= 1, got {self.epochs}")
@@ -98,8 +99,8 @@ class RunSpec:
     @property
     def cell(self) -> str:
         """Readable id of this cell of the matrix, e.g. 'hyperband-trials6-seed1' or 'baseline-seed1'."""
-        if self.tuner == BASELINE:
-            return f"{BASELINE}-seed{self.seed}"
+        if self.tuner in BASELINES:
+            return f"{self.tuner}-seed{self.seed}"
         return f"{self.tuner}-{self.budget.label}-seed{self.seed}"
 
 
@@ -121,7 +122,7 @@ class Profile:
         return RunSpec(
             tuner=tuner,
             seed=seed,
-            budget=Budget() if tuner == BASELINE else budget,
+            budget=Budget() if tuner in BASELINES else budget,
             sizes=self.sizes,
             epochs=self.epochs,
             batch_size=self.batch_size,

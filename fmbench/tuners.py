@@ -148,6 +148,7 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
     the retrain and the single test evaluation stay the same.
     """
     telemetry.enable_gpu_memory_growth()
+    search_fn, retrain_fn = _protocol_for(spec.tuner)
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     fields = dict(
         best_hyperparameters={}, best_val_accuracy=None, test_accuracy=None, test_loss=None,
@@ -162,8 +163,8 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
                 fields["best_hyperparameters"] = dict(hypermodel.BASELINE_HPS)
                 fields["stopped_by"] = "trials"  # the baseline is a single fixed trial
             else:
-                fields.update((search or _search_for(spec.tuner))(spec, split, workdir, sampler, progress))
-            _retrain_and_evaluate(spec, split, fields, progress)
+                fields.update((search or search_fn)(spec, split, workdir, sampler, progress))
+            retrain_fn(spec, split, fields, progress)
         except _SearchFailed as exc:
             fields.update(exc.partial, stopped_by="error", error=str(exc))
             progress(f"[{spec.cell}] ERROR {exc}")
@@ -191,16 +192,21 @@ def _initial_points(spec: RunSpec) -> int | None:
         from fmbench import optuna_search
 
         return optuna_search.startup_trials(spec)
-    return bayesian_initial_points(spec) if spec.tuner == "bayesian" else None
+    return bayesian_initial_points(spec) if spec.tuner in ("bayesian", "sklearn") else None
 
 
-def _search_for(tuner: str) -> SearchFn:
-    """keras-tuner's tuners search here; Optuna's run their own loop (imported only when used)."""
+def _protocol_for(tuner: str) -> tuple[SearchFn, Callable]:
+    """(search, retrain-and-test) of a tuner: keras-tuner's search here; Optuna's and scikit-learn's rows have
+    their own modules, imported only when used."""
     if tuner in ("tpe", "tpe-hyperband"):
         from fmbench import optuna_search
 
-        return optuna_search.search
-    return _search
+        return optuna_search.search, _retrain_and_evaluate
+    if tuner in ("sklearn", "sklearn-baseline"):
+        from fmbench import sklearn_search
+
+        return sklearn_search.search, sklearn_search.retrain_and_evaluate
+    return _search, _retrain_and_evaluate
 
 
 def _search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: Progress) -> dict:
