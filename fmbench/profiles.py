@@ -42,6 +42,16 @@ PROFILES = {
             seeds=(1, 2, 3, 4, 5),
             budgets=(Budget(max_trials=30), Budget(max_seconds=600)),
         ),
+        Profile(
+            name="cnn",
+            description="GPU: keras-tuner's HyperResNet / HyperXception on the whole dataset, 3 seeds, 10 trials or 30 minutes",
+            sizes=DataSizes(),
+            epochs=10,
+            batch_size=128,
+            seeds=(1, 2, 3),
+            budgets=(Budget(max_trials=10), Budget(max_seconds=1800)),
+            space="cnn",
+        ),
     )
 }
 DEFAULT_PROFILE = "quick"

@@ -30,17 +30,17 @@ RUN_COLUMNS = [
     "search_seconds", "retrain_seconds", "evaluate_seconds", "wall_seconds",
     "trials_completed", "trials_failed", "search_epochs", "retrain_epochs",
     "stopped_by", "time_overrun_seconds", "error",
-    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS, "workers",
+    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS, "workers", "space",
 ]
 TRIAL_COLUMNS = [
     "run_id", "profile", "cell", "tuner", "budget", "seed", "trial_id", "hyperparameters", "status",
     "val_accuracy", "epochs", "started_seconds", "seconds", "error", *TELEMETRY_COLUMNS, "worker",
 ]
-# Columns added after results were committed: tables without them still read, the cells empty.
-LATER_COLUMNS = ["optuna_version", "sklearn_version"]
+# Columns added after results were committed: tables without them still read, with these values.
+LATER_COLUMNS = {"optuna_version": None, "sklearn_version": None, "space": "mlp"}
 TEXT_COLUMNS = [
     "run_id", "started_at", "profile", "cell", "tuner", "budget", "best_hyperparameters", "hyperparameters",
-    "trial_id", "status", "stopped_by", "error", "worker",
+    "trial_id", "status", "stopped_by", "error", "worker", "space",
     *(column for column in MACHINE_COLUMNS if column != "cpu_cores"),
 ]
 
@@ -87,6 +87,7 @@ def run_row(result: RunResult, machine: dict) -> dict:
         **dataclasses.asdict(result.telemetry),
         **machine,
         "workers": result.workers,
+        "space": spec.space,
     }
     return {column: row.get(column) for column in RUN_COLUMNS}
 
@@ -160,7 +161,7 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
         raise ResultsError(f"{path}: the file is empty; delete it and rerun the benchmark") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); delete it and rerun") from None
-    frame = frame.assign(**{column: None for column in LATER_COLUMNS if column in columns and column not in frame.columns})
+    frame = frame.assign(**{column: value for column, value in LATER_COLUMNS.items() if column in columns and column not in frame.columns})
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise ResultsError(f"{path}: missing columns {', '.join(missing[:5])}; it was not written by this fmbench version, rerun the benchmark")

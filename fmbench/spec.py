@@ -10,6 +10,10 @@ TUNER_NAMES = DEFAULT_TUNERS + ("grid", "tpe", "tpe-hyperband", "sklearn")
 BASELINE = "baseline"
 BASELINES = (BASELINE, "sklearn-baseline")  # fixed models: no search, no budget
 RUNNER_NAMES = TUNER_NAMES + BASELINES
+# Search spaces: the MLP of fmbench/hypermodel.py, or keras-tuner's HyperResNet / HyperXception (fmbench/cnn.py),
+# which keras-tuner's own tuners search.
+SPACES = ("mlp", "cnn")
+CNN_RUNNERS = ("random", "hyperband", "bayesian", "grid", BASELINE)
 
 # Why a search ended. Every run row carries exactly one of these.
 STOPPED_BY = ("trials", "time", "exhausted", "error")
@@ -81,8 +85,13 @@ class RunSpec:
     batch_size: int = 128
     profile: str = "custom"
     hyperband_factor: int = 3
+    space: str = "mlp"
 
     def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise SpecError(f"unknown search space {self.space!r}: choose one of {', '.join(SPACES)}")
+        if self.space == "cnn" and self.tuner not in CNN_RUNNERS:
+            raise SpecError(f"tuner {self.tuner!r} searches the mlp space only: with --space cnn use one of {', '.join(CNN_RUNNERS)}")
         if self.tuner not in RUNNER_NAMES:
             raise SpecError(f"unknown tuner {self.tuner!r}: choose one of {', '.join(RUNNER_NAMES)}")
         if not (_is_int(self.seed) and self.seed >= 1):
@@ -99,9 +108,10 @@ class RunSpec:
     @property
     def cell(self) -> str:
         """Readable id of this cell of the matrix, e.g. 'hyperband-trials6-seed1' or 'baseline-seed1'."""
+        prefix = "" if self.space == "mlp" else f"{self.space}-"
         if self.tuner in BASELINES:
-            return f"{self.tuner}-seed{self.seed}"
-        return f"{self.tuner}-{self.budget.label}-seed{self.seed}"
+            return f"{prefix}{self.tuner}-seed{self.seed}"
+        return f"{prefix}{self.tuner}-{self.budget.label}-seed{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,7 @@ class Profile:
     seeds: tuple[int, ...]
     tuners: tuple[str, ...] = DEFAULT_TUNERS
     budgets: tuple[Budget, ...] = field(default_factory=tuple)
+    space: str = "mlp"
 
     def spec(self, tuner: str, seed: int, budget: Budget = Budget()) -> RunSpec:
         """The RunSpec of one cell of this profile (the baseline takes no budget)."""
@@ -127,6 +138,7 @@ class Profile:
             epochs=self.epochs,
             batch_size=self.batch_size,
             profile=self.name,
+            space=self.space,
         )
 
     def expand(self, tuners: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None) -> list[RunSpec]:

@@ -54,8 +54,10 @@ class GridOracle(_BudgetedOracle, kt.oracles.GridSearchOracle):
 class _RecordingTuner:
     """Tuner mixin: times each trial and counts its epochs (keras-tuner keeps neither)."""
 
-    def start_recording(self, sampler: telemetry.Sampler, search_started: float, label: str, progress: Progress) -> None:
+    def start_recording(self, sampler: telemetry.Sampler, search_started: float, label: str, progress: Progress,
+                        space=hypermodel) -> None:
         self.records: list[TrialRecord] = []
+        self._space = space
         self._sampler, self._search_started, self._label, self._progress = sampler, search_started, label, progress
 
     def on_trial_begin(self, trial):
@@ -76,7 +78,7 @@ class _RecordingTuner:
             score = float(trial.score) if trial.status == "COMPLETED" else None
             record = TrialRecord(
                 trial_id=trial.trial_id,
-                hyperparameters=hypermodel.active_values(trial.hyperparameters.values),
+                hyperparameters=self._space.active_values(trial.hyperparameters.values),
                 status=str(trial.status),
                 val_accuracy=score,
                 epochs=self._trial_epochs,
@@ -160,7 +162,7 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
         try:
             keras.utils.set_random_seed(spec.seed)
             if spec.tuner == BASELINE:
-                fields["best_hyperparameters"] = dict(hypermodel.BASELINE_HPS)
+                fields["best_hyperparameters"] = dict(space_of(spec).BASELINE_HPS)
                 fields["stopped_by"] = "trials"  # the baseline is a single fixed trial
             else:
                 fields.update((search or search_fn)(spec, split, workdir, sampler, progress))
@@ -195,6 +197,15 @@ def _initial_points(spec: RunSpec) -> int | None:
     return bayesian_initial_points(spec) if spec.tuner in ("bayesian", "sklearn") else None
 
 
+def space_of(spec: RunSpec):
+    """The module of the spec's search space: build_model, make_model, BASELINE_HPS, active_values."""
+    if spec.space == "cnn":
+        from fmbench import cnn
+
+        return cnn
+    return hypermodel
+
+
 def _protocol_for(tuner: str) -> tuple[SearchFn, Callable]:
     """(search, retrain-and-test) of a tuner: keras-tuner's search here; Optuna's and scikit-learn's rows have
     their own modules, imported only when used."""
@@ -214,8 +225,9 @@ def _search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sample
     clock = SearchClock(spec.budget)
     oracle.clock = clock
     # A fresh directory with overwrite=True: a reused project silently reloads a finished search.
-    tuner = tuner_class(oracle=oracle, hypermodel=hypermodel.build_model, directory=workdir, project_name="search", overwrite=True)
-    tuner.start_recording(sampler, clock.started, spec.cell, progress)
+    space = space_of(spec)
+    tuner = tuner_class(oracle=oracle, hypermodel=space.build_model, directory=workdir, project_name="search", overwrite=True)
+    tuner.start_recording(sampler, clock.started, spec.cell, progress, space)
     callbacks = [DeadlineCallback(clock.deadline)] if clock.deadline is not None else []
     progress(f"[{spec.cell}] search: {spec.tuner}, budget {spec.budget.label}, {spec.epochs} epochs per trial")
     error = ""
@@ -263,7 +275,7 @@ def _retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: P
     """Same protocol for a tuned model and the baseline: fresh weights, train on train, test once."""
     keras.utils.set_random_seed(spec.seed)
     started = time.monotonic()
-    model = hypermodel.make_model(fields["best_hyperparameters"])
+    model = space_of(spec).make_model(fields["best_hyperparameters"])
     history = model.fit(
         split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
         epochs=spec.epochs, batch_size=spec.batch_size, verbose=0,

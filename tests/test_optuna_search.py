@@ -237,7 +237,7 @@ def test_failed_trials_are_rows_and_three_in_a_row_end_the_search(fake_models, m
 
 def test_optuna_tuners_refuse_the_distributed_options(capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["run", "--tuner", "tpe", "--max-trials", "2", "--workers", "2"]) == 2
-    assert "tpe runs in one process" in capsys.readouterr().err
+    assert "tpe-trials2-seed1 runs in one process" in capsys.readouterr().err
 
 
 # --- the real protocol ---------------------------------------------------------------------------------------------

@@ -268,7 +268,8 @@ def test_tables_written_before_the_library_version_columns_still_read(tmp_path: 
     pd.DataFrame([{c: 1 for c in columns}], columns=columns).to_csv(path, index=False)
     frame = results.read_table(path, RUN_COLUMNS)
     assert set(RUN_COLUMNS) <= set(frame.columns)
-    assert frame[results.LATER_COLUMNS].isna().all().all()
+    assert frame[["optuna_version", "sklearn_version"]].isna().all().all()
+    assert (frame["space"] == "mlp").all(), "every row before search spaces was the mlp space"
 
 
 def test_read_garbage_trials_file(tmp_path: Path) -> None:

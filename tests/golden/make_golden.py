@@ -76,7 +76,7 @@ def main() -> None:
             "gpu_util_p95": 80.0 if tuner == "hyperband" and not failed else None,
             "gpu_util_max": 90.0 + seed if tuner == "hyperband" and not failed else None,
             "gpu_mem_peak_mb": 2000.0 + 100 * seed if tuner == "hyperband" and not failed else None,
-            **machine,
+            **machine, "space": "mlp",
         })
         for trial_id, status, acc, epochs, started, seconds, trial_error in trial_list:
             trials.append({
