@@ -147,7 +147,7 @@ class Profile:
         seeds = self.seeds if seeds is None else seeds
         specs = [self.spec(BASELINE, seed) for seed in seeds]
         for tuner in tuners:
-            for budget in self.budgets:
+            for budget in [Budget()] if tuner in BASELINES else self.budgets:  # a fixed model has no budget
                 specs.extend(self.spec(tuner, seed, budget) for seed in seeds)
         return specs
 
