@@ -23,3 +23,5 @@ def test_baseline(baseline_spec, benchmark, fmbench_split, fmbench_progress, fmb
 def test_tuner(tuner_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out):
     result = _run_cell(tuner_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out)
     assert result.trials_completed >= 1
+    # A "hyperband" row that never finished a bracket was a 1-epoch random search: the row is kept, the cell fails.
+    assert result.brackets_completed != 0, f"{tuner_spec.cell}: no Hyperband bracket completed (no promotion) within {tuner_spec.budget.label}"

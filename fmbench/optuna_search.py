@@ -17,7 +17,7 @@ from optuna_integration import KerasPruningCallback
 from fmbench import hypermodel, telemetry, tuners
 from fmbench.budget import BudgetCallback, SearchClock
 from fmbench.data import Split
-from fmbench.spec import RunSpec, TrialRecord
+from fmbench.spec import CUT, RunSpec, TrialRecord
 
 # As keras-tuner's Tuner: a search that fails this many trials in a row has a bug, not bad luck.
 MAX_CONSECUTIVE_FAILURES = 3
@@ -37,18 +37,10 @@ def suggest(trial: optuna.Trial) -> dict:
     return values
 
 
-def startup_trials(spec: RunSpec) -> int:
-    """Random trials before TPE's model acts: as BayesianOptimization's start, but never over half the trials.
-
-    So the model proposes at least half of a trial budget (2 of 3 in the smoke profile, 4 of 6 in quick).
-    """
-    initial = tuners.bayesian_initial_points(spec)
-    return max(1, min(initial, spec.budget.max_trials // 2)) if spec.budget.max_trials else initial
-
-
 def make_study(spec: RunSpec) -> optuna.Study:
     """A fresh in-memory study: TPE seeded with the run's seed; Hyperband pruning for `tpe-hyperband`."""
-    sampler = optuna.samplers.TPESampler(n_startup_trials=startup_trials(spec), seed=spec.seed)
+    # TPE's random start is BayesianOptimization's: its model then proposes at least half of the trials.
+    sampler = optuna.samplers.TPESampler(n_startup_trials=tuners.bayesian_initial_points(spec), seed=spec.seed)
     if spec.tuner == "tpe-hyperband":
         # Resources are epochs, as for keras-tuner's Hyperband. The Keras callback reports epoch indices
         # (0-based), so the first rung is judged after the second epoch.
@@ -59,27 +51,14 @@ def make_study(spec: RunSpec) -> optuna.Study:
     return optuna.create_study(study_name="fmbench", direction="maximize", sampler=sampler, pruner=pruner)
 
 
-class _EpochScores(keras.callbacks.Callback):
-    """Validation accuracy of each epoch that ran to its last batch (an epoch cut by the deadline has none)."""
+class _LastScore(keras.callbacks.Callback):
+    """The validation accuracy of the latest validated epoch."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.epochs, self.scores, self._last_step = 0, [], -1
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._last_step = -1
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._last_step = batch
+    value: float | None = None
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epochs += 1
-        if self._last_step + 1 >= self.params["steps"] and "val_accuracy" in (logs or {}):
-            self.scores.append(float(logs["val_accuracy"]))
-
-    @property
-    def last(self) -> float | None:
-        return self.scores[-1] if self.scores else None
+        if "val_accuracy" in (logs or {}):
+            self.value = float(logs["val_accuracy"])
 
 
 def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: tuners.Progress) -> dict:
@@ -89,7 +68,7 @@ def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler
     clock = SearchClock(spec.budget)
     records: list[TrialRecord] = []
     error, failures_in_a_row = "", 0
-    progress(f"[{spec.cell}] search: {spec.tuner} (Optuna {optuna.__version__}, {startup_trials(spec)} startup trials), "
+    progress(f"[{spec.cell}] search: {spec.tuner} (Optuna {optuna.__version__}, {tuners.bayesian_initial_points(spec)} startup trials), "
              f"budget {spec.budget.label}, {spec.epochs} epochs per trial")
     while not clock.should_stop(len(records)):
         trial = study.ask()
@@ -109,27 +88,30 @@ def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.T
                sampler: telemetry.Sampler) -> TrialRecord:
     """Train one proposal, tell Optuna how it went, and record it as keras-tuner trials are recorded."""
     started = sampler.sample().time
-    scores, budget_callback = _EpochScores(), BudgetCallback(clock)
-    callbacks = [scores, budget_callback]  # scores first: they must see an epoch the pruner then stops
+    score, budget_callback = _LastScore(), BudgetCallback(clock)
+    callbacks = [score, budget_callback]  # both must see an epoch before the pruner stops the fit at its end
+    # As keras-tuner's tuners here, validate only after the last epoch; the pruner judges every epoch.
+    validation_freq = [spec.epochs]
     if spec.tuner == "tpe-hyperband":
         callbacks.append(KerasPruningCallback(trial, "val_accuracy"))
+        validation_freq = 1
     status, error, values = "COMPLETED", "", {}
     try:
         values = suggest(trial)
         keras.backend.clear_session()  # as keras-tuner does before each build
         model = hypermodel.make_model(values)
-        model.fit(split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
+        model.fit(split.x_train, split.y_train, validation_data=(split.x_val, split.y_val), validation_freq=validation_freq,
                   epochs=spec.epochs, batch_size=spec.batch_size, callbacks=callbacks, verbose=0)
     except optuna.TrialPruned:
-        status = "PRUNED"
+        status = "PRUNED"  # keeps the score of the epoch it was judged at; as in Optuna, never the best
     except Exception as exc:  # the trial's row records it; the search goes on
         status, error = "FAILED", f"{type(exc).__name__}: {tuners._last_line(str(exc))}"
     if status == "COMPLETED" and budget_callback.cut:
-        status = "CUT"  # stopped by the budget before its planned epochs: not comparable, not eligible as best
-    if status == "COMPLETED" and scores.last is None:
-        status, error = "FAILED", "no epoch reported val_accuracy"
+        status = CUT  # no score at a fidelity it did not reach, as for keras-tuner's trials
+    if status == "COMPLETED" and score.value is None:
+        status, error = "FAILED", "the fit reported no val_accuracy"
     if status == "COMPLETED":
-        study.tell(trial, scores.last)
+        study.tell(trial, score.value)
     else:
         study.tell(trial, state=TrialState.PRUNED if status == "PRUNED" else TrialState.FAIL)
     ended = sampler.sample().time
@@ -137,8 +119,8 @@ def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.T
         trial_id=f"{trial.number:04d}",  # as keras-tuner numbers its trials
         hyperparameters=hypermodel.active_values(values) if values else {},
         status=status,
-        val_accuracy=scores.last,
-        epochs=scores.epochs,
+        val_accuracy=score.value if status in ("COMPLETED", "PRUNED") else None,
+        epochs=budget_callback.epochs,  # full epochs: a cut epoch is not training done
         started_seconds=started - clock.started,
         seconds=ended - started,
         error=error,

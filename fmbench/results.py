@@ -24,25 +24,29 @@ MACHINE_COLUMNS = [
     "commit",
 ]
 RUN_COLUMNS = [
-    "run_id", "started_at", "profile", "cell", "tuner", "budget", "max_trials", "max_seconds", "seed",
+    "run_id", "started_at", "profile", "cell", "tuner", "budget", "max_trials", "max_seconds", "max_epochs", "seed",
     "train_size", "val_size", "test_size", "epochs", "batch_size", "hyperband_factor", "num_initial_points",
     "best_hyperparameters", "best_val_accuracy", "test_accuracy", "test_loss",
     "search_seconds", "retrain_seconds", "evaluate_seconds", "wall_seconds",
     "trials_completed", "trials_failed", "search_epochs", "retrain_epochs",
     "stopped_by", "time_overrun_seconds", "error",
-    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS, "workers", "space",
+    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS, "workers", "trials_cut", "brackets_completed", "space",
 ]
 TRIAL_COLUMNS = [
     "run_id", "profile", "cell", "tuner", "budget", "seed", "trial_id", "hyperparameters", "status",
     "val_accuracy", "epochs", "started_seconds", "seconds", "error", *TELEMETRY_COLUMNS, "worker",
+    "bracket", "round", "initial_epoch", "parent_trial_id",
 ]
-# Columns added after results were committed: tables without them still read, with these values.
-LATER_COLUMNS = {"optuna_version": None, "sklearn_version": None, "space": "mlp"}
 TEXT_COLUMNS = [
     "run_id", "started_at", "profile", "cell", "tuner", "budget", "best_hyperparameters", "hyperparameters",
-    "trial_id", "status", "stopped_by", "error", "worker", "space",
+    "trial_id", "status", "stopped_by", "error", "worker", "parent_trial_id", "space",
     *(column for column in MACHINE_COLUMNS if column != "cpu_cores"),
 ]
+
+
+# Columns added after tables were first committed: older tables read back with these values.
+ADDED_COLUMNS = {"max_epochs": None, "trials_cut": 0, "brackets_completed": None, "bracket": None, "round": None, "initial_epoch": None, "parent_trial_id": None,
+                 "optuna_version": None, "sklearn_version": None, "space": "mlp"}
 
 
 class ResultsError(ValueError):
@@ -61,6 +65,7 @@ def run_row(result: RunResult, machine: dict) -> dict:
         "budget": spec.budget.label,
         "max_trials": spec.budget.max_trials,
         "max_seconds": spec.budget.max_seconds,
+        "max_epochs": spec.budget.max_epochs,
         "seed": spec.seed,
         "train_size": spec.sizes.train,
         "val_size": spec.sizes.val,
@@ -87,6 +92,8 @@ def run_row(result: RunResult, machine: dict) -> dict:
         **dataclasses.asdict(result.telemetry),
         **machine,
         "workers": result.workers,
+        "trials_cut": result.trials_cut,
+        "brackets_completed": result.brackets_completed,
         "space": spec.space,
     }
     return {column: row.get(column) for column in RUN_COLUMNS}
@@ -114,6 +121,10 @@ def trial_rows(result: RunResult) -> list[dict]:
             "error": trial.error,
             **dataclasses.asdict(trial.telemetry),
             "worker": trial.worker,
+            "bracket": trial.bracket,
+            "round": trial.round,
+            "initial_epoch": trial.initial_epoch,
+            "parent_trial_id": trial.parent_trial_id,
         }
         rows.append({column: row.get(column) for column in TRIAL_COLUMNS})
     return rows
@@ -161,7 +172,9 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
         raise ResultsError(f"{path}: the file is empty; delete it and rerun the benchmark") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); delete it and rerun") from None
-    frame = frame.assign(**{column: value for column, value in LATER_COLUMNS.items() if column in columns and column not in frame.columns})
+    for column, value in ADDED_COLUMNS.items():
+        if column in columns and column not in frame.columns:
+            frame[column] = value
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise ResultsError(f"{path}: missing columns {', '.join(missing[:5])}; it was not written by this fmbench version, rerun the benchmark")

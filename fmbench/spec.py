@@ -16,7 +16,11 @@ SPACES = ("mlp", "cnn")
 CNN_RUNNERS = ("random", "hyperband", "bayesian", "grid", BASELINE)
 
 # Why a search ended. Every run row carries exactly one of these.
-STOPPED_BY = ("trials", "time", "exhausted", "error")
+STOPPED_BY = ("trials", "time", "epochs", "exhausted", "error")
+
+# A trial's status: keras-tuner's COMPLETED / FAILED / INVALID, or CUT when a budget stopped its fit before
+# its planned epochs. A cut trial was scored at a lower fidelity than it asked for, so it is never the best.
+CUT = "CUT"
 
 
 class SpecError(ValueError):
@@ -29,10 +33,12 @@ def _is_int(value) -> bool:
 
 @dataclass(frozen=True)
 class Budget:
-    """What a search may spend: a trial count, wall-clock seconds, or both (first one hit stops it)."""
+    """What a search may spend: trials, wall-clock seconds, training epochs summed over all trials, or several
+    (the first one hit stops it). Epochs are the fair unit between Hyperband and full-fidelity tuners."""
 
     max_trials: int | None = None
     max_seconds: float | None = None
+    max_epochs: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_trials is not None and not (_is_int(self.max_trials) and self.max_trials >= 1):
@@ -42,20 +48,24 @@ class Budget:
             and math.isfinite(self.max_seconds) and self.max_seconds > 0
         ):
             raise SpecError(f"max_seconds must be a finite number > 0, got {self.max_seconds!r}")
+        if self.max_epochs is not None and not (_is_int(self.max_epochs) and self.max_epochs >= 1):
+            raise SpecError(f"max_epochs must be a whole number >= 1, got {self.max_epochs!r}")
 
     @property
     def label(self) -> str:
-        """Short stable name used in cell ids and tables, e.g. 'trials6', 'time30s', 'trials6-time30s'."""
+        """Short stable name used in cell ids and tables, e.g. 'trials6', 'epochs45', 'time30s', 'trials6-time30s'."""
         parts = []
         if self.max_trials is not None:
             parts.append(f"trials{self.max_trials}")
+        if self.max_epochs is not None:
+            parts.append(f"epochs{self.max_epochs}")
         if self.max_seconds is not None:
             parts.append(f"time{self.max_seconds:g}s")
         return "-".join(parts) or "none"
 
     @property
     def is_empty(self) -> bool:
-        return self.max_trials is None and self.max_seconds is None
+        return self.max_trials is None and self.max_seconds is None and self.max_epochs is None
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,7 @@ class RunSpec:
         if not (_is_int(self.seed) and self.seed >= 1):
             raise SpecError(f"seed must be an integer >= 1 (keras-tuner turns seed 0 into a random seed), got {self.seed!r}")
         if self.tuner not in BASELINES and self.budget.is_empty:
-            raise SpecError(f"tuner {self.tuner!r} needs a budget: give --max-trials N and/or --max-seconds S")
+            raise SpecError(f"tuner {self.tuner!r} needs a budget: give --max-trials N, --max-epochs E and/or --max-seconds S")
         if self.epochs < 1:
             raise SpecError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -114,6 +124,26 @@ class RunSpec:
         return f"{prefix}{self.tuner}-{self.budget.label}-seed{self.seed}"
 
 
+def hyperband_first_bracket(max_epochs: int, factor: int) -> tuple[int, int]:
+    """(trials, epochs) of the first, most aggressive bracket of keras-tuner's Hyperband.
+
+    Same arithmetic as keras_tuner's HyperbandOracle (_get_num_brackets, _get_size, _get_epochs); a
+    promoted trial trains only the epochs it adds to its parent's. max_epochs=9, factor=3: 13 trials of
+    1, 3 and 9 epochs, 21 epochs in all. A budget below this never promotes a trial.
+    """
+    brackets, epochs = 0, float(max_epochs)
+    while epochs >= 1:
+        epochs, brackets = epochs / factor, brackets + 1
+    bracket = brackets - 1
+    end_size = math.ceil(1 + math.log(max_epochs, factor)) / (bracket + 1)
+    trials = total_epochs = previous = 0
+    for round_ in range(bracket + 1):
+        size = math.ceil(end_size * factor ** (bracket - round_))
+        rung = math.ceil(max_epochs / factor ** (bracket - round_))
+        trials, total_epochs, previous = trials + size, total_epochs + size * (rung - previous), rung
+    return trials, total_epochs
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named matrix: data sizes, training settings, seeds, tuners and budgets; expands to RunSpecs."""
@@ -126,7 +156,21 @@ class Profile:
     seeds: tuple[int, ...]
     tuners: tuple[str, ...] = DEFAULT_TUNERS
     budgets: tuple[Budget, ...] = field(default_factory=tuple)
+    hyperband_factor: int = 3
     space: str = "mlp"
+
+    def __post_init__(self) -> None:
+        # A "hyperband" row under a budget that ends inside the first bracket would be a 1-epoch random search.
+        if "hyperband" not in self.tuners:
+            return
+        if self.epochs < self.hyperband_factor:
+            raise SpecError(f"profile {self.name!r}: {self.epochs} epochs give Hyperband (factor {self.hyperband_factor}) "
+                            f"a single round and no promotion; use epochs >= {self.hyperband_factor}")
+        trials, epochs = hyperband_first_bracket(self.epochs, self.hyperband_factor)
+        for budget in self.budgets:
+            if (budget.max_trials or trials) < trials or (budget.max_epochs or epochs) < epochs:
+                raise SpecError(f"profile {self.name!r}: budget {budget.label} ends inside Hyperband's first bracket "
+                                f"({trials} trials, {epochs} epochs at {self.epochs} epochs, factor {self.hyperband_factor}); raise it")
 
     def spec(self, tuner: str, seed: int, budget: Budget = Budget()) -> RunSpec:
         """The RunSpec of one cell of this profile (the baseline takes no budget)."""
@@ -138,6 +182,7 @@ class Profile:
             epochs=self.epochs,
             batch_size=self.batch_size,
             profile=self.name,
+            hyperband_factor=self.hyperband_factor,
             space=self.space,
         )
 
@@ -172,14 +217,20 @@ class TrialRecord:
 
     trial_id: str
     hyperparameters: dict
-    status: str  # keras-tuner's: COMPLETED, FAILED, ...
-    val_accuracy: float | None
-    epochs: int
+    status: str  # keras-tuner's COMPLETED, FAILED, INVALID, or CUT (see CUT)
+    val_accuracy: float | None  # after the trial's last epoch; None unless COMPLETED
+    epochs: int  # full epochs this trial trained (a promoted Hyperband trial counts only its own)
     started_seconds: float  # since the search began
     seconds: float
     error: str = ""
     telemetry: TelemetrySummary = TelemetrySummary()
     worker: str = ""  # keras-tuner tuner_id of the process that ran it; "" in a single-process run
+    # Hyperband's schedule (None for other tuners): a promoted trial continues its parent's weights from
+    # initial_epoch, so a reader can follow each promotion.
+    bracket: int | None = None
+    round: int | None = None
+    initial_epoch: int | None = None
+    parent_trial_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +258,9 @@ class RunResult:
     trials: tuple[TrialRecord, ...] = ()
     telemetry: TelemetrySummary = TelemetrySummary()
     workers: int = 1  # processes that ran trials (fmbench.distributed); 1 for the single-process search
+    trials_cut: int = 0  # stopped by the budget before their planned epochs (never chosen as best)
+    # Hyperband: successive-halving brackets (bracket >= 1) whose last, promoted round completed; None for others.
+    brackets_completed: int | None = None
 
     @property
     def wall_seconds(self) -> float:

@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import shutil
 import tempfile
 import time
 import uuid
+import warnings
 from typing import Callable
 
 import keras
 import keras_tuner as kt
 
 from fmbench import hypermodel, telemetry
-from fmbench.budget import DeadlineCallback, SearchClock
+from keras_tuner.src import utils
+
+from fmbench.budget import BudgetCallback, SearchClock
 from fmbench.data import Split
-from fmbench.spec import BASELINE, DataSizes, RunResult, RunSpec, TrialRecord
+from fmbench.spec import BASELINE, CUT, DataSizes, RunResult, RunSpec, TrialRecord
 
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 
@@ -52,7 +56,14 @@ class GridOracle(_BudgetedOracle, kt.oracles.GridSearchOracle):
 
 
 class _RecordingTuner:
-    """Tuner mixin: times each trial and counts its epochs (keras-tuner keeps neither)."""
+    """Tuner mixin: runs each trial's fit itself and records it (keras-tuner keeps no times or epochs).
+
+    One definition of a training run's validation score, shared with the baseline: the validation
+    accuracy after its last epoch (keras-tuner's default is the best epoch, which the retrain, training
+    for the full epochs, never reproduces). Validation runs only after that last epoch.
+    """
+
+    saves_checkpoints = False  # only Hyperband reloads a trial's weights (to promote it)
 
     def start_recording(self, sampler: telemetry.Sampler, search_started: float, label: str, progress: Progress,
                         space=hypermodel) -> None:
@@ -62,35 +73,61 @@ class _RecordingTuner:
 
     def on_trial_begin(self, trial):
         self._trial_started = self._sampler.sample().time  # a reading at each boundary: short trials get figures too
-        self._trial_epochs = 0
+        self._trial_epochs, self._trial_cut = 0, False
         super().on_trial_begin(trial)
 
-    def run_trial(self, trial, *args, **kwargs):
-        histories = super().run_trial(trial, *args, **kwargs)
-        self._trial_epochs = sum(len(history.epoch) for history in histories)
-        return histories
+    def run_trial(self, trial, x, y, validation_data, epochs, initial_epoch=0, callbacks=(), **fit_kwargs):
+        values = trial.hyperparameters.values
+        epochs = values.get("tuner/epochs", epochs)  # Hyperband's rung
+        initial_epoch = values.get("tuner/initial_epoch", initial_epoch)
+        # keras-tuner's run_trial also calls gc.collect() here: 0.2 s a trial, nothing to free that Python won't.
+        keras.backend.clear_session()
+        model = self._build_hypermodel(trial.hyperparameters)  # Hyperband loads the parent's weights here
+        clock = getattr(self.oracle, "clock", None)
+        budget = [BudgetCallback(clock)] if clock is not None else []
+        history = model.fit(
+            x, y, validation_data=validation_data, epochs=epochs, initial_epoch=initial_epoch,
+            validation_freq=[epochs], callbacks=self._deepcopy_callbacks(list(callbacks)) + budget, **fit_kwargs,
+        )
+        self._trial_epochs = budget[0].epochs if budget else len(history.epoch)
+        if budget and budget[0].cut:
+            # No score at a fidelity it did not reach: keras-tuner marks a NaN score INVALID (not retried,
+            # and the budget lets no further trial start); our record says CUT.
+            self._trial_cut = True
+            return {"val_accuracy": float("nan")}
+        if self.saves_checkpoints:
+            utils.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
+            model.save_weights(self._get_checkpoint_fname(trial.trial_id))
+        return {"val_accuracy": float(history.history["val_accuracy"][-1])}
 
     def on_trial_end(self, trial):
         ended = self._sampler.sample().time
         try:
             super().on_trial_end(trial)  # may raise once too many trials in a row have failed
         finally:
-            score = float(trial.score) if trial.status == "COMPLETED" else None
+            status = CUT if self._trial_cut else str(trial.status)
+            score = float(trial.score) if status == "COMPLETED" else None
+            values = trial.hyperparameters.values
             record = TrialRecord(
                 trial_id=trial.trial_id,
-                hyperparameters=self._space.active_values(trial.hyperparameters.values),
-                status=str(trial.status),
+                hyperparameters=self._space.active_values(values),
+                status=status,
                 val_accuracy=score,
                 epochs=self._trial_epochs,
                 started_seconds=self._trial_started - self._search_started,
                 seconds=ended - self._trial_started,
-                error=_last_line(trial.message) if trial.status != "COMPLETED" else "",
+                error=_last_line(trial.message) if status not in ("COMPLETED", CUT) else "",
                 telemetry=self._sampler.summary(self._trial_started, ended),
+                bracket=values.get("tuner/bracket"),
+                round=values.get("tuner/round"),
+                initial_epoch=values.get("tuner/initial_epoch"),
+                parent_trial_id=values.get("tuner/trial_id"),
             )
             self.records.append(record)
-            score_text = f"val_acc={score:.4f}" if score is not None else f"error: {record.error}"
+            score_text = f"val_acc={score:.4f}" if score is not None else f"error: {record.error}" if record.error else "(budget spent)"
+            rung = f" bracket {record.bracket} round {record.round}" if record.bracket is not None else ""
             self._progress(
-                f"[{self._label}] trial {trial.trial_id} {record.status} {score_text} "
+                f"[{self._label}] trial {trial.trial_id}{rung} {record.status} {score_text} "
                 f"epochs={record.epochs} {record.seconds:.1f}s (search {ended - self._search_started:.1f}s)"
             )
 
@@ -100,20 +137,30 @@ class _Tuner(_RecordingTuner, kt.Tuner):
 
 
 class _HyperbandTuner(_RecordingTuner, kt.Hyperband):
-    """kt.Hyperband for its run_trial (epochs per bracket) and checkpoint reloads, with our oracle."""
+    """kt.Hyperband for its checkpoint reloads on promotion, with our oracle."""
+
+    saves_checkpoints = True
 
     def __init__(self, oracle, **kwargs):
         # Skip kt.Hyperband.__init__, whose only job is to build a budget-less oracle.
         kt.Tuner.__init__(self, oracle=oracle, **kwargs)
 
 
-def bayesian_initial_points(spec: RunSpec) -> int:
-    """Random trials before the Gaussian process acts: a third of the trial budget, at least 2.
+# Tuners whose model starts after bayesian_initial_points random trials (Optuna's TPE and SklearnTuner's
+# Bayesian oracle too); the row records the number.
+MODEL_BASED = ("bayesian", "tpe", "tpe-hyperband", "sklearn")
 
-    keras-tuner's default (3 x the number of hyperparameters, 36 here) would make any affordable
-    budget a random search.
+
+def bayesian_initial_points(spec: RunSpec) -> int:
+    """Random trials before the Gaussian process acts: half the full-length trials the budget allows
+    (trials, or epoch budget / epochs per trial), at least 1, so the model picks at least half of them.
+
+    keras-tuner's default (3 x the number of hyperparameters, 36 here) would make any affordable budget
+    a random search. A time budget alone allows an unknown number of trials: 3 random ones.
     """
-    return max(2, spec.budget.max_trials // 3) if spec.budget.max_trials else 3
+    budget = spec.budget
+    allowed = [n for n in (budget.max_trials, budget.max_epochs and budget.max_epochs // spec.epochs) if n is not None]
+    return max(1, min(allowed) // 2) if allowed else 3
 
 
 def _random(spec: RunSpec):
@@ -156,8 +203,10 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
         best_hyperparameters={}, best_val_accuracy=None, test_accuracy=None, test_loss=None,
         search_seconds=0.0, retrain_seconds=0.0, evaluate_seconds=0.0, trials_completed=0, trials_failed=0,
         search_epochs=0, retrain_epochs=0, stopped_by="exhausted", time_overrun_seconds=None, trials=(), error="",
+        trials_cut=0, brackets_completed=None,
     )
-    workdir = tempfile.mkdtemp(prefix=f"fmbench-{spec.cell}-")
+    # keras-tuner writes trial JSON every trial (and Hyperband a checkpoint): keep them in memory where we can.
+    workdir = tempfile.mkdtemp(prefix=f"fmbench-{spec.cell}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     with telemetry.Sampler() as sampler:
         try:
             keras.utils.set_random_seed(spec.seed)
@@ -182,19 +231,10 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
         spec=dataclasses.replace(spec, sizes=used),
         run_id=f"{spec.cell}-{uuid.uuid4().hex[:8]}",
         started_at=started_at,
-        num_initial_points=_initial_points(spec),
+        num_initial_points=bayesian_initial_points(spec) if spec.tuner in MODEL_BASED else None,
         telemetry=sampler.summary(),
         **fields,
     )
-
-
-def _initial_points(spec: RunSpec) -> int | None:
-    """Random trials before a model-based tuner's model acts (the row's num_initial_points); None for the others."""
-    if spec.tuner in ("tpe", "tpe-hyperband"):
-        from fmbench import optuna_search
-
-        return optuna_search.startup_trials(spec)
-    return bayesian_initial_points(spec) if spec.tuner in ("bayesian", "sklearn") else None
 
 
 def space_of(spec: RunSpec):
@@ -228,14 +268,16 @@ def _search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sample
     space = space_of(spec)
     tuner = tuner_class(oracle=oracle, hypermodel=space.build_model, directory=workdir, project_name="search", overwrite=True)
     tuner.start_recording(sampler, clock.started, spec.cell, progress, space)
-    callbacks = [DeadlineCallback(clock.deadline)] if clock.deadline is not None else []
     progress(f"[{spec.cell}] search: {spec.tuner}, budget {spec.budget.label}, {spec.epochs} epochs per trial")
     error = ""
     try:
-        tuner.search(
-            split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
-            epochs=spec.epochs, batch_size=spec.batch_size, callbacks=callbacks, verbose=0,
-        )
+        with warnings.catch_warnings():
+            # keras-tuner takes the max over a cut trial's NaN score; that trial is recorded as CUT anyway.
+            warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
+            tuner.search(
+                split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
+                epochs=spec.epochs, batch_size=spec.batch_size, verbose=0,
+            )
     except RuntimeError as exc:  # keras-tuner gives up after consecutive failed trials
         error = f"search stopped: {_last_line(str(exc))}"
     return summarize_search(spec, clock, tuple(tuner.records), error)
@@ -245,12 +287,15 @@ def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialReco
     """The search's fields of a RunResult from its trial records; raises _SearchFailed when none is usable."""
     search_seconds = clock.elapsed()
     completed = [r for r in records if r.status == "COMPLETED"]
+    cut = sum(r.status == CUT for r in records)
     if not error and not completed:
         error = f"search ran {len(records)} trial(s) and none completed"
     result = dict(
         trials=records,
         trials_completed=len(completed),
-        trials_failed=sum(r.status not in ("COMPLETED", "PRUNED", "CUT") for r in records),  # pruned and cut trials did not fail
+        trials_failed=sum(r.status not in ("COMPLETED", "PRUNED", CUT) for r in records),  # pruned and cut trials did not fail
+        trials_cut=cut,
+        brackets_completed=_brackets_completed(spec, completed),
         search_epochs=sum(r.epochs for r in records),
         search_seconds=search_seconds,
         stopped_by=clock.stop_reason or "exhausted",
@@ -261,6 +306,13 @@ def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialReco
     best = max(completed, key=lambda r: r.val_accuracy)
     result.update(best_hyperparameters=best.hyperparameters, best_val_accuracy=best.val_accuracy)
     return result
+
+
+def _brackets_completed(spec: RunSpec, completed: list[TrialRecord]) -> int | None:
+    """Hyperband brackets whose last round (round == bracket) completed: a row without one never promoted."""
+    if spec.tuner != "hyperband":
+        return None
+    return sum(r.bracket is not None and r.bracket >= 1 and r.round == r.bracket for r in completed)
 
 
 class _SearchFailed(RuntimeError):
@@ -278,12 +330,13 @@ def _retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: P
     model = space_of(spec).make_model(fields["best_hyperparameters"])
     history = model.fit(
         split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
-        epochs=spec.epochs, batch_size=spec.batch_size, verbose=0,
+        epochs=spec.epochs, batch_size=spec.batch_size, validation_freq=[spec.epochs], verbose=0,
     )
     fields["retrain_seconds"] = time.monotonic() - started
     fields["retrain_epochs"] = len(history.epoch)
     if spec.tuner == BASELINE:
-        # The baseline has no search; its validation accuracy is the target tuners must reach.
+        # The baseline has no search; its validation accuracy (after the last epoch, as for every trial)
+        # is the target tuners must reach.
         fields["best_val_accuracy"] = float(history.history["val_accuracy"][-1])
     started = time.monotonic()
     loss, accuracy = model.evaluate(split.x_test, split.y_test, batch_size=1024, verbose=0)

@@ -51,11 +51,11 @@ def test_the_other_libraries_tuners_and_the_sklearn_baseline_are_cells(tmp_path:
 
 
 def test_resume_skips_the_cells_already_in_the_table(tmp_path: Path) -> None:
-    cells = ["baseline-seed1", "random-trials3-seed1", "random-time5s-seed1"]
+    cells = ["baseline-seed1", "random-trials4-seed1", "random-time12s-seed1"]
     pd.DataFrame([{column: None for column in results.RUN_COLUMNS} | {"cell": cell} for cell in cells[:2]],
                  columns=results.RUN_COLUMNS).to_csv(tmp_path / results.RUNS_FILE, index=False)
     proc = _pytest_benchmarks(*_smoke_args(tmp_path, "--fmbench-resume", "-rs", "--benchmark-disable",
-                                           "-k", "baseline or trials3"))
+                                           "-k", "baseline or trials4"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 skipped" in proc.stdout and "already in" in proc.stdout
     assert len(pd.read_csv(tmp_path / results.RUNS_FILE)) == 2  # nothing ran, nothing appended
@@ -78,13 +78,13 @@ def test_smoke_cells_leave_rows_extra_info_and_a_report(tmp_path: Path) -> None:
     proc = _pytest_benchmarks(*_smoke_args(out, "--benchmark-only", "--benchmark-json", str(tmp_path / "bench.json")))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = results.read_runs(out)
-    assert sorted(runs.cell) == ["baseline-seed1", "random-time5s-seed1", "random-trials3-seed1"]
+    assert sorted(runs.cell) == ["baseline-seed1", "random-epochs12-seed1", "random-time12s-seed1", "random-trials4-seed1"]
     assert runs.test_accuracy.between(0.1, 1.0).all()
-    assert set(results.read_trials(out).cell) == {"random-time5s-seed1", "random-trials3-seed1"}
+    assert set(results.read_trials(out).cell) == {"random-epochs12-seed1", "random-time12s-seed1", "random-trials4-seed1"}
     benchmarks = json.loads((tmp_path / "bench.json").read_text())["benchmarks"]
     extra = {b["name"]: b["extra_info"] for b in benchmarks}
-    assert extra["test_tuner[random-trials3-seed1]"]["trials_completed"] == 3
-    assert extra["test_tuner[random-trials3-seed1]"]["stopped_by"] == "trials"
+    assert extra["test_tuner[random-trials4-seed1]"]["trials_completed"] == 4
+    assert extra["test_tuner[random-trials4-seed1]"]["stopped_by"] == "trials"
     assert extra["test_baseline[seed1]"]["test_accuracy"] == pytest.approx(runs.set_index("cell").test_accuracy["baseline-seed1"])
     assert extra["test_baseline[seed1]"]["gpu"] == "no GPU"
     assert "test accuracy against the baseline" in proc.stdout

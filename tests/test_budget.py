@@ -10,7 +10,7 @@ import types
 import pytest
 
 from fmbench import budget as budget_module
-from fmbench.budget import DeadlineCallback, SearchClock
+from fmbench.budget import BudgetCallback, DeadlineCallback, SearchClock
 from fmbench.spec import Budget
 
 
@@ -90,6 +90,69 @@ def test_stop_reason_sticks_once_recorded() -> None:
     assert search.should_stop(2) and search.stop_reason == "trials"
     clock.advance(100)
     assert search.should_stop(2) and search.stop_reason == "trials"
+
+
+def test_epoch_limit_stops_once_the_epochs_are_spent_and_not_before() -> None:
+    search = SearchClock(Budget(max_epochs=3), clock=FakeClock())
+    for _ in range(2):
+        search.epoch_done()
+        assert not search.should_stop(100)
+    search.epoch_done()
+    assert search.should_stop(100) and search.stop_reason == "epochs"
+
+
+def test_epoch_limit_before_time_limit_when_both_are_spent() -> None:
+    clock = FakeClock()
+    search = SearchClock(Budget(max_epochs=1, max_seconds=5), clock=clock)
+    search.epoch_done()
+    clock.advance(10)
+    assert search.should_stop(1) and search.stop_reason == "epochs"
+
+
+# --- BudgetCallback: counts epochs and stops a running fit -------------------------------------------------------------
+
+def _fit_callback(budget: Budget, clock: FakeClock, planned_epochs: int, initial_epoch: int = 0):
+    callback = BudgetCallback(SearchClock(budget, clock=clock))
+    model = types.SimpleNamespace(stop_training=False)
+    callback.set_model(model)
+    callback.set_params({"epochs": planned_epochs})
+    return callback, model
+
+
+def _epoch(callback, model, epoch: int, steps: int = 3) -> None:
+    for step in range(steps):
+        callback.on_train_batch_end(step)
+        if model.stop_training:
+            break
+    callback.on_epoch_end(epoch)  # Keras ends the epoch it broke out of, then stops
+
+
+def test_budget_callback_cuts_the_fit_when_the_epoch_budget_is_spent() -> None:
+    clock = FakeClock()
+    callback, model = _fit_callback(Budget(max_epochs=5), clock, planned_epochs=9)
+    callback.clock.epochs_used = 3  # earlier trials spent 3 of the 5
+    _epoch(callback, model, 0)
+    assert not model.stop_training
+    _epoch(callback, model, 1)
+    assert model.stop_training and callback.cut and callback.epochs == 2 and callback.clock.epochs_used == 5
+
+
+def test_budget_callback_does_not_cut_a_fit_that_ends_exactly_on_the_budget() -> None:
+    # A promoted Hyperband trial: epochs 3..8 of 9, and exactly 6 epochs of budget left.
+    callback, model = _fit_callback(Budget(max_epochs=6), FakeClock(), planned_epochs=9)
+    for epoch in range(3, 9):
+        _epoch(callback, model, epoch)
+    assert not callback.cut and callback.epochs == 6 and callback.clock.out_of_epochs()
+
+
+def test_budget_callback_stops_mid_epoch_at_the_deadline_and_does_not_count_that_epoch(fake_time: FakeClock) -> None:
+    clock = FakeClock()
+    callback, model = _fit_callback(Budget(max_seconds=10), clock, planned_epochs=9)
+    _epoch(callback, model, 0)
+    clock.advance(10)
+    _epoch(callback, model, 1)
+    assert model.stop_training and callback.cut
+    assert callback.epochs == 1 and callback.clock.epochs_used == 1, "the partial epoch is not training done"
 
 
 # --- DeadlineCallback ----------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ class FakeModel:
         self.values, self.curve, self.batch_seconds = values, curve, batch_seconds
         self.stop_training = False
 
-    def fit(self, x, y, validation_data, epochs, batch_size, callbacks, verbose):
+    def fit(self, x, y, validation_data, validation_freq, epochs, batch_size, callbacks, verbose):
         for callback in callbacks:
             callback.set_model(self)
             callback.set_params({"epochs": epochs, "steps": STEPS, "verbose": verbose})
@@ -49,7 +49,8 @@ class FakeModel:
                 if self.stop_training:
                     self.values["stopped_at"] = (epoch, step)
                     break
-            logs = {"val_accuracy": self.curve(self.values, epoch)}
+            validated = validation_freq == 1 or epoch + 1 in validation_freq
+            logs = {"val_accuracy": self.curve(self.values, epoch)} if validated else {}
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -115,15 +116,9 @@ def test_per_layer_knobs_exist_only_for_the_layers_built() -> None:
 
 # --- sampler settings and seeds ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("trials, startup", [(3, 1), (6, 2), (15, 5), (30, 10)])
-def test_startup_trials_let_the_model_act_on_at_least_half_the_budget(trials: int, startup: int) -> None:
-    assert optuna_search.startup_trials(_spec(max_trials=trials)) == startup
-    assert trials - startup >= trials / 2
-
-
-def test_startup_trials_under_a_time_budget_match_bayesian() -> None:
-    spec = _spec(max_trials=None, max_seconds=30)
-    assert optuna_search.startup_trials(spec) == tuners.bayesian_initial_points(spec)
+def test_tpe_starts_as_bayesian_does() -> None:
+    for spec in (_spec(max_trials=3), _spec(max_trials=12), _spec(max_trials=None, max_seconds=30)):
+        assert optuna_search.make_study(spec).sampler._n_startup_trials == tuners.bayesian_initial_points(spec)
 
 
 def _first_values(spec: RunSpec) -> dict:
@@ -179,12 +174,14 @@ def _learning_rates(study: optuna.Study, trials: int) -> list[float]:
 
 def test_tpe_model_acts_after_its_startup_trials() -> None:
     # Same seed, same objective: after the random start TPE leans to high learning rates; random search does not.
-    spec = _spec(max_trials=20)
-    tpe = _learning_rates(optuna_search.make_study(spec), 20)
-    rand = _learning_rates(optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1)), 20)
-    startup = optuna_search.startup_trials(spec)
+    spec = _spec(max_trials=30)
+    tpe = _learning_rates(optuna_search.make_study(spec), 30)
+    rand = _learning_rates(optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1)), 30)
+    startup = tuners.bayesian_initial_points(spec)
     assert tpe[:startup] == rand[:startup], "the startup trials are TPE's own random sampler with the run's seed"
-    assert sum(tpe[10:]) / 10 > sum(rand[10:]) / 10 + 0.3
+    late_tpe, late_rand = sum(tpe[20:]) / 10, sum(rand[20:]) / 10
+    # Uniform on [-4, -2] averages -3; TPE's late proposals sit in the top quarter.
+    assert late_tpe > -2.5 and late_tpe > late_rand
 
 
 def test_hyperband_pruner_stops_weak_trials_between_epochs(fake_models) -> None:
@@ -213,10 +210,8 @@ def test_time_budget_cuts_the_running_trial_and_starts_no_other(fake_models) -> 
     assert [r.status for r in fields["trials"]] == ["COMPLETED", "CUT"]
     assert fields["stopped_by"] == "time" and fields["trials_completed"] == 1 and fields["trials_failed"] == 0
     cut, (epoch, step) = fields["trials"][1], built[1]["stopped_at"]
-    assert cut.epochs == epoch + 1, "a cut epoch was trained in part and counts"
-    last_full = epoch if step == STEPS - 1 else epoch - 1
-    assert cut.val_accuracy == (pytest.approx(_rising(built[1], last_full)) if last_full >= 0 else None), \
-        "a trial scores its last full epoch"
+    assert cut.epochs == epoch, "only full epochs count: the one the deadline cut does not"
+    assert cut.val_accuracy is None, "no score at a fidelity it did not reach"
     assert fields["best_val_accuracy"] == fields["trials"][0].val_accuracy
     assert fields["search_seconds"] < 3.6 + 0.9, "the cut trial stops at the deadline, not after its 2.4 s"
 

@@ -26,13 +26,13 @@ TELEMETRY = TelemetrySummary(samples=7, cpu_util_mean=150.0, system_cpu_util_mea
                              gpu_util_mean=55.0, gpu_util_p95=90.0, gpu_util_max=99.0, gpu_mem_peak_mb=1234.0)
 
 
-def _result(run_id: str = "random-trials2-time30s-seed3-0123abcd", error: str = "partial failure") -> RunResult:
-    spec = RunSpec(tuner="hyperband", seed=3, budget=Budget(max_trials=2, max_seconds=30),
+def _result(run_id: str = "hyperband-trials2-epochs20-time30s-seed3-0123abcd", error: str = "partial failure") -> RunResult:
+    spec = RunSpec(tuner="hyperband", seed=3, budget=Budget(max_trials=2, max_seconds=30, max_epochs=20),
                    sizes=DataSizes(train=300, val=100, test=100), epochs=4, batch_size=64, profile="smoke")
     trials = (
         TrialRecord(trial_id="0000", hyperparameters={"num_layers": 1, "units_0": 64, "dropout_0": 0.1, "learning_rate": 1e-3},
                     status="COMPLETED", val_accuracy=0.81, epochs=2, started_seconds=0.51234, seconds=3.25678,
-                    telemetry=TELEMETRY),
+                    telemetry=TELEMETRY, bracket=1, round=1, initial_epoch=1, parent_trial_id="0003"),
         TrialRecord(trial_id="0001", hyperparameters={"num_layers": 2}, status="FAILED", val_accuracy=None, epochs=0,
                     started_seconds=3.9, seconds=0.2, error="ValueError: boom"),
     )
@@ -42,7 +42,7 @@ def _result(run_id: str = "random-trials2-time30s-seed3-0123abcd", error: str = 
         best_val_accuracy=0.81, test_accuracy=0.8, test_loss=0.55, search_seconds=4.1234, retrain_seconds=2.5,
         evaluate_seconds=0.25, trials_completed=1, trials_failed=1, search_epochs=2, retrain_epochs=4,
         stopped_by="trials", time_overrun_seconds=0.0, num_initial_points=5, error=error, trials=trials,
-        telemetry=TELEMETRY,
+        telemetry=TELEMETRY, trials_cut=1, brackets_completed=1,
     )
 
 
@@ -59,13 +59,13 @@ def test_run_row_values() -> None:
     result = _result()
     row = results.run_row(result, MACHINE)
     expected = {
-        "run_id": result.run_id, "started_at": result.started_at, "profile": "smoke", "cell": "hyperband-trials2-time30s-seed3",
-        "tuner": "hyperband", "budget": "trials2-time30s", "max_trials": 2, "max_seconds": 30, "seed": 3,
+        "run_id": result.run_id, "started_at": result.started_at, "profile": "smoke", "cell": "hyperband-trials2-epochs20-time30s-seed3",
+        "tuner": "hyperband", "budget": "trials2-epochs20-time30s", "max_trials": 2, "max_seconds": 30, "max_epochs": 20, "seed": 3,
         "train_size": 300, "val_size": 100, "test_size": 100, "epochs": 4, "batch_size": 64, "hyperband_factor": 3,
         "num_initial_points": 5, "best_val_accuracy": 0.81, "test_accuracy": 0.8, "test_loss": 0.55,
         "search_seconds": 4.123, "retrain_seconds": 2.5, "evaluate_seconds": 0.25, "wall_seconds": 6.873,
         "trials_completed": 1, "trials_failed": 1, "search_epochs": 2, "retrain_epochs": 4, "stopped_by": "trials",
-        "time_overrun_seconds": 0.0, "error": "partial failure",
+        "time_overrun_seconds": 0.0, "error": "partial failure", "trials_cut": 1,
         "samples": 7, "cpu_util_mean": 150.0, "gpu_util_p95": 90.0, "gpu_mem_peak_mb": 1234.0, **MACHINE,
     }
     assert {column: row[column] for column in expected} == expected
@@ -87,13 +87,14 @@ def test_trial_rows_one_per_trial_with_every_column() -> None:
         assert list(row) == TRIAL_COLUMNS
     first, second = rows
     identity = {"run_id": result.run_id, "profile": "smoke", "cell": result.spec.cell, "tuner": "hyperband",
-                "budget": "trials2-time30s", "seed": 3}
+                "budget": "trials2-epochs20-time30s", "seed": 3}
     assert {k: first[k] for k in identity} == identity and {k: second[k] for k in identity} == identity
     assert first["trial_id"] == "0000" and first["status"] == "COMPLETED" and first["val_accuracy"] == 0.81
     assert first["epochs"] == 2 and first["started_seconds"] == 0.512 and first["seconds"] == 3.257
     assert json.loads(first["hyperparameters"]) == result.trials[0].hyperparameters
     assert first["samples"] == 7 and first["gpu_util_max"] == 99.0
     assert first["error"] == ""
+    assert (first["bracket"], first["round"], first["initial_epoch"], first["parent_trial_id"]) == (1, 1, 1, "0003")
     empty = [column for column, value in first.items() if value is None]
     assert not empty, f"columns not flattened from a fully-populated trial: {empty}"
     assert second["status"] == "FAILED" and second["val_accuracy"] is None and second["error"] == "ValueError: boom"
@@ -264,7 +265,7 @@ def test_read_file_missing_columns_names_them(tmp_path: Path) -> None:
 
 def test_tables_written_before_the_library_version_columns_still_read(tmp_path: Path) -> None:
     path = tmp_path / "runs.csv"
-    columns = [c for c in RUN_COLUMNS if c not in results.LATER_COLUMNS]
+    columns = [c for c in RUN_COLUMNS if c not in ("optuna_version", "sklearn_version", "space")]
     pd.DataFrame([{c: 1 for c in columns}], columns=columns).to_csv(path, index=False)
     frame = results.read_table(path, RUN_COLUMNS)
     assert set(RUN_COLUMNS) <= set(frame.columns)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fmbench import profiles
-from fmbench.spec import BASELINE, DEFAULT_TUNERS, TUNER_NAMES, Budget, DataSizes, Profile, RunSpec, SpecError
+from fmbench.spec import BASELINE, DEFAULT_TUNERS, TUNER_NAMES, Budget, DataSizes, Profile, RunSpec, SpecError, hyperband_first_bracket
 
 
 def _one_line(excinfo: pytest.ExceptionInfo) -> str:
@@ -169,9 +169,33 @@ def test_shipped_profiles_expand_to_valid_specs(name: str) -> None:
     assert all(spec.profile == name for spec in specs)
 
 
-def test_smoke_profile_count() -> None:
-    # 2 seeds x (1 baseline + 3 tuners x 2 budgets)
-    assert len(profiles.get_profile("smoke").expand()) == 14
+@pytest.mark.parametrize("name", sorted(profiles.PROFILES))
+def test_shipped_profiles_let_hyperband_promote_under_every_trial_and_epoch_budget(name: str) -> None:
+    profile = profiles.get_profile(name)
+    trials, epochs = hyperband_first_bracket(profile.epochs, profile.hyperband_factor)
+    assert trials >= 2 and profile.epochs >= profile.hyperband_factor, "a bracket with a promotion"
+    for budget in profile.budgets:
+        assert (budget.max_trials or trials) >= trials and (budget.max_epochs or epochs) >= epochs, budget.label
+
+
+@pytest.mark.parametrize("max_epochs, factor, expected", [(9, 3, (13, 21)), (3, 3, (4, 5)), (10, 3, (18, 44)), (4, 2, (7, 8))])
+def test_hyperband_first_bracket_sizes(max_epochs: int, factor: int, expected: tuple[int, int]) -> None:
+    # By hand: 9, 3 -> 9 trials x 1 epoch, 3 promoted to 3 (2 more each), 1 promoted to 9 (6 more).
+    assert hyperband_first_bracket(max_epochs, factor) == expected
+
+
+def test_profile_rejects_a_budget_that_ends_inside_hyperbands_first_bracket() -> None:
+    with pytest.raises(SpecError, match="trials3 ends inside Hyperband's first bracket"):
+        _profile(budgets=(Budget(max_trials=3),))
+    with pytest.raises(SpecError, match="epochs4 ends inside"):
+        _profile(budgets=(Budget(max_epochs=4),))
+    _profile(budgets=(Budget(max_trials=4), Budget(max_epochs=5), Budget(max_seconds=1)))  # time: the runs show it
+    _profile(tuners=("random",), budgets=(Budget(max_trials=1),))  # no Hyperband, no constraint
+
+
+def test_profile_rejects_epochs_that_give_hyperband_no_promotion() -> None:
+    with pytest.raises(SpecError, match="single round and no promotion"):
+        _profile(epochs=2)
 
 
 def test_default_profile_exists() -> None:

@@ -22,8 +22,8 @@ EPOCHS, BATCH = 1, 64
 
 
 def _spec(tuner: str, seed: int = 1, max_trials: int | None = 2, max_seconds: float | None = None,
-          epochs: int = EPOCHS) -> RunSpec:
-    return RunSpec(tuner=tuner, seed=seed, budget=Budget(max_trials=max_trials, max_seconds=max_seconds),
+          epochs: int = EPOCHS, max_epochs: int | None = None) -> RunSpec:
+    return RunSpec(tuner=tuner, seed=seed, budget=Budget(max_trials=max_trials, max_seconds=max_seconds, max_epochs=max_epochs),
                    epochs=epochs, batch_size=BATCH, profile="test")
 
 
@@ -113,15 +113,19 @@ def test_trials_budget_runs_exactly_that_many_trials(tuner: str, cached_run) -> 
 
 def test_bayesian_records_num_initial_points(cached_run) -> None:
     result = cached_run("bayesian")
-    assert result.num_initial_points == tuners.bayesian_initial_points(result.spec) == 2
+    assert result.num_initial_points == tuners.bayesian_initial_points(result.spec) == 1
     assert cached_run("random").num_initial_points is None
     assert cached_run("hyperband").num_initial_points is None
 
 
-@pytest.mark.parametrize("max_trials, expected", [(2, 2), (6, 2), (9, 3), (30, 10)])
-def test_bayesian_oracle_gets_the_initial_points(max_trials: int, expected: int) -> None:
+@pytest.mark.parametrize("max_trials, max_epochs, epochs, expected", [
+    (2, None, 1, 1), (6, None, 1, 3), (9, None, 1, 4), (30, None, 1, 15),
+    (None, 45, 9, 2), (None, 8, 9, 1), (6, 90, 9, 3), (None, None, 9, 3),
+])
+def test_bayesian_model_picks_at_least_half_the_trials(max_trials, max_epochs, epochs, expected) -> None:
     # keras-tuner's default here would be 3 x 12 = 36 random trials: any affordable budget would be random search.
-    spec = _spec("bayesian", max_trials=max_trials)
+    spec = _spec("bayesian", max_trials=max_trials, max_epochs=max_epochs, max_seconds=None if max_trials or max_epochs else 60,
+                 epochs=epochs)
     _, oracle = tuners.TUNERS["bayesian"](spec)
     assert oracle.num_initial_points == expected == tuners.bayesian_initial_points(spec)
 
@@ -168,22 +172,84 @@ def test_time_budget_stops_the_running_fit(subset_split, monkeypatch: pytest.Mon
     result = _run(spec, subset_split)
     wall = time.monotonic() - started
 
-    assert result.error == ""
-    assert result.stopped_by == "time"
+    # The only trial was cut by the deadline: it has no score at the fidelity it asked for, so nothing
+    # can be retrained and the run is an error row that still records the cut trial.
+    assert result.error.startswith("search ran 1 trial(s) and none completed")
+    assert result.stopped_by == "error"
     assert result.search_seconds >= max_seconds
     assert result.time_overrun_seconds == pytest.approx(result.search_seconds - max_seconds, abs=1e-6)
     assert result.time_overrun_seconds <= allowed_overrun, (
         f"overran by {result.time_overrun_seconds:.2f}s; one epoch is {first_epoch:.2f}s first, {steady_epoch:.3f}s steady")
     assert wall <= max_seconds + allowed_overrun + 5.0
-    assert result.trials, "the trial cut by the deadline is still recorded"
-    assert all(t.epochs < epochs for t in result.trials), "the deadline must stop the running fit"
-    assert result.trials_completed >= 1 and result.best_hyperparameters  # a cut trial still scores
+    assert [t.status for t in result.trials] == ["CUT"], "the trial cut by the deadline is still recorded"
+    assert all(t.epochs < epochs and t.val_accuracy is None for t in result.trials), "the deadline must stop the running fit"
+    assert (result.trials_completed, result.trials_cut, result.trials_failed) == (0, 1, 0)
 
 
 def test_both_budgets_trials_first(subset_split) -> None:
     result = _run(_spec("random", max_trials=1, max_seconds=600), subset_split)
     assert result.stopped_by == "trials" and len(result.trials) == 1
     assert result.time_overrun_seconds == 0.0  # a time budget was set and not overrun
+
+
+# --- epoch budget and Hyperband --------------------------------------------------------------------------------------
+
+def test_epoch_budget_cuts_the_trial_that_would_overspend_it(subset_split) -> None:
+    result = _run(_spec("random", max_trials=None, max_epochs=3, epochs=2), subset_split)
+    assert result.error == "" and result.stopped_by == "epochs"
+    assert [(t.status, t.epochs) for t in result.trials] == [("COMPLETED", 2), ("CUT", 1)]
+    assert result.search_epochs == 3 and result.trials_cut == 1
+    cut = result.trials[1]
+    assert cut.val_accuracy is None, "a cut trial is not scored on the epochs it did not train"
+    assert result.best_hyperparameters == result.trials[0].hyperparameters
+
+
+@pytest.mark.parametrize("max_epochs, factor", [(3, 3), (9, 3), (10, 3), (4, 2)])
+def test_first_bracket_arithmetic_matches_keras_tuners_oracle(max_epochs: int, factor: int, tmp_path: Path) -> None:
+    # Drive keras-tuner's own oracle with made-up scores (no training) through its first bracket.
+    import keras_tuner as kt
+
+    from fmbench.spec import hyperband_first_bracket
+
+    oracle = kt.oracles.HyperbandOracle(objective=tuners.OBJECTIVE, max_epochs=max_epochs, factor=factor,
+                                        hyperband_iterations=None, seed=1)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.verbose = 0
+    hp = kt.HyperParameters()
+    hypermodel.build_model(hp)
+    oracle.update_space(hp)
+    trials, epochs = hyperband_first_bracket(max_epochs, factor)
+    first_bracket = None
+    for index in range(trials):
+        trial = oracle.create_trial("t")
+        values = trial.hyperparameters.values
+        first_bracket = values["tuner/bracket"] if first_bracket is None else first_bracket
+        assert values["tuner/bracket"] == first_bracket, f"trial {index} left the first bracket early"
+        epochs -= values["tuner/epochs"] - values["tuner/initial_epoch"]
+        oracle.update_trial(trial.trial_id, {"val_accuracy": index / 100})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert epochs == 0
+    assert values["tuner/round"] == first_bracket, "the bracket's last round was reached"
+    assert oracle.create_trial("t").hyperparameters.values["tuner/bracket"] != first_bracket
+
+
+def test_hyperband_promotes_a_trial_from_its_parent_checkpoint(subset_split, monkeypatch) -> None:
+    """max_epochs=3, factor 3: the first bracket trains 3 one-epoch trials and promotes the best to 3 epochs."""
+    loaded = []
+    original_load = keras.Model.load_weights
+    monkeypatch.setattr(keras.Model, "load_weights", lambda self, path, *a, **k: (loaded.append(str(path)), original_load(self, path, *a, **k))[1])
+    result = _run(_spec("hyperband", max_trials=4, epochs=3), subset_split)
+    assert result.error == ""
+    rounds = [(t.bracket, t.round, t.initial_epoch, t.epochs) for t in result.trials]
+    assert rounds == [(1, 0, 0, 1)] * 3 + [(1, 1, 1, 2)], rounds
+    first_round, promoted = result.trials[:3], result.trials[3]
+    best_first = max(first_round, key=lambda t: t.val_accuracy)
+    assert promoted.parent_trial_id == best_first.trial_id, "Hyperband promotes the best of the round"
+    assert promoted.hyperparameters == best_first.hyperparameters
+    assert len(loaded) == 1 and f"trial_{best_first.trial_id}" in loaded[0], loaded
+    assert result.search_epochs == 5 and result.brackets_completed == 1
+    assert all(t.parent_trial_id is None for t in first_round)
 
 
 # --- failing trials ------------------------------------------------------------------------------------------------
@@ -245,7 +311,7 @@ def test_consecutive_failures_keep_the_failed_rows(subset_split, monkeypatch, or
     assert result.stopped_by == "error"
     assert result.error.startswith("search stopped") and "\n" not in result.error
     assert result.trials_failed == 3 == len(result.trials) and result.trials_completed == 0
-    assert result.num_initial_points == 2
+    assert result.num_initial_points == 3  # half of the 6 trials
 
 
 def test_failure_before_any_trial_is_an_error_row(subset_split, monkeypatch) -> None:
@@ -266,7 +332,7 @@ def test_failure_before_any_trial_is_an_error_row(subset_split, monkeypatch) -> 
 def test_reused_out_dir_runs_fresh_searches(subset_dir: Path, tmp_path: Path) -> None:
     """Two identical runs into one --out: keras-tuner must not reload the first search and run zero trials.
 
-    Smoke profile (2 epochs, batch 128) on the whole subset (1500/300/400: smaller than the profile's sizes).
+    Smoke profile (3 epochs, batch 128) on the whole subset (1500/300/400: smaller than the profile's sizes).
     """
     args = ["run", "--tuner", "random", "--max-trials", "2", "--profile", "smoke",
             "--data-dir", str(subset_dir), "--out", str(tmp_path)]
@@ -276,7 +342,7 @@ def test_reused_out_dir_runs_fresh_searches(subset_dir: Path, tmp_path: Path) ->
     assert len(runs) == 2 and runs["run_id"].nunique() == 2
     assert runs["trials_completed"].tolist() == [2, 2]
     assert runs["stopped_by"].tolist() == ["trials", "trials"]
-    assert runs["search_epochs"].tolist() == [4, 4]  # 2 trials x 2 epochs
+    assert runs["search_epochs"].tolist() == [6, 6]  # 2 trials x 3 epochs
     trials = results.read_trials(tmp_path)
     assert trials.groupby("run_id").size().to_dict() == {run_id: 2 for run_id in runs["run_id"]}
     # Same seed: the second run repeats the first rather than continuing its search.

@@ -1,0 +1,118 @@
+"""What one trial costs: keras-tuner's stock trial path against fmbench's, on the same configurations.
+
+Both paths train the same models on the profile's data with the same seed, alternating config by config
+in one process so machine drift hits both alike. Stock keras-tuner (`kt.Tuner.run_trial`) runs one step
+per TensorFlow call, validates and checkpoints after every improving epoch, and garbage-collects before
+each build; fmbench's path (`tuners._RecordingTuner.run_trial`) runs 16 steps per call, validates after
+the last epoch only, checkpoints only for Hyperband and skips the collection. The weights updates are the
+same, so the validation accuracies after the last epoch must match.
+
+Each configuration runs at 1 epoch and at the profile's epochs: the 1-epoch trial is the floor every
+trial pays (building and tracing the model), the difference is the cost of the later epochs.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+
+from fmbench import hypermodel, profiles
+
+TARGET_RATIO = 0.5  # fmbench's median trial seconds at full epochs, as a share of the stock path's
+CONFIGS = (  # spanning the search space: narrow to wide, shallow to deep, with and without dropout
+    hypermodel.BASELINE_HPS,
+    {"num_layers": 1, "units_0": 512, "dropout_0": 0.2, "learning_rate": 3e-4},
+    {"num_layers": 2, "units_0": 64, "dropout_0": 0.0, "units_1": 64, "dropout_1": 0.0, "learning_rate": 5e-3},
+    {"num_layers": 2, "units_0": 256, "dropout_0": 0.3, "units_1": 128, "dropout_1": 0.1, "learning_rate": 1e-3},
+    {"num_layers": 3, "units_0": 512, "dropout_0": 0.2, "units_1": 512, "dropout_1": 0.1, "units_2": 512,
+     "dropout_2": 0.0, "learning_rate": 1e-3},
+    {"num_layers": 5, **{f"units_{i}": 96 for i in range(5)}, **{f"dropout_{i}": 0.1 for i in range(5)},
+     "learning_rate": 2e-3},
+)
+
+
+def _tuners(tmp_path):
+    import keras_tuner as kt
+
+    from fmbench import tuners
+
+    def stock_model(hp):  # the search space as before: one step per call
+        model = hypermodel.build_model(hp)
+        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], steps_per_execution=1)
+        return model
+
+    def oracle():
+        return kt.oracles.RandomSearchOracle(objective=tuners.OBJECTIVE, max_trials=1, seed=1)
+
+    stock = kt.Tuner(oracle=oracle(), hypermodel=stock_model, directory=tmp_path, project_name="stock", overwrite=True)
+    ours = tuners._Tuner(oracle=oracle(), hypermodel=hypermodel.build_model, directory=tmp_path, project_name="fmbench", overwrite=True)
+    return stock, ours
+
+
+def _trial(values: dict, trial_id: str):
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    hp.values.update(values)
+    hypermodel.build_model(hp)  # registers the hyperparameters, taking the given values
+    return kt.engine.trial.Trial(hyperparameters=hp, trial_id=trial_id)
+
+
+def _timed(tuner, values: dict, trial_id: str, split, epochs: int, batch_size: int) -> tuple[float, float]:
+    """Seconds of one trial and its validation accuracy after the last epoch."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    started = time.perf_counter()
+    outcome = tuner.run_trial(_trial(values, trial_id), split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
+                              epochs=epochs, batch_size=batch_size, verbose=0)
+    seconds = time.perf_counter() - started
+    val = outcome["val_accuracy"] if isinstance(outcome, dict) else outcome[0].history["val_accuracy"][-1]
+    return seconds, float(val)
+
+
+def test_trial_cost(benchmark, pytestconfig, fmbench_split, fmbench_progress, tmp_path):
+    profile = profiles.get_profile(pytestconfig.getoption("fmbench_profile"))
+    stock, ours = _tuners(tmp_path)
+    rows = []
+
+    def measure():
+        for index, values in enumerate(CONFIGS):
+            row = {"config": index}
+            for epochs in (1, profile.epochs):
+                for name, tuner in (("stock", stock), ("fmbench", ours)):
+                    seconds, val = _timed(tuner, values, f"{name}{index}e{epochs}", fmbench_split, epochs, profile.batch_size)
+                    row[f"{name}_{epochs}ep_seconds"], row[f"{name}_{epochs}ep_val"] = round(seconds, 3), val
+            row["ratio"] = round(row[f"fmbench_{profile.epochs}ep_seconds"] / row[f"stock_{profile.epochs}ep_seconds"], 3)
+            fmbench_progress(f"[trial cost] config {index} ({values['num_layers']} layers): {profile.epochs} epochs "
+                             f"stock {row[f'stock_{profile.epochs}ep_seconds']:.2f}s, fmbench {row[f'fmbench_{profile.epochs}ep_seconds']:.2f}s "
+                             f"(x{row['ratio']:.2f}); 1 epoch {row['stock_1ep_seconds']:.2f}s vs {row['fmbench_1ep_seconds']:.2f}s")
+            rows.append(row)
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+
+    def median(key: str) -> float:
+        return statistics.median(row[key] for row in rows)
+
+    later = profile.epochs - 1
+    summary = {
+        "profile": profile.name, "epochs": profile.epochs, "train_size": len(fmbench_split.y_train),
+        "median_trial_seconds_stock": median(f"stock_{profile.epochs}ep_seconds"),
+        "median_trial_seconds_fmbench": median(f"fmbench_{profile.epochs}ep_seconds"),
+        "median_ratio": median("ratio"),
+        "median_first_epoch_seconds_stock": median("stock_1ep_seconds"),
+        "median_first_epoch_seconds_fmbench": median("fmbench_1ep_seconds"),
+    }
+    if later:
+        for name in ("stock", "fmbench"):
+            summary[f"median_later_epoch_seconds_{name}"] = round(statistics.median(
+                (row[f"{name}_{profile.epochs}ep_seconds"] - row[f"{name}_1ep_seconds"]) / later for row in rows), 3)
+    benchmark.extra_info.update(summary, configs=rows)
+    fmbench_progress(f"[trial cost] {summary}")
+
+    # Same math: every configuration ends at the same validation accuracy on both paths.
+    for row in rows:
+        for epochs in (1, profile.epochs):
+            assert row[f"fmbench_{epochs}ep_val"] == pytest.approx(row[f"stock_{epochs}ep_val"], abs=1.0 / len(fmbench_split.y_val)), row
+    assert summary["median_ratio"] <= TARGET_RATIO, f"fmbench's trials cost x{summary['median_ratio']} of the stock path's (target x{TARGET_RATIO})"
