@@ -108,6 +108,8 @@ class RunSpec:
             raise SpecError(f"seed must be an integer >= 1 (keras-tuner turns seed 0 into a random seed), got {self.seed!r}")
         if self.tuner not in BASELINES and self.budget.is_empty:
             raise SpecError(f"tuner {self.tuner!r} needs a budget: give --max-trials N, --max-epochs E and/or --max-seconds S")
+        if self.tuner == "sklearn" and self.budget.max_trials is None and self.budget.max_seconds is None:
+            raise SpecError("tuner 'sklearn' trains no epochs, so an epoch budget never stops it: give --max-trials N or --max-seconds S")
         if self.epochs < 1:
             raise SpecError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -193,6 +195,8 @@ class Profile:
         specs = [self.spec(BASELINE, seed) for seed in seeds]
         for tuner in tuners:
             for budget in [Budget()] if tuner in BASELINES else self.budgets:  # a fixed model has no budget
+                if tuner == "sklearn" and budget.max_trials is None and budget.max_seconds is None:
+                    continue  # no epochs to count: an epoch budget has no sklearn cell
                 specs.extend(self.spec(tuner, seed, budget) for seed in seeds)
         return specs
 

@@ -44,10 +44,11 @@ def test_the_other_libraries_tuners_and_the_sklearn_baseline_are_cells(tmp_path:
     proc = _pytest_benchmarks("--co", "-q", "--fmbench-profile", "smoke", "--fmbench-seeds", "1",
                               "--fmbench-tuners", "tpe,tpe-hyperband,grid,sklearn,sklearn-baseline")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for cell in ("test_baseline[seed1]", "test_baseline[sklearn-baseline-seed1]", "test_tuner[tpe-trials3-seed1]",
-                 "test_tuner[tpe-hyperband-time5s-seed1]", "test_tuner[grid-trials3-seed1]", "test_tuner[sklearn-time5s-seed1]"):
+    for cell in ("test_baseline[seed1]", "test_baseline[sklearn-baseline-seed1]", "test_tuner[tpe-trials4-seed1]",
+                 "test_tuner[tpe-hyperband-epochs12-seed1]", "test_tuner[grid-time12s-seed1]", "test_tuner[sklearn-trials4-seed1]"):
         assert cell in proc.stdout, cell
-    assert "sklearn-baseline-trials3" not in proc.stdout, "a fixed model runs once per seed, without a budget"
+    assert "sklearn-baseline-trials4" not in proc.stdout, "a fixed model runs once per seed, without a budget"
+    assert "sklearn-epochs12" not in proc.stdout, "scikit-learn trains no epochs"
 
 
 def test_resume_skips_the_cells_already_in_the_table(tmp_path: Path) -> None:

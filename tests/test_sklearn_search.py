@@ -5,7 +5,7 @@ import keras_tuner as kt
 import pytest
 from sklearn import ensemble, linear_model
 
-from fmbench import sklearn_search, tuners
+from fmbench import profiles, sklearn_search, tuners
 from fmbench.spec import Budget, RunSpec, SpecError
 
 
@@ -36,6 +36,13 @@ def test_the_baseline_needs_no_budget_and_the_tuner_does() -> None:
     assert RunSpec(tuner="sklearn-baseline", seed=1).cell == "sklearn-baseline-seed1"
     with pytest.raises(SpecError, match="needs a budget"):
         RunSpec(tuner="sklearn", seed=1)
+    with pytest.raises(SpecError, match="trains no epochs"):
+        RunSpec(tuner="sklearn", seed=1, budget=Budget(max_epochs=12))
+
+
+def test_an_epoch_budget_has_no_sklearn_cell() -> None:
+    specs = profiles.get_profile("smoke").expand(("sklearn",), (1,))
+    assert {s.budget.label for s in specs if s.tuner == "sklearn"} == {"trials4", "time12s"}
 
 
 def test_sklearn_search_row_on_the_tiny_subset(subset_split) -> None:
