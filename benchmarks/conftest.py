@@ -4,16 +4,18 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from fmbench import profiles  # noqa: E402
+from fmbench import placement, profiles  # noqa: E402
 from fmbench.spec import BASELINE, BASELINES, RUNNER_NAMES, RunSpec, SpecError  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 
 
 def pytest_addoption(parser):
@@ -23,21 +25,34 @@ def pytest_addoption(parser):
     group.addoption("--fmbench-tuners", help="comma list of tuners to run (baseline always runs); default: the profile's")
     group.addoption("--fmbench-seeds", help="comma list of seeds; default: the profile's")
     group.addoption("--fmbench-resume", action="store_true",
-                    help="continue results/<profile>/runs.csv, skipping cells already in it (default: start new tables, the old ones moved aside)")
+                    help="continue the results folder's runs.csv: skip the cells finished there, rerun the failed ones "
+                         "(default: start new tables, the old ones moved aside)")
+    group.addoption("--fmbench-shard", metavar="K/N",
+                    help="run the K-th of N deterministic shares of the cells (round robin), e.g. 1/4 on one host or CI job")
     group.addoption("--fmbench-data-dir", help="Fashion-MNIST IDX folder (default $FMBENCH_DATA_DIR, else the Keras loader)")
-    group.addoption("--fmbench-out", help="results folder (default results/<profile>)")
+    group.addoption("--fmbench-out", help="results folder (default results/local/<profile>, ignored by git; name results/<profile> to update the committed results)")
 
 
 def pytest_configure(config):
-    """Turn the options into the list of RunSpecs; bad options are a usage error before anything runs."""
+    """Turn the options into the list of RunSpecs; bad options are a usage error before anything runs.
+    A pytest-xdist worker first takes its share of the machine, before any test imports TensorFlow."""
     try:
-        config.fmbench_specs = selected_specs(
+        specs = selected_specs(
             config.getoption("fmbench_profile"), config.getoption("fmbench_tuners"), config.getoption("fmbench_seeds")
         )
+        config.fmbench_specs = shard(specs, config.getoption("fmbench_shard"))
     except SpecError as exc:
         raise pytest.UsageError(f"fmbench: {exc}") from None
     profile = config.getoption("fmbench_profile")
-    config.fmbench_out = Path(config.getoption("fmbench_out") or REPO / "results" / profile)
+    config.fmbench_out = Path(config.getoption("fmbench_out") or REPO / "results" / "local" / profile)
+    config.fmbench_tables_moved = False
+    if _xdist_worker(config):
+        worker = config.workerinput
+        config.fmbench_placement = placement.apply(int(worker["workerid"].removeprefix("gw")), worker["workercount"])
+
+
+def _xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")
 
 
 def selected_specs(profile_name: str, tuners: str | None, seeds: str | None) -> list[RunSpec]:
@@ -45,7 +60,7 @@ def selected_specs(profile_name: str, tuners: str | None, seeds: str | None) -> 
     chosen_tuners = profile.tuners if tuners is None else tuple(_split_list(tuners))
     for tuner in chosen_tuners:
         if tuner not in RUNNER_NAMES or tuner == BASELINE:
-            raise SpecError(f"unknown tuner {tuner!r} in --fmbench-tuners: choose from {', '.join(RUNNER_NAMES[:-1])}")
+            raise SpecError(f"unknown tuner {tuner!r} in --fmbench-tuners: choose from {', '.join(n for n in RUNNER_NAMES if n != BASELINE)}")
     chosen_seeds = profile.seeds
     if seeds is not None:
         try:
@@ -53,6 +68,16 @@ def selected_specs(profile_name: str, tuners: str | None, seeds: str | None) -> 
         except ValueError:
             raise SpecError(f"--fmbench-seeds must be a comma list of integers >= 1, got {seeds!r}") from None
     return profile.expand(chosen_tuners, chosen_seeds)  # RunSpec validates each seed
+
+
+def shard(specs: list[RunSpec], text: str | None) -> list[RunSpec]:
+    """The K-th of N round-robin shares of the expanded cells: the same cells on every host, every N-th one each."""
+    if text is None:
+        return specs
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise SpecError(f"--fmbench-shard must be K/N with 1 <= K <= N (e.g. 1/4 for the first of four shares), got {text!r}")
+    return specs[int(k) - 1::int(n)]
 
 
 def _split_list(text: str) -> list[str]:
@@ -73,35 +98,69 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
-    """With --fmbench-resume, the cells already in runs.csv are skipped."""
+    """With --fmbench-resume, the cells finished in runs.csv are skipped. Under pytest-xdist the benchmarks that
+    measure the machine itself (scale-out, sampler cost) are skipped: parallel cells would be in their figures."""
     from fmbench import results
 
+    if _xdist_worker(config):
+        skip = pytest.mark.skip(reason="measures the machine itself: run it without -n")
+        for item in items:
+            if item.path.parent == HERE and item.path.name != "test_matrix.py":
+                item.add_marker(skip)
     runs_file = config.fmbench_out / results.RUNS_FILE
     if not config.getoption("fmbench_resume") or not runs_file.exists():
         return
-    done = set(results.read_runs(config.fmbench_out)["cell"])
+    done = finished_cells(results.read_runs(config.fmbench_out))
     for item in items:
         params = getattr(item, "callspec", None) and item.callspec.params
         spec = params and (params.get("baseline_spec") or params.get("tuner_spec"))
         if spec and spec.cell in done:
-            item.add_marker(pytest.mark.skip(reason=f"{spec.cell} already in {runs_file} (--fmbench-resume)"))
+            item.add_marker(pytest.mark.skip(reason=f"{spec.cell} finished in {runs_file} (--fmbench-resume)"))
+
+
+def finished_cells(runs) -> set[str]:
+    """Cells whose current row (the latest by started_at; earlier rows are superseded) has a test accuracy
+    and no error. A cell whose current row failed (out of memory, a killed worker) runs again."""
+    from fmbench import results
+
+    current = runs.sort_values("started_at", kind="stable").groupby("cell").tail(1)
+    ok = current["test_accuracy"].notna() & ~results.failed_runs(current)
+    return set(current.loc[ok, "cell"])
 
 
 @pytest.fixture(scope="session")
 def fmbench_out(pytestconfig) -> Path:
-    """The results folder. A fresh session (no --fmbench-resume) first moves earlier tables aside, losing nothing."""
+    """The results folder. A fresh session (no --fmbench-resume) first moves earlier tables aside, losing nothing;
+    under pytest-xdist the controller has done that once, before it handed out the first cell."""
+    if not _xdist_worker(pytestconfig):
+        _move_earlier_tables_aside(pytestconfig)
+    return pytestconfig.fmbench_out
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """pytest-xdist's controller: workers run no cell before every worker has reported its collection."""
+    config = node.config
+    if any("test_matrix.py::" in nodeid for nodeid in ids) and not config.getoption("benchmark_skip", False):
+        _move_earlier_tables_aside(config)
+
+
+def _move_earlier_tables_aside(config) -> None:
+    """Once per session, before the first cell writes."""
     from fmbench import results
 
-    out = pytestconfig.fmbench_out
+    if config.fmbench_tables_moved or config.getoption("fmbench_resume"):
+        return
+    config.fmbench_tables_moved = True
+    out = config.fmbench_out
     old = [out / name for name in (results.RUNS_FILE, results.TRIALS_FILE) if (out / name).exists()]
-    if old and not pytestconfig.getoption("fmbench_resume"):
+    if old:
         archive = out / "previous" / datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         archive.mkdir(parents=True, exist_ok=True)
         for path in old:
             shutil.move(str(path), archive / path.name)
-        pytestconfig.pluginmanager.get_plugin("terminalreporter").write_line(
+        config.pluginmanager.get_plugin("terminalreporter").write_line(
             f"fmbench: earlier tables of {out} moved to {archive} (--fmbench-resume continues them instead)")
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -118,14 +177,22 @@ def fmbench_split(pytestconfig):
 
 @pytest.fixture(scope="session")
 def fmbench_progress(pytestconfig):
-    """Trial-by-trial progress straight to the terminal, past pytest's capture: a profile takes minutes."""
+    """Trial-by-trial progress straight to the terminal, past pytest's capture: a profile takes minutes.
+    A pytest-xdist worker has no terminal reporter; its stderr still reaches the terminal."""
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    worker = pytestconfig.workerinput["workerid"] if _xdist_worker(pytestconfig) else None
 
     def write(line: str) -> None:
         with capture.global_and_fixture_disabled():
+            if worker:
+                print(f"  [{worker}] {line}", file=sys.stderr, flush=True)
+                return
             reporter.ensure_newline()
             reporter.write_line(f"  {line}")
+
+    if worker:
+        write(f"runs on {pytestconfig.fmbench_placement}")
 
     return write
 
@@ -135,8 +202,10 @@ def pytest_terminal_summary(terminalreporter, config):
     from fmbench import report, results, summary
 
     out = config.fmbench_out
-    if not (out / results.RUNS_FILE).exists() or config.getoption("benchmark_skip", False):
+    if config.option.collectonly or not (out / results.RUNS_FILE).exists() or config.getoption("benchmark_skip", False):
         return
+    if _xdist_worker(config):
+        return  # under pytest-xdist, the controller alone writes the summary and the report
     terminalreporter.write_sep("=", f"fmbench {config.getoption('fmbench_profile')}: test accuracy against the baseline")
     try:
         terminalreporter.write_line(summary.comparison_table(results.read_runs(out)))

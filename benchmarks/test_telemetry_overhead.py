@@ -1,4 +1,8 @@
-"""The telemetry sampler's own cost: the same short Keras training with and without it."""
+"""The telemetry sampler's own cost.
+
+Asserted: one reading costs under TARGET_PERCENT of one core at the sampling interval. Recorded only
+(in extra_info): the same short Keras training with and without the sampler, too noisy here to assert.
+"""
 from __future__ import annotations
 
 import statistics
@@ -8,7 +12,7 @@ import numpy as np
 
 from fmbench.telemetry import Sampler
 
-TARGET_PERCENT = 1.0  # what the sampler should cost
+TARGET_PERCENT = 1.0  # the most one reading may cost, as a share of one core at the interval
 PAIRS = 3
 
 

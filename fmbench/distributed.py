@@ -22,7 +22,8 @@ from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from fmbench import atomic
+from fmbench import atomic, placement
+from fmbench.heartbeat import HEARTBEAT_TIMEOUT, Heartbeat, Heartbeats
 from fmbench.spec import Budget, DataSizes, RunResult, RunSpec, SpecError, TelemetrySummary, TrialRecord
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 SEARCH_FILE = "search.json"  # the rendezvous: the chief's spec, then its clock once it serves
 DEFAULT_STALL_TIMEOUT = 1800.0  # seconds without a trial starting or ending before the chief gives up
+IDLE_PAUSE = 1.0  # a worker told to wait (IDLE) asks again after this; keras-tuner would ask at once
 START_TIMEOUT = 600.0  # seconds a local worker may take to import TF and load its data
 POLL = 0.2
 Progress = Callable[[str], None]
@@ -124,10 +126,11 @@ class _Chief:
 
         self.folder = folder = Path(self.run_dir or workdir)  # local runs use tuners.run's fresh workdir
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in [*folder.glob("trials-*.jsonl"), *folder.glob("ready-*"), folder / SEARCH_FILE]:
+        for stale in [*folder.glob("trials-*.jsonl"), *folder.glob("ready-*"), *folder.glob("alive-*"), folder / SEARCH_FILE]:
             stale.unlink(missing_ok=True)
         tuner_class, oracle = tuners.TUNERS[spec.tuner](spec)
         oracle.verbose = 0  # as search(verbose=0) sets it: our progress lines, not keras-tuner's tables
+        _wait_while_trials_are_held(oracle)
         # As keras-tuner's chief: a tuner declares the search space and saves the project, then the oracle is served.
         tuner_class(oracle=oracle, hypermodel=hypermodel.build_model, directory=str(folder), project_name="search", overwrite=True).save()
         info = {"spec": dataclasses.asdict(spec)}
@@ -145,7 +148,8 @@ class _Chief:
             tail = _Tail(folder)
             error = self._watch(oracle, servicer, tail, lambda r: progress(
                 f"[{spec.cell}] {r.worker} trial {r.trial_id} {r.status} "
-                f"{f'val_acc={r.val_accuracy:.4f}' if r.val_accuracy is not None else r.error} epochs={r.epochs} {r.seconds:.1f}s"))
+                f"{f'val_acc={r.val_accuracy:.4f}' if r.val_accuracy is not None else r.error} epochs={r.epochs} {r.seconds:.1f}s"),
+                lambda line: progress(f"[{spec.cell}] {line}"))
             tail.poll()  # lines written after the last look
             records = tuple(sorted(tail.records, key=lambda r: r.started_seconds))
             self.workers = max(self.n_local, len({r.worker for r in records}), 1)
@@ -155,7 +159,7 @@ class _Chief:
 
     def _launch(self, index: int) -> subprocess.Popen:
         name, env = f"worker-{index}", dict(os.environ, PYTHONUNBUFFERED="1")
-        gpus = _gpu_ids()
+        gpus = placement.visible_gpu_ids()
         if gpus:  # one GPU per worker, round robin
             env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
         connect = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
@@ -166,12 +170,16 @@ class _Chief:
             return subprocess.Popen(cmd + (["--data-dir", str(self.data_dir)] if self.data_dir else []),
                                     stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
+    def _died(self, name: str) -> str:
+        """Why a local worker is gone: empty while it runs or after a clean exit."""
+        code = self.procs[name].poll()
+        if code in (None, 0):
+            return ""
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return f"{how} during the search ({_last_line(self.folder / f'{name}.log')})"
+
     def _dead_worker(self) -> str:
-        for name, proc in self.procs.items():
-            if proc.poll() not in (None, 0):
-                how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with code {proc.returncode}"
-                return f"{name} {how} during the search ({_last_line(self.folder / f'{name}.log')})"
-        return ""
+        return next((f"{name} {self._died(name)}" for name in self.procs if self._died(name)), "")
 
     def _wait_ready(self) -> None:
         since = time.monotonic()
@@ -181,22 +189,32 @@ class _Chief:
                 raise RuntimeError(f"local workers did not start: {why or f'not ready after {START_TIMEOUT:g}s'}")
             time.sleep(POLL)
 
-    def _watch(self, oracle: Any, servicer: Any, tail: _Tail, report: Callable[[TrialRecord], None]) -> str:
+    def _watch(self, oracle: Any, servicer: Any, tail: _Tail, report: Callable[[TrialRecord], None], note: Progress) -> str:
         """Blocks until the search ends; returns '' or why it failed. keras-tuner's own loop (oracle_chief.
-        start_server) waits forever for every tuner_id to ask again and every ongoing trial to end: a dead
-        worker does neither, hence the checks on the local processes and the stall timeout."""
+        start_server) waits forever for every tuner_id to ask again and every ongoing trial to end: a vanished
+        worker does neither. So a worker that is gone (a local process that died, or no heartbeat for
+        HEARTBEAT_TIMEOUT) hands its trial back to the oracle, and the search fails only when no worker remains
+        or nothing moves for the stall timeout."""
         marker, moved = None, time.monotonic()
+        heartbeats, gone = Heartbeats(self.folder), {}
         while True:
             for record in tail.poll():
                 report(record)
+            beating, stale = heartbeats.poll()
+            for name, why in self._newly_gone(stale, gone):
+                gone[name] = why
+                if name in self.procs:  # a silent local worker (stopped, hung) must not come back with the trial
+                    _signal_group(self.procs[name], signal.SIGKILL)
+                trial_id = return_trial(oracle, name)
+                note(f"{name} {why}; " + (f"its trial {trial_id} goes back to the oracle" if trial_id else "it held no trial"))
             progress, idle, remote, failures = _snapshot(oracle, set(self.procs))
             if servicer.stop_triggered and idle:
                 return ""
             if failures:
                 return f"search stopped: {failures}"
-            dead = self._dead_worker()
-            if dead:
-                return dead
+            running = {name for name, proc in self.procs.items() if proc.poll() is None}
+            if gone and not (running | beating) - set(gone):
+                return f"no worker remains: {'; '.join(f'{name} {why}' for name, why in gone.items())}"
             if self.procs and not remote and all(p.poll() == 0 for p in self.procs.values()):
                 return "every worker exited but the oracle still waits for a trial to end"
             if progress != marker:
@@ -204,6 +222,12 @@ class _Chief:
             elif time.monotonic() - moved > self.stall_timeout:
                 return f"no trial started or ended for {self.stall_timeout:g}s: a worker hangs or none is connected"
             time.sleep(POLL)
+
+    def _newly_gone(self, stale: set[str], gone: dict[str, str]) -> list[tuple[str, str]]:
+        """(worker, why) for each worker lost since the last look: a local process that died, or a silent one."""
+        died = {name: self._died(name) for name in self.procs if name not in gone and self._died(name)}
+        silent = sorted(stale - set(gone) - set(died))
+        return [*died.items(), *((name, f"sent no heartbeat for {HEARTBEAT_TIMEOUT:g}s") for name in silent)]
 
     def stop(self) -> None:
         """SIGTERM to every worker's process group, SIGKILL to what is left after 5 s; stop serving. Idempotent."""
@@ -235,20 +259,43 @@ def _snapshot(oracle: Any, local: set[str]) -> tuple[tuple[int, int], bool, set[
         return (len(oracle.trials), len(oracle.end_order)), idle, set(oracle.tuner_ids) - local, failures
 
 
+def _wait_while_trials_are_held(oracle: Any) -> None:
+    """On the chief: once the budget is spent, a worker asking for a trial while another still holds one is
+    told to wait (IDLE), not to stop, so that a trial handed back by a vanished worker still finds a runner."""
+    from keras_tuner.src.engine.trial import TrialStatus
+
+    populate = oracle.populate_space
+
+    def populate_space(trial_id: str) -> dict:
+        response = populate(trial_id)
+        if response["status"] == TrialStatus.STOPPED and oracle.ongoing_trials:
+            return {"status": TrialStatus.IDLE}
+        return response
+
+    oracle.populate_space = populate_space  # create_trial calls it under the oracle's lock
+
+
+def return_trial(oracle: Any, tuner_id: str) -> str | None:
+    """A vanished worker's trial goes back to the oracle: into its retry queue, as keras-tuner does with the
+    ongoing trials of a reloaded search, so the next worker to ask runs it under the same id (it counts once
+    in the budget). Returns that id, or None if the worker held no trial."""
+    from keras_tuner.src.engine.oracle import LOCKS
+
+    with LOCKS[oracle]:
+        oracle.tuner_ids.discard(tuner_id)
+        trial = oracle.ongoing_trials.pop(tuner_id, None)
+        if trial is None:
+            return None
+        oracle._retry_queue.append(trial.trial_id)
+        return trial.trial_id
+
+
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, sig)  # the worker leads its own group: anything it started goes too
         except ProcessLookupError:
             pass
-
-
-def _gpu_ids() -> list[str]:
-    """The GPUs this process sees, named as CUDA_VISIBLE_DEVICES would name them to a child."""
-    from fmbench import telemetry
-
-    count, visible = len(telemetry.gpu_names()), os.environ.get("CUDA_VISIBLE_DEVICES")
-    return ([t.strip() for t in visible.split(",")] if visible else [str(i) for i in range(count)])[:count]
 
 
 class _Tail:
@@ -313,6 +360,13 @@ def work(run_dir: str, address: str, worker_id: str | None = None, data_dir: str
     spec = RunSpec(**{**fields, "budget": Budget(**fields["budget"]), "sizes": DataSizes(**fields["sizes"])})
     if expected is not None and dataclasses.replace(expected, profile=spec.profile) != spec:
         raise SpecError(f"this worker's run ({expected.cell}, profile {expected.profile}) differs from the chief's ({spec.cell}, profile {spec.profile})")
+    with Heartbeat(folder / f"alive-{worker_id}"):  # from here on the chief can tell this worker vanished
+        _run_trials(spec, folder, worker_id, host, port, data_dir, timeout, progress)
+    return 0
+
+
+def _run_trials(spec: RunSpec, folder: Path, worker_id: str, host: str, port: int, data_dir: str | None,
+                timeout: float, progress: Progress) -> None:
     from fmbench import data
 
     split = data.load(data.resolve_data_dir(data_dir), spec.sizes)
@@ -353,6 +407,15 @@ def work(run_dir: str, address: str, worker_id: str | None = None, data_dir: str
 
     # overwrite=False: the chief made the project; a worker must not delete it under the others.
     tuner = WorkerTuner(oracle=oracle, hypermodel=hypermodel.build_model, directory=str(folder), project_name="search", overwrite=False)
+    ask = tuner.oracle.create_trial  # an OracleClient of the chief's oracle by now
+
+    def create_trial(tuner_id: str) -> Any:
+        trial = ask(tuner_id)
+        if trial.status == kt.engine.trial.TrialStatus.IDLE:
+            time.sleep(IDLE_PAUSE)  # told to wait: keras-tuner's loop would ask again at once, in a busy loop
+        return trial
+
+    tuner.oracle.create_trial = create_trial
     (folder / f"ready-{worker_id}").touch()
     info = _wait_for(folder / SEARCH_FILE, "started_wall", timeout)
     offset = time.monotonic() - time.time()  # the chief's wall-clock times -> this process's monotonic clock
@@ -361,7 +424,6 @@ def work(run_dir: str, address: str, worker_id: str | None = None, data_dir: str
         callbacks = [DeadlineCallback(info["deadline_wall"] + offset)] if info["deadline_wall"] is not None else []
         tuner.search(split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
                      epochs=spec.epochs, batch_size=spec.batch_size, callbacks=callbacks, verbose=0)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,12 +10,14 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 
 from fmbench import atomic
 from fmbench.spec import RunResult, TelemetrySummary
 
 RUNS_FILE = "runs.csv"
 TRIALS_FILE = "trials.csv"
+LOCK_FILE = ".fmbench.lock"  # held by every writer of a results folder; kept there, as flock needs one inode
 
 TELEMETRY_COLUMNS = [f.name for f in dataclasses.fields(TelemetrySummary)]
 MACHINE_COLUMNS = [
@@ -130,20 +132,35 @@ def trial_rows(result: RunResult) -> list[dict]:
     return rows
 
 
+def folder_lock(directory: Path) -> FileLock:
+    """The lock every writer of a results folder holds around read-check-write, across processes and hosts.
+
+    Hold it once at a time: it is not re-entrant across instances, so a nested acquire waits forever.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return FileLock(directory / LOCK_FILE)
+
+
 def append_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
-    """Append rows to a CSV table atomically. Existing rows are kept byte for byte, never re-parsed."""
+    """Append rows to a CSV table atomically. Existing rows are kept byte for byte, never re-parsed.
+
+    Under the folder's lock: two processes appending at once would each rewrite the file from what
+    they read, and one's rows would be lost.
+    """
     if not rows:
         return
     path = Path(path)
     header, body = pd.DataFrame(rows, columns=columns).to_csv(index=False, lineterminator="\n").split("\n", 1)
-    if not path.exists():
-        atomic.write_text(path, f"{header}\n{body}")
-        return
-    read_table(path, columns)  # refuse to extend a malformed table
-    existing = path.read_text()
-    if existing.split("\n", 1)[0] != header:
-        raise ResultsError(f"{path}: its columns differ from this fmbench version's; move it aside or write to a new folder")
-    atomic.write_text(path, existing + ("" if existing.endswith("\n") else "\n") + body)
+    with folder_lock(path.parent):
+        if not path.exists():
+            atomic.write_text(path, f"{header}\n{body}")
+            return
+        read_table(path, columns)  # refuse to extend a malformed table
+        existing = path.read_text()
+        if existing.split("\n", 1)[0] != header:
+            raise ResultsError(f"{path}: its columns differ from this fmbench version's; move it aside or write to a new folder")
+        atomic.write_text(path, existing + ("" if existing.endswith("\n") else "\n") + body)
 
 
 def failed_runs(runs: pd.DataFrame) -> pd.Series:
@@ -227,11 +244,22 @@ def _cpu_model() -> str:
 
 
 def _commit() -> str:
-    """The git commit of the fmbench checkout, with '-dirty' when it has uncommitted changes."""
+    """The git commit of the fmbench checkout, with '-dirty' when it has uncommitted changes; 'unknown' without one.
+
+    Only a checkout whose root holds this package counts: an installed copy (in a virtual
+    environment inside some other repository, say) must not report that repository's commit.
+    """
     here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+        top = _git(here, "rev-parse", "--show-toplevel")
+        if Path(top).resolve() != here.parent:
+            return "unknown"
+        sha = _git(here, "rev-parse", "--short=12", "HEAD")
+        dirty = _git(here, "status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):  # no git, or not a checkout
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True).stdout.strip()

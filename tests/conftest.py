@@ -16,6 +16,33 @@ TINY_TRAIN, TINY_VAL, TINY_TEST = 300, 100, 100
 
 
 @pytest.fixture(scope="session")
+def visible_gpus() -> list[str]:
+    """Names of the GPUs this process can see, read from NVML here rather than through fmbench.telemetry.
+
+    What tests of GPU-dependent output expect: [] on a machine without NVML or a visible GPU.
+    """
+    from fmbench.telemetry import visible_gpu_indices
+
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no package, no driver library, no device
+        return []
+    try:
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        uuids = [_text(pynvml.nvmlDeviceGetUUID(h)) for h in handles]
+        return [_text(pynvml.nvmlDeviceGetName(handles[i]))
+                for i in visible_gpu_indices(os.environ.get("CUDA_VISIBLE_DEVICES"), uuids)]
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@pytest.fixture(scope="session")
 def subset_dir() -> Path:
     """The shipped subset (1500 train + 300 validation + 400 test images, real Fashion-MNIST)."""
     assert SUBSET_DIR.is_dir(), f"{SUBSET_DIR} is missing: the shipped test subset is part of the repository"

@@ -1,6 +1,7 @@
 """The pytest-benchmark suite in benchmarks/, driven as a user drives it: `pytest benchmarks ...` in a subprocess."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fmbench import results
+from fmbench import profiles, results, telemetry
 
 REPO = Path(__file__).resolve().parents[1]
 SUBSET = REPO / "tests" / "data" / "fashion-mnist-subset"
@@ -20,6 +21,13 @@ def _pytest_benchmarks(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
+def _benchmarks_conftest():
+    spec = importlib.util.spec_from_file_location("benchmarks_conftest", REPO / "benchmarks" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize(
     "option, value, message",
     [
@@ -27,12 +35,25 @@ def _pytest_benchmarks(*args: str) -> subprocess.CompletedProcess:
         ("--fmbench-tuners", "random,sobol", "unknown tuner 'sobol'"),
         ("--fmbench-seeds", "1,x", "comma list of integers"),
         ("--fmbench-seeds", "0", "seed must be an integer >= 1"),
+        ("--fmbench-shard", "0/2", "--fmbench-shard must be K/N with 1 <= K <= N"),
+        ("--fmbench-shard", "3/2", "--fmbench-shard must be K/N with 1 <= K <= N"),
+        ("--fmbench-shard", "2", "--fmbench-shard must be K/N with 1 <= K <= N"),
     ],
 )
 def test_bad_options_are_a_usage_error(option: str, value: str, message: str) -> None:
     proc = _pytest_benchmarks("--benchmark-only", option, value)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
     assert message in proc.stderr
+
+
+def test_shards_split_the_cells_into_disjoint_deterministic_shares() -> None:
+    conftest = _benchmarks_conftest()
+    specs = conftest.selected_specs("smoke", None, None)
+    shares = [conftest.shard(specs, f"{k}/3") for k in (1, 2, 3)]
+    assert sorted((s.cell for share in shares for s in share), key=[s.cell for s in specs].index) == [s.cell for s in specs]
+    assert [len(share) for share in shares] == [5, 5, 4]  # 14 smoke cells, round robin
+    assert conftest.shard(specs, "2/3") == shares[1]  # the same share on every host
+    assert conftest.shard(specs, "1/1") == specs and conftest.shard(specs, None) == specs
 
 
 def _smoke_args(out: Path, *extra: str) -> list[str]:
@@ -51,15 +72,36 @@ def test_the_other_libraries_tuners_and_the_sklearn_baseline_are_cells(tmp_path:
     assert "sklearn-epochs12" not in proc.stdout, "scikit-learn trains no epochs"
 
 
-def test_resume_skips_the_cells_already_in_the_table(tmp_path: Path) -> None:
-    cells = ["baseline-seed1", "random-trials4-seed1", "random-time12s-seed1"]
-    pd.DataFrame([{column: None for column in results.RUN_COLUMNS} | {"cell": cell} for cell in cells[:2]],
-                 columns=results.RUN_COLUMNS).to_csv(tmp_path / results.RUNS_FILE, index=False)
+def _rows(*cells: tuple[str, str, float | None, str]) -> pd.DataFrame:
+    """runs.csv rows with only what resume reads: (cell, started_at, test_accuracy, stopped_by)."""
+    rows = [{column: None for column in results.RUN_COLUMNS}
+            | {"cell": cell, "started_at": started, "test_accuracy": accuracy, "stopped_by": stopped, "error": "" if accuracy else "killed"}
+            for cell, started, accuracy, stopped in cells]
+    return pd.DataFrame(rows, columns=results.RUN_COLUMNS)
+
+
+def test_resume_counts_a_cell_finished_only_when_its_latest_row_succeeded() -> None:
+    runs = _rows(
+        ("baseline-seed1", "2026-01-01T10:00:00+00:00", None, "error"),  # failed, then rerun: finished
+        ("baseline-seed1", "2026-01-01T11:00:00+00:00", 0.81, "trials"),
+        ("random-trials4-seed1", "2026-01-01T12:00:00+00:00", 0.80, "trials"),  # finished, then failed: runs again
+        ("random-trials4-seed1", "2026-01-01T13:00:00+00:00", None, "error"),
+        ("random-time12s-seed1", "2026-01-01T10:30:00+00:00", None, "time"),  # no accuracy: runs again
+    )
+    assert _benchmarks_conftest().finished_cells(runs.iloc[::-1]) == {"baseline-seed1"}  # row order does not matter
+
+
+def test_resume_skips_finished_cells_and_reruns_failed_ones_keeping_the_failed_row(tmp_path: Path) -> None:
+    _rows(("baseline-seed1", "2026-01-01T10:00:00+00:00", None, "error"),
+          ("random-trials4-seed1", "2026-01-01T10:00:00+00:00", 0.8, "trials")).to_csv(tmp_path / results.RUNS_FILE, index=False)
     proc = _pytest_benchmarks(*_smoke_args(tmp_path, "--fmbench-resume", "-rs", "--benchmark-disable",
                                            "-k", "baseline or trials4"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 skipped" in proc.stdout and "already in" in proc.stdout
-    assert len(pd.read_csv(tmp_path / results.RUNS_FILE)) == 2  # nothing ran, nothing appended
+    assert "1 passed, 1 skipped" in proc.stdout and "random-trials4-seed1 finished in" in proc.stdout
+    runs = results.read_runs(tmp_path)
+    assert runs.cell.tolist() == ["baseline-seed1", "random-trials4-seed1", "baseline-seed1"]  # the failed row stays
+    assert runs.started_at.iloc[2] > runs.started_at.iloc[0] and runs.test_accuracy.iloc[2] > 0
+    assert _benchmarks_conftest().finished_cells(runs) == {"baseline-seed1", "random-trials4-seed1"}
 
 
 def test_a_fresh_session_moves_earlier_tables_aside(tmp_path: Path) -> None:
@@ -87,6 +129,30 @@ def test_smoke_cells_leave_rows_extra_info_and_a_report(tmp_path: Path) -> None:
     assert extra["test_tuner[random-trials4-seed1]"]["trials_completed"] == 4
     assert extra["test_tuner[random-trials4-seed1]"]["stopped_by"] == "trials"
     assert extra["test_baseline[seed1]"]["test_accuracy"] == pytest.approx(runs.set_index("cell").test_accuracy["baseline-seed1"])
-    assert extra["test_baseline[seed1]"]["gpu"] == "no GPU"
+    if telemetry.gpu_names():  # what this machine has, as the subprocess sees it
+        assert "gpu" not in extra["test_baseline[seed1]"] and extra["test_baseline[seed1]"]["gpu_util_mean"] >= 0
+    else:
+        assert extra["test_baseline[seed1]"]["gpu"] == "no GPU" and "gpu_util_mean" not in extra["test_baseline[seed1]"]
+    assert runs.gpu_model.unique().tolist() == [", ".join(telemetry.gpu_names()) or "no GPU"]
     assert "test accuracy against the baseline" in proc.stdout
     assert (out / "report.md").is_file()
+
+
+@pytest.mark.e2e
+def test_parallel_cells_leave_complete_unique_rows_and_one_report(tmp_path: Path) -> None:
+    out = tmp_path / "smoke"
+    out.mkdir()
+    (out / results.RUNS_FILE).write_text("old table\n")
+    command = [sys.executable, "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-n", "2", "-rs",
+               *_smoke_args(out, "--fmbench-seeds", "1,2")]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = results.read_runs(out)
+    cells = [s.cell for s in profiles.get_profile("smoke").expand(("random",), (1, 2))]
+    assert sorted(runs.cell) == sorted(cells) and runs.test_accuracy.notna().all()  # every cell once, none lost
+    trials = results.read_trials(out)
+    assert not trials.duplicated(["cell", "trial_id"]).any()
+    assert set(trials.cell) == {cell for cell in cells if not cell.startswith("baseline")}
+    assert [p.read_text() for p in out.glob(f"previous/*/{results.RUNS_FILE}")] == ["old table\n"]  # moved aside once
+    assert proc.stdout.count("test accuracy against the baseline") == 1 and (out / "report.md").is_file()
+    assert "measures the machine itself: run it without -n" in proc.stdout  # scale-out and sampler benchmarks

@@ -42,7 +42,7 @@ def trials(out_dir: Path) -> pd.DataFrame:
     return results.read_trials(out_dir)
 
 
-def test_one_run_row_per_runner_with_a_real_test_accuracy(runs: pd.DataFrame) -> None:
+def test_one_run_row_per_runner_with_a_real_test_accuracy(runs: pd.DataFrame, visible_gpus: list[str]) -> None:
     assert sorted(runs["tuner"]) == sorted(RUNNERS)
     assert runs["run_id"].is_unique
     for row in runs.itertuples():
@@ -52,7 +52,12 @@ def test_one_run_row_per_runner_with_a_real_test_accuracy(runs: pd.DataFrame) ->
         assert pd.isna(row.error) or row.error == "", row.error
         assert row.retrain_epochs == 2 and row.epochs == 2 and row.profile == "smoke" and row.seed == 1
         assert row.wall_seconds == pytest.approx(row.search_seconds + row.retrain_seconds + row.evaluate_seconds, abs=0.01)
-        assert row.gpu_model == "no GPU" and row.cpu_model
+        assert row.gpu_model == (", ".join(visible_gpus) or "no GPU") and row.cpu_model
+        gpu_fields = [row.gpu_util_mean, row.gpu_util_max, row.gpu_mem_peak_mb]
+        if visible_gpus:
+            assert not any(pd.isna(gpu_fields)), f"{row.tuner}: a GPU is visible but its figures are missing"
+        else:
+            assert all(pd.isna(gpu_fields)), f"{row.tuner}: no GPU visible, yet GPU figures {gpu_fields}"
 
 
 def test_tuner_runs_stop_by_their_trial_budget(runs: pd.DataFrame) -> None:

@@ -1,4 +1,4 @@
-"""fmbench.results: flat rows, atomic appends, validated reading, machine info.
+"""fmbench.results: flat rows, atomic and locked appends, validated reading, machine info.
 
 Only test_machine_info imports TensorFlow (machine_info reports its version); the rest needs pandas alone.
 """
@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -143,7 +147,7 @@ def table(tmp_path: Path) -> Path:
 
 
 def _leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name != "runs.csv")
+    return sorted(p.name for p in directory.iterdir() if p.name not in ("runs.csv", results.LOCK_FILE))
 
 
 def test_append_adds_rows_after_existing_ones(table: Path) -> None:
@@ -203,7 +207,54 @@ def test_first_write_failing_leaves_no_file(tmp_path: Path, monkeypatch: pytest.
     path = tmp_path / "new" / "runs.csv"
     with pytest.raises(OSError):
         results.append_rows(path, [{"a": 1}], ["a"])
-    assert list(path.parent.iterdir()) == []
+    assert _leftovers(path.parent) == []
+
+
+# --- concurrent writers --------------------------------------------------------------------------------------------
+
+WRITERS, APPENDS = 4, 25
+_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from fmbench import results
+
+    table, writer, go = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    while not go.exists():  # all writers start together, for the most contention
+        time.sleep(0.005)
+    for i in range(int(sys.argv[4])):
+        rows = [{"writer": writer, "seq": 2 * i + k, "text": f'w{writer} r{2 * i + k}, "quoted"'} for k in (0, 1)]
+        results.append_rows(table, rows, ["writer", "seq", "text"])
+    """
+)
+
+
+def _expected_append(writer: int, i: int) -> str:
+    """The two CSV lines one append writes, spelled out by hand: commas and quotes force CSV quoting."""
+    return "".join(f'{writer},{seq},"w{writer} r{seq}, ""quoted"""\n' for seq in (2 * i, 2 * i + 1))
+
+
+def test_concurrent_writers_keep_every_row_once_and_byte_identical(tmp_path: Path) -> None:
+    table, go = tmp_path / "out" / "runs.csv", tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(results.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(table), str(w), str(go), str(APPENDS)],
+                              env=env, stderr=subprocess.PIPE, text=True) for w in range(WRITERS)]
+    time.sleep(0.5)  # let the interpreters start and import, so the appends overlap
+    go.touch()
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    text = table.read_text()
+    header, body = text.split("\n", 1)
+    assert header == "writer,seq,text"
+    appends = [_expected_append(w, i) for w in range(WRITERS) for i in range(APPENDS)]
+    for append in appends:
+        assert body.count(append) == 1, f"lost or doubled: {append!r}"
+    assert len(body) == sum(map(len, appends)), "nothing but the appended rows"
+    for w in range(WRITERS):  # each writer's appends land in the order it made them
+        positions = [body.index(_expected_append(w, i)) for i in range(APPENDS)]
+        assert positions == sorted(positions)
+    assert len(results.read_table(table, ["writer", "seq", "text"])) == 2 * WRITERS * APPENDS
 
 
 # --- reading -------------------------------------------------------------------------------------------------------
@@ -291,7 +342,7 @@ def test_append_to_a_damaged_table_refuses_and_keeps_it(tmp_path: Path) -> None:
 
 # --- machine info --------------------------------------------------------------------------------------------------
 
-def test_machine_info() -> None:
+def test_machine_info(visible_gpus: list[str]) -> None:
     import keras
     import keras_tuner
     import optuna
@@ -307,13 +358,45 @@ def test_machine_info() -> None:
                         if line.startswith("model name"))
         assert info["cpu_model"] == expected
     assert info["cpu_cores"] == os.cpu_count()
-    assert info["gpu_model"] == "no GPU"  # this machine has none; never an empty string
+    assert info["gpu_model"] == (", ".join(visible_gpus) or "no GPU")  # never an empty string
     assert info["tensorflow_version"] == tf.__version__
     assert info["keras_version"] == keras.__version__
     assert info["keras_tuner_version"] == keras_tuner.__version__
     assert info["optuna_version"] == optuna.__version__
     assert info["sklearn_version"] == sklearn.__version__
-    assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?", info["commit"]), info["commit"]
-    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(results.__file__).parent,
-                          capture_output=True, text=True, check=True).stdout.strip()
-    assert info["commit"].split("-")[0] == head
+    assert info["commit"] == results._commit()
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_commit_of_this_checkout() -> None:
+    package = Path(results.__file__).resolve().parent
+    try:
+        top = _git(package, "rev-parse", "--show-toplevel")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("fmbench is not running from a git checkout here")
+    if Path(top).resolve() != package.parent:
+        pytest.skip("fmbench is installed inside another repository, not run from its own checkout")
+    commit = results._commit()
+    assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?", commit), commit
+    assert commit.split("-")[0] == _git(package, "rev-parse", "--short=12", "HEAD")
+
+
+@pytest.mark.parametrize("where", ["no checkout", "inside another repository"])
+def test_commit_is_unknown_outside_its_own_checkout(where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "elsewhere"
+    package = root / "lib" / "site-packages" / "fmbench"
+    package.mkdir(parents=True)
+    if where == "inside another repository":
+        if shutil.which("git") is None:
+            pytest.skip("git not installed")
+        _git(root, "init", "-q")
+        (root / "README").write_text("another project\n")
+        _git(root, "add", "README")
+        _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    else:
+        monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # /tmp itself may sit in a checkout
+    monkeypatch.setattr(results, "__file__", str(package / "results.py"))
+    assert results._commit() == "unknown"

@@ -114,12 +114,6 @@ def test_cell_ids(spec: RunSpec, cell: str) -> None:
     assert spec.cell == cell
 
 
-def test_specs_are_frozen() -> None:
-    spec = RunSpec(tuner="random", seed=1, budget=Budget(max_trials=2))
-    with pytest.raises(AttributeError):
-        spec.seed = 2  # type: ignore[misc]
-
-
 # --- Profile -------------------------------------------------------------------------------------------------------
 
 def _profile(**overrides) -> Profile:

@@ -1,10 +1,14 @@
-"""Telemetry: aggregation, windows, the no-GPU path, a fake GPU, thread lifetime, CUDA_VISIBLE_DEVICES."""
+"""Telemetry: aggregation, windows, the machine's own GPUs (or none), a fake GPU, thread lifetime, CUDA_VISIBLE_DEVICES."""
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -107,7 +111,7 @@ def busy(seconds: float) -> None:
         np.linalg.svd(np.random.default_rng(0).random((120, 120)))
 
 
-def test_real_sampler_without_gpu():
+def test_real_sampler_reports_what_the_machine_has(visible_gpus):
     with Sampler(interval=0.05) as sampler:
         assert sampler.running
         busy(0.5)
@@ -117,11 +121,27 @@ def test_real_sampler_without_gpu():
     assert 0 < summary.cpu_util_mean <= 100 * (os.cpu_count() or 1) + 20
     assert 0 < summary.system_cpu_util_mean <= 100 + 1
     assert summary.rss_peak_mb > 0
-    assert summary.gpu_util_mean is summary.gpu_util_p95 is summary.gpu_util_max is summary.gpu_mem_peak_mb is None
+    gpu_fields = (summary.gpu_util_mean, summary.gpu_util_p95, summary.gpu_util_max, summary.gpu_mem_peak_mb)
+    if visible_gpus:
+        assert None not in gpu_fields, f"{visible_gpus} visible but GPU fields missing: {summary}"
+        assert 0 <= summary.gpu_util_mean <= summary.gpu_util_max <= 100 and summary.gpu_mem_peak_mb >= 0
+    else:
+        assert gpu_fields == (None, None, None, None), "no GPU visible: GPU fields stay empty, never 0"
 
 
-def test_gpu_names_empty_without_gpu():
-    assert telemetry.gpu_names() == []
+def test_gpu_names_are_the_visible_gpus(visible_gpus):
+    assert telemetry.gpu_names() == visible_gpus
+
+
+def test_gpu_names_agree_with_nvidia_smi(monkeypatch):
+    # A source independent of NVML's Python binding, where the driver's tool is installed.
+    if shutil.which("nvidia-smi") is None:
+        pytest.skip("nvidia-smi not installed")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # nvidia-smi ignores it
+    listed = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                            capture_output=True, text=True, timeout=60)
+    expected = listed.stdout.split("\n")[:-1] if listed.returncode == 0 else []  # fails when no driver/device
+    assert telemetry.gpu_names() == [name.strip() for name in expected]
 
 
 def test_short_window_still_has_readings_at_start_and_stop():
@@ -218,5 +238,18 @@ def test_gpu_names_never_raises(monkeypatch):
     assert telemetry.gpu_names() == []
 
 
-def test_enable_gpu_memory_growth_is_a_no_op_on_cpu():
+def test_enable_gpu_memory_growth_sets_every_gpu_and_tolerates_initialised_ones(monkeypatch):
+    # A stand-in TensorFlow module: the real one would need GPUs to show anything.
+    calls = []
+
+    def set_memory_growth(device, enable):
+        calls.append((device, enable))
+        if device == "GPU:1":
+            raise RuntimeError("Physical devices cannot be modified after being initialized")
+
+    experimental = types.SimpleNamespace(set_memory_growth=set_memory_growth)
+    config = types.SimpleNamespace(list_physical_devices=lambda kind: ["GPU:0", "GPU:1", "GPU:2"] if kind == "GPU" else [],
+                                   experimental=experimental)
+    monkeypatch.setitem(sys.modules, "tensorflow", types.SimpleNamespace(config=config))
     telemetry.enable_gpu_memory_growth()
+    assert calls == [("GPU:0", True), ("GPU:1", True), ("GPU:2", True)]

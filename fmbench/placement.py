@@ -1,0 +1,45 @@
+"""Where each of several processes on one machine runs: a GPU of its own where there are several, else a share of the cores.
+
+Applied through the environment before TensorFlow is imported: TensorFlow reads CUDA_VISIBLE_DEVICES and
+its thread-pool sizes (TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS) once, when it starts.
+"""
+from __future__ import annotations
+
+import os
+
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def visible_gpu_ids() -> list[str]:
+    """The GPUs this process sees, named as CUDA_VISIBLE_DEVICES would name them to a child."""
+    from fmbench import telemetry
+
+    count, visible = len(telemetry.gpu_names()), os.environ.get("CUDA_VISIBLE_DEVICES")
+    return ([t.strip() for t in visible.split(",")] if visible else [str(i) for i in range(count)])[:count]
+
+
+def process_env(index: int, count: int, gpu_ids: list[str], cores: int) -> dict[str, str]:
+    """The variables for process `index` of `count`: one GPU each, round robin, where there are several;
+    where there are none, an equal share of the cores, so N processes do not each start a pool of every core.
+    With one GPU every process shares it (TensorFlow's memory growth is on) and nothing changes."""
+    if len(gpu_ids) > 1:
+        return {"CUDA_VISIBLE_DEVICES": gpu_ids[index % len(gpu_ids)]}
+    if gpu_ids:
+        return {}
+    threads = str(max(1, cores // count))
+    return dict.fromkeys(THREAD_VARIABLES, threads)
+
+
+def apply(index: int, count: int) -> str:
+    """Sets this process's share in os.environ (thread counts the user set are kept); says what it got."""
+    env = process_env(index, count, visible_gpu_ids(), os.cpu_count() or 1)
+    for name, value in env.items():
+        if name in THREAD_VARIABLES:
+            os.environ.setdefault(name, value)
+        else:
+            os.environ[name] = value
+    if "CUDA_VISIBLE_DEVICES" in env:
+        return f"GPU {env['CUDA_VISIBLE_DEVICES']}"
+    if env:
+        return f"{os.environ['TF_NUM_INTRAOP_THREADS']} TensorFlow threads of {os.cpu_count()} cores"
+    return "the one GPU, shared"

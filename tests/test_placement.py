@@ -1,0 +1,40 @@
+"""Each parallel process's share of the machine: a GPU of its own, else a share of the cores."""
+from __future__ import annotations
+
+from fmbench import placement
+
+
+def test_several_gpus_give_each_process_one_round_robin():
+    gpus = ["0", "1"]
+    assert [placement.process_env(i, 3, gpus, cores=16) for i in range(3)] == [
+        {"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}, {"CUDA_VISIBLE_DEVICES": "0"}]
+
+
+def test_gpu_names_pass_through_as_the_parent_named_them():
+    # a parent limited to GPUs 2 and 5 (or UUIDs) hands each child one of those names, not 0 and 1
+    assert placement.process_env(1, 2, ["2", "5"], cores=8) == {"CUDA_VISIBLE_DEVICES": "5"}
+
+
+def test_one_gpu_is_shared_and_nothing_changes():
+    assert placement.process_env(1, 2, ["0"], cores=8) == {}
+
+
+def test_without_gpu_the_cores_are_split():
+    assert placement.process_env(0, 2, [], cores=8) == {"TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "4"}
+    assert placement.process_env(2, 3, [], cores=2) == {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+
+
+def test_apply_keeps_thread_counts_the_user_set(monkeypatch):
+    monkeypatch.setattr(placement, "visible_gpu_ids", lambda: [])
+    monkeypatch.setattr(placement.os, "cpu_count", lambda: 8)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
+    assert placement.apply(0, 2) == "3 TensorFlow threads of 8 cores"
+    assert placement.os.environ["TF_NUM_INTEROP_THREADS"] == "4"
+
+
+def test_apply_sets_the_gpu_even_over_an_inherited_list(monkeypatch):
+    monkeypatch.setattr(placement, "visible_gpu_ids", lambda: ["0", "1"])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert placement.apply(1, 2) == "GPU 1"
+    assert placement.os.environ["CUDA_VISIBLE_DEVICES"] == "1"
