@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 from fmbench import placement, profiles  # noqa: E402
-from fmbench.spec import BASELINE, TUNER_NAMES, RunSpec, SpecError  # noqa: E402
+from fmbench.spec import BASELINE, BASELINES, RUNNER_NAMES, RunSpec, SpecError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -59,8 +59,8 @@ def selected_specs(profile_name: str, tuners: str | None, seeds: str | None) -> 
     profile = profiles.get_profile(profile_name)
     chosen_tuners = profile.tuners if tuners is None else tuple(_split_list(tuners))
     for tuner in chosen_tuners:
-        if tuner not in TUNER_NAMES:
-            raise SpecError(f"unknown tuner {tuner!r} in --fmbench-tuners: choose from {', '.join(TUNER_NAMES)}")
+        if tuner not in RUNNER_NAMES or tuner == BASELINE:
+            raise SpecError(f"unknown tuner {tuner!r} in --fmbench-tuners: choose from {', '.join(n for n in RUNNER_NAMES if n != BASELINE)}")
     chosen_seeds = profile.seeds
     if seeds is not None:
         try:
@@ -90,10 +90,10 @@ def _split_list(text: str) -> list[str]:
 def pytest_generate_tests(metafunc):
     specs = metafunc.config.fmbench_specs
     if "baseline_spec" in metafunc.fixturenames:
-        chosen = [s for s in specs if s.tuner == BASELINE]
-        metafunc.parametrize("baseline_spec", chosen, ids=[f"seed{s.seed}" for s in chosen])
+        chosen = [s for s in specs if s.tuner in BASELINES]
+        metafunc.parametrize("baseline_spec", chosen, ids=[s.cell.removeprefix(f"{BASELINE}-") for s in chosen])
     if "tuner_spec" in metafunc.fixturenames:
-        chosen = [s for s in specs if s.tuner != BASELINE]
+        chosen = [s for s in specs if s.tuner not in BASELINES]
         metafunc.parametrize("tuner_spec", chosen, ids=[s.cell for s in chosen])
 
 

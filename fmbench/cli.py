@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -42,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-trials", type=int, help="stop after N trials")
     run.add_argument("--max-seconds", type=float, help="stop the search after S wall-clock seconds")
     run.add_argument("--max-epochs", type=int, help="stop after E training epochs summed over all trials (the fair unit between Hyperband and the others)")
+    run.add_argument("--space", help="search space: mlp (default; the profile's) or cnn (keras-tuner's HyperResNet / HyperXception)")
     run.add_argument("--profile", default=profiles.DEFAULT_PROFILE, help=f"data sizes and epochs from a profile: {', '.join(profiles.PROFILES)}")
     run.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX .gz files (default: $FMBENCH_DATA_DIR, else download through Keras)")
     run.add_argument("--out", default="results/adhoc", help="folder for runs.csv and trials.csv (default results/adhoc)")
@@ -71,6 +73,8 @@ def _run(args: argparse.Namespace) -> int:
     profile = profiles.get_profile(args.profile)
     budget = Budget(max_trials=args.max_trials, max_seconds=args.max_seconds, max_epochs=args.max_epochs)
     spec = profile.spec(args.tuner, args.seed, budget)  # validates tuner, seed and budget before any import of TF
+    if args.space is not None:
+        spec = dataclasses.replace(spec, space=args.space)
     distributed = args.workers is not None or args.role is not None or args.oracle_address is not None
     if distributed and budget.max_epochs is not None:
         # Workers count their own epochs only; a global epoch count would need the chief to track fits.

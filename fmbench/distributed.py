@@ -69,6 +69,8 @@ def check_options(args: argparse.Namespace, spec: RunSpec) -> None:
     """The CLI's distributed options, checked before data or TF load (a SpecError exits 2 with one line)."""
     if spec.tuner == "baseline":
         raise SpecError("--workers/--role need a tuner (random, hyperband, bayesian): the baseline has no search")
+    if spec.tuner not in ("random", "hyperband", "bayesian", "grid") or spec.space != "mlp":
+        raise SpecError(f"--workers/--role serve a keras-tuner oracle to Keras workers: {spec.cell} runs in one process; drop them")
     if args.workers is not None and args.workers < 1:
         raise SpecError(f"--workers must be >= 1, got {args.workers}")
     if args.role is not None and args.run_dir is None:

@@ -49,6 +49,16 @@ PROFILES = {
             seeds=(1, 2, 3, 4, 5),
             budgets=(Budget(max_trials=30), Budget(max_epochs=200), Budget(max_seconds=600)),
         ),
+        Profile(
+            name="cnn",
+            description="GPU: keras-tuner's HyperResNet / HyperXception on the whole dataset, 3 seeds, 20 trials, 100 epochs or 30 minutes",
+            sizes=DataSizes(),
+            epochs=10,
+            batch_size=128,
+            seeds=(1, 2, 3),
+            budgets=(Budget(max_trials=20), Budget(max_epochs=100), Budget(max_seconds=1800)),  # as standard's, longer
+            space="cnn",
+        ),
     )
 }
 DEFAULT_PROFILE = "quick"

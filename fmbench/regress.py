@@ -33,7 +33,7 @@ from scipy import stats as scipy_stats
 from tabulate import tabulate
 
 from fmbench import atomic, results
-from fmbench.spec import BASELINE
+from fmbench.spec import BASELINE, BASELINES
 from fmbench.stats import mean_interval, paired_difference
 
 FORMAT = "fmbench-reference"
@@ -146,7 +146,7 @@ def describe_runs(runs: pd.DataFrame) -> dict:
         "data": {"train": _single(frame, "train_size"), "val": _single(frame, "val_size"), "test": _single(frame, "test_size")},
         "epochs": _single(frame, "epochs"),
         "batch_size": _single(frame, "batch_size"),
-        "budgets": sorted(set(frame.loc[frame.tuner != BASELINE, "budget"])),
+        "budgets": sorted(set(frame.loc[~frame.tuner.isin(BASELINES), "budget"])),
         "seeds": sorted(int(s) for s in frame["seed"].unique()),
         "libraries": {name: _joined(frame, column) for name, column in LIBRARY_COLUMNS.items()},
         "machine": {key: _joined(frame, key) for key in MACHINE_KEYS},

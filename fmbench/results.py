@@ -22,7 +22,8 @@ LOCK_FILE = ".fmbench.lock"  # held by every writer of a results folder; kept th
 TELEMETRY_COLUMNS = [f.name for f in dataclasses.fields(TelemetrySummary)]
 MACHINE_COLUMNS = [
     "hostname", "platform", "cpu_model", "cpu_cores", "gpu_model",
-    "python_version", "tensorflow_version", "keras_version", "keras_tuner_version", "commit",
+    "python_version", "tensorflow_version", "keras_version", "keras_tuner_version", "optuna_version", "sklearn_version",
+    "commit",
 ]
 RUN_COLUMNS = [
     "run_id", "started_at", "profile", "cell", "tuner", "budget", "max_trials", "max_seconds", "max_epochs", "seed",
@@ -31,7 +32,7 @@ RUN_COLUMNS = [
     "search_seconds", "retrain_seconds", "evaluate_seconds", "wall_seconds",
     "trials_completed", "trials_failed", "search_epochs", "retrain_epochs",
     "stopped_by", "time_overrun_seconds", "error",
-    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS, "workers", "trials_cut", "brackets_completed",
+    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS, "workers", "trials_cut", "brackets_completed", "space",
 ]
 TRIAL_COLUMNS = [
     "run_id", "profile", "cell", "tuner", "budget", "seed", "trial_id", "hyperparameters", "status",
@@ -40,13 +41,14 @@ TRIAL_COLUMNS = [
 ]
 TEXT_COLUMNS = [
     "run_id", "started_at", "profile", "cell", "tuner", "budget", "best_hyperparameters", "hyperparameters",
-    "trial_id", "status", "stopped_by", "error", "worker", "parent_trial_id",
+    "trial_id", "status", "stopped_by", "error", "worker", "parent_trial_id", "space",
     *(column for column in MACHINE_COLUMNS if column != "cpu_cores"),
 ]
 
 
 # Columns added after tables were first committed: older tables read back with these values.
-ADDED_COLUMNS = {"max_epochs": None, "trials_cut": 0, "brackets_completed": None, "bracket": None, "round": None, "initial_epoch": None, "parent_trial_id": None}
+ADDED_COLUMNS = {"max_epochs": None, "trials_cut": 0, "brackets_completed": None, "bracket": None, "round": None, "initial_epoch": None, "parent_trial_id": None,
+                 "optuna_version": None, "sklearn_version": None, "space": "mlp"}
 
 
 class ResultsError(ValueError):
@@ -94,6 +96,7 @@ def run_row(result: RunResult, machine: dict) -> dict:
         "workers": result.workers,
         "trials_cut": result.trials_cut,
         "brackets_completed": result.brackets_completed,
+        "space": spec.space,
     }
     return {column: row.get(column) for column in RUN_COLUMNS}
 
@@ -208,6 +211,8 @@ def machine_info() -> dict:
     """Where and with what a run ran: host, CPU/GPU model, library versions, commit."""
     import keras
     import keras_tuner
+    import optuna
+    import sklearn
     import tensorflow as tf
 
     from fmbench import telemetry
@@ -222,6 +227,8 @@ def machine_info() -> dict:
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
         "keras_tuner_version": keras_tuner.__version__,
+        "optuna_version": optuna.__version__,
+        "sklearn_version": sklearn.__version__,
         "commit": _commit(),
     }
 

@@ -5,9 +5,15 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-TUNER_NAMES = ("random", "hyperband", "bayesian")
+DEFAULT_TUNERS = ("random", "hyperband", "bayesian")  # what a profile runs unless it names its tuners
+TUNER_NAMES = DEFAULT_TUNERS + ("grid", "tpe", "tpe-hyperband", "sklearn")
 BASELINE = "baseline"
-RUNNER_NAMES = TUNER_NAMES + (BASELINE,)
+BASELINES = (BASELINE, "sklearn-baseline")  # fixed models: no search, no budget
+RUNNER_NAMES = TUNER_NAMES + BASELINES
+# Search spaces: the MLP of fmbench/hypermodel.py, or keras-tuner's HyperResNet / HyperXception (fmbench/cnn.py),
+# which keras-tuner's own tuners search.
+SPACES = ("mlp", "cnn")
+CNN_RUNNERS = ("random", "hyperband", "bayesian", "grid", BASELINE)
 
 # Why a search ended. Every run row carries exactly one of these.
 STOPPED_BY = ("trials", "time", "epochs", "exhausted", "error")
@@ -89,14 +95,21 @@ class RunSpec:
     batch_size: int = 128
     profile: str = "custom"
     hyperband_factor: int = 3
+    space: str = "mlp"
 
     def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise SpecError(f"unknown search space {self.space!r}: choose one of {', '.join(SPACES)}")
+        if self.space == "cnn" and self.tuner not in CNN_RUNNERS:
+            raise SpecError(f"tuner {self.tuner!r} searches the mlp space only: with --space cnn use one of {', '.join(CNN_RUNNERS)}")
         if self.tuner not in RUNNER_NAMES:
             raise SpecError(f"unknown tuner {self.tuner!r}: choose one of {', '.join(RUNNER_NAMES)}")
         if not (_is_int(self.seed) and self.seed >= 1):
             raise SpecError(f"seed must be an integer >= 1 (keras-tuner turns seed 0 into a random seed), got {self.seed!r}")
-        if self.tuner != BASELINE and self.budget.is_empty:
+        if self.tuner not in BASELINES and self.budget.is_empty:
             raise SpecError(f"tuner {self.tuner!r} needs a budget: give --max-trials N, --max-epochs E and/or --max-seconds S")
+        if self.tuner == "sklearn" and self.budget.max_trials is None and self.budget.max_seconds is None:
+            raise SpecError("tuner 'sklearn' trains no epochs, so an epoch budget never stops it: give --max-trials N or --max-seconds S")
         if self.epochs < 1:
             raise SpecError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -107,9 +120,10 @@ class RunSpec:
     @property
     def cell(self) -> str:
         """Readable id of this cell of the matrix, e.g. 'hyperband-trials6-seed1' or 'baseline-seed1'."""
-        if self.tuner == BASELINE:
-            return f"{BASELINE}-seed{self.seed}"
-        return f"{self.tuner}-{self.budget.label}-seed{self.seed}"
+        prefix = "" if self.space == "mlp" else f"{self.space}-"
+        if self.tuner in BASELINES:
+            return f"{prefix}{self.tuner}-seed{self.seed}"
+        return f"{prefix}{self.tuner}-{self.budget.label}-seed{self.seed}"
 
 
 def hyperband_first_bracket(max_epochs: int, factor: int) -> tuple[int, int]:
@@ -142,9 +156,10 @@ class Profile:
     epochs: int
     batch_size: int
     seeds: tuple[int, ...]
-    tuners: tuple[str, ...] = TUNER_NAMES
+    tuners: tuple[str, ...] = DEFAULT_TUNERS
     budgets: tuple[Budget, ...] = field(default_factory=tuple)
     hyperband_factor: int = 3
+    space: str = "mlp"
 
     def __post_init__(self) -> None:
         # A "hyperband" row under a budget that ends inside the first bracket would be a 1-epoch random search.
@@ -164,12 +179,13 @@ class Profile:
         return RunSpec(
             tuner=tuner,
             seed=seed,
-            budget=Budget() if tuner == BASELINE else budget,
+            budget=Budget() if tuner in BASELINES else budget,
             sizes=self.sizes,
             epochs=self.epochs,
             batch_size=self.batch_size,
             profile=self.name,
             hyperband_factor=self.hyperband_factor,
+            space=self.space,
         )
 
     def expand(self, tuners: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None) -> list[RunSpec]:
@@ -178,7 +194,9 @@ class Profile:
         seeds = self.seeds if seeds is None else seeds
         specs = [self.spec(BASELINE, seed) for seed in seeds]
         for tuner in tuners:
-            for budget in self.budgets:
+            for budget in [Budget()] if tuner in BASELINES else self.budgets:  # a fixed model has no budget
+                if tuner == "sklearn" and budget.max_trials is None and budget.max_seconds is None:
+                    continue  # no epochs to count: an epoch budget has no sklearn cell
                 specs.extend(self.spec(tuner, seed, budget) for seed in seeds)
         return specs
 

@@ -51,6 +51,10 @@ class BayesianOracle(_BudgetedOracle, kt.oracles.BayesianOptimizationOracle):
     pass
 
 
+class GridOracle(_BudgetedOracle, kt.oracles.GridSearchOracle):
+    pass
+
+
 class _RecordingTuner:
     """Tuner mixin: runs each trial's fit itself and records it (keras-tuner keeps no times or epochs).
 
@@ -61,8 +65,10 @@ class _RecordingTuner:
 
     saves_checkpoints = False  # only Hyperband reloads a trial's weights (to promote it)
 
-    def start_recording(self, sampler: telemetry.Sampler, search_started: float, label: str, progress: Progress) -> None:
+    def start_recording(self, sampler: telemetry.Sampler, search_started: float, label: str, progress: Progress,
+                        space=hypermodel) -> None:
         self.records: list[TrialRecord] = []
+        self._space = space
         self._sampler, self._search_started, self._label, self._progress = sampler, search_started, label, progress
 
     def on_trial_begin(self, trial):
@@ -104,7 +110,7 @@ class _RecordingTuner:
             values = trial.hyperparameters.values
             record = TrialRecord(
                 trial_id=trial.trial_id,
-                hyperparameters=hypermodel.active_values(values),
+                hyperparameters=self._space.active_values(values),
                 status=status,
                 val_accuracy=score,
                 epochs=self._trial_epochs,
@@ -140,6 +146,11 @@ class _HyperbandTuner(_RecordingTuner, kt.Hyperband):
         kt.Tuner.__init__(self, oracle=oracle, **kwargs)
 
 
+# Tuners whose model starts after bayesian_initial_points random trials (Optuna's TPE and SklearnTuner's
+# Bayesian oracle too); the row records the number.
+MODEL_BASED = ("bayesian", "tpe", "tpe-hyperband", "sklearn")
+
+
 def bayesian_initial_points(spec: RunSpec) -> int:
     """Random trials before the Gaussian process acts: half the full-length trials the budget allows
     (trials, or epoch budget / epochs per trial), at least 1, so the model picks at least half of them.
@@ -170,7 +181,13 @@ def _bayesian(spec: RunSpec):
     return _Tuner, oracle
 
 
-TUNERS = {"random": _random, "hyperband": _hyperband, "bayesian": _bayesian}
+def _grid(spec: RunSpec):
+    # keras-tuner walks the grid like an odometer from the defaults (1 layer, 32 units, no dropout, lr 1e-4):
+    # the last-declared knob turns fastest, so a budget sees the learning rate's 10 log-spaced values first.
+    return _Tuner, GridOracle(objective=OBJECTIVE, max_trials=None, seed=spec.seed)
+
+
+TUNERS = {"random": _random, "hyperband": _hyperband, "bayesian": _bayesian, "grid": _grid}
 
 
 def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchFn | None = None) -> RunResult:
@@ -180,6 +197,7 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
     the retrain and the single test evaluation stay the same.
     """
     telemetry.enable_gpu_memory_growth()
+    search_fn, retrain_fn = _protocol_for(spec.tuner)
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     fields = dict(
         best_hyperparameters={}, best_val_accuracy=None, test_accuracy=None, test_loss=None,
@@ -193,11 +211,11 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
         try:
             keras.utils.set_random_seed(spec.seed)
             if spec.tuner == BASELINE:
-                fields["best_hyperparameters"] = dict(hypermodel.BASELINE_HPS)
+                fields["best_hyperparameters"] = dict(space_of(spec).BASELINE_HPS)
                 fields["stopped_by"] = "trials"  # the baseline is a single fixed trial
             else:
-                fields.update((search or _search)(spec, split, workdir, sampler, progress))
-            _retrain_and_evaluate(spec, split, fields, progress)
+                fields.update((search or search_fn)(spec, split, workdir, sampler, progress))
+            retrain_fn(spec, split, fields, progress)
         except _SearchFailed as exc:
             fields.update(exc.partial, stopped_by="error", error=str(exc))
             progress(f"[{spec.cell}] ERROR {exc}")
@@ -213,10 +231,33 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
         spec=dataclasses.replace(spec, sizes=used),
         run_id=f"{spec.cell}-{uuid.uuid4().hex[:8]}",
         started_at=started_at,
-        num_initial_points=bayesian_initial_points(spec) if spec.tuner == "bayesian" else None,
+        num_initial_points=bayesian_initial_points(spec) if spec.tuner in MODEL_BASED else None,
         telemetry=sampler.summary(),
         **fields,
     )
+
+
+def space_of(spec: RunSpec):
+    """The module of the spec's search space: build_model, make_model, BASELINE_HPS, active_values."""
+    if spec.space == "cnn":
+        from fmbench import cnn
+
+        return cnn
+    return hypermodel
+
+
+def _protocol_for(tuner: str) -> tuple[SearchFn, Callable]:
+    """(search, retrain-and-test) of a tuner: keras-tuner's search here; Optuna's and scikit-learn's rows have
+    their own modules, imported only when used."""
+    if tuner in ("tpe", "tpe-hyperband"):
+        from fmbench import optuna_search
+
+        return optuna_search.search, _retrain_and_evaluate
+    if tuner in ("sklearn", "sklearn-baseline"):
+        from fmbench import sklearn_search
+
+        return sklearn_search.search, sklearn_search.retrain_and_evaluate
+    return _search, _retrain_and_evaluate
 
 
 def _search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: Progress) -> dict:
@@ -224,8 +265,9 @@ def _search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sample
     clock = SearchClock(spec.budget)
     oracle.clock = clock
     # A fresh directory with overwrite=True: a reused project silently reloads a finished search.
-    tuner = tuner_class(oracle=oracle, hypermodel=hypermodel.build_model, directory=workdir, project_name="search", overwrite=True)
-    tuner.start_recording(sampler, clock.started, spec.cell, progress)
+    space = space_of(spec)
+    tuner = tuner_class(oracle=oracle, hypermodel=space.build_model, directory=workdir, project_name="search", overwrite=True)
+    tuner.start_recording(sampler, clock.started, spec.cell, progress, space)
     progress(f"[{spec.cell}] search: {spec.tuner}, budget {spec.budget.label}, {spec.epochs} epochs per trial")
     error = ""
     try:
@@ -251,7 +293,7 @@ def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialReco
     result = dict(
         trials=records,
         trials_completed=len(completed),
-        trials_failed=len(records) - len(completed) - cut,
+        trials_failed=sum(r.status not in ("COMPLETED", "PRUNED", CUT) for r in records),  # pruned and cut trials did not fail
         trials_cut=cut,
         brackets_completed=_brackets_completed(spec, completed),
         search_epochs=sum(r.epochs for r in records),
@@ -285,7 +327,7 @@ def _retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: P
     """Same protocol for a tuned model and the baseline: fresh weights, train on train, test once."""
     keras.utils.set_random_seed(spec.seed)
     started = time.monotonic()
-    model = hypermodel.make_model(fields["best_hyperparameters"])
+    model = space_of(spec).make_model(fields["best_hyperparameters"])
     history = model.fit(
         split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
         epochs=spec.epochs, batch_size=spec.batch_size, validation_freq=[spec.epochs], verbose=0,

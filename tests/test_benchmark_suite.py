@@ -32,7 +32,7 @@ def _benchmarks_conftest():
     "option, value, message",
     [
         ("--fmbench-profile", "nope", "unknown profile 'nope'"),
-        ("--fmbench-tuners", "random,grid", "unknown tuner 'grid'"),
+        ("--fmbench-tuners", "random,sobol", "unknown tuner 'sobol'"),
         ("--fmbench-seeds", "1,x", "comma list of integers"),
         ("--fmbench-seeds", "0", "seed must be an integer >= 1"),
         ("--fmbench-shard", "0/2", "--fmbench-shard must be K/N with 1 <= K <= N"),
@@ -59,6 +59,17 @@ def test_shards_split_the_cells_into_disjoint_deterministic_shares() -> None:
 def _smoke_args(out: Path, *extra: str) -> list[str]:
     return ["--fmbench-profile", "smoke", "--fmbench-tuners", "random", "--fmbench-seeds", "1",
             "--fmbench-data-dir", str(SUBSET), "--fmbench-out", str(out), *extra]
+
+
+def test_the_other_libraries_tuners_and_the_sklearn_baseline_are_cells(tmp_path: Path) -> None:
+    proc = _pytest_benchmarks("--co", "-q", "--fmbench-profile", "smoke", "--fmbench-seeds", "1",
+                              "--fmbench-tuners", "tpe,tpe-hyperband,grid,sklearn,sklearn-baseline")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for cell in ("test_baseline[seed1]", "test_baseline[sklearn-baseline-seed1]", "test_tuner[tpe-trials4-seed1]",
+                 "test_tuner[tpe-hyperband-epochs12-seed1]", "test_tuner[grid-time12s-seed1]", "test_tuner[sklearn-trials4-seed1]"):
+        assert cell in proc.stdout, cell
+    assert "sklearn-baseline-trials4" not in proc.stdout, "a fixed model runs once per seed, without a budget"
+    assert "sklearn-epochs12" not in proc.stdout, "scikit-learn trains no epochs"
 
 
 def _rows(*cells: tuple[str, str, float | None, str]) -> pd.DataFrame:

@@ -48,7 +48,7 @@ def _override(args: list[str], flag: str, value: str) -> list[str]:
 
 # (what to change, expected words in the one stderr line)
 BAD_RUNS = {
-    "unknown tuner": (("--tuner", "grid"), ["'grid'", "random", "hyperband", "bayesian", "baseline"]),
+    "unknown tuner": (("--tuner", "sobol"), ["'sobol'", "random", "hyperband", "bayesian", "baseline"]),
     "seed 0": (("--seed", "0"), ["seed", ">= 1"]),
     "negative seed": (("--seed", "-3"), ["seed", ">= 1"]),
     "zero trials": (("--max-trials", "0"), ["max_trials", ">= 1"]),

@@ -1,4 +1,6 @@
-"""End to end: every tuner and the baseline through `fmbench run` on the shipped real subset.
+"""End to end: keras-tuner's tuners and the baseline through `fmbench run` on the shipped real subset.
+
+Optuna's tuners have their own end-to-end test in tests/test_optuna_search.py.
 
 Smoke profile (2 epochs per trial, batch 128) with --max-trials 2; the subset caps the profile's sizes to
 1500 train / 300 val / 400 test images. About half a minute on 2 CPU cores.
@@ -12,7 +14,7 @@ import pandas as pd
 import pytest
 
 from fmbench import cli, results
-from fmbench.spec import TUNER_NAMES
+from fmbench.spec import DEFAULT_TUNERS as TUNER_NAMES
 
 pytestmark = pytest.mark.e2e
 

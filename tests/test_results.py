@@ -24,7 +24,7 @@ from fmbench.spec import Budget, DataSizes, RunResult, RunSpec, TelemetrySummary
 MACHINE = {
     "hostname": "host-a", "platform": "Linux-x", "cpu_model": "Test CPU", "cpu_cores": 2, "gpu_model": "no GPU",
     "python_version": "3.11.0", "tensorflow_version": "2.21.0", "keras_version": "3.0.0",
-    "keras_tuner_version": "1.4.8", "commit": "abcdef123456",
+    "keras_tuner_version": "1.4.8", "optuna_version": "5.0.0", "sklearn_version": "1.9.1", "commit": "abcdef123456",
 }
 TELEMETRY = TelemetrySummary(samples=7, cpu_util_mean=150.0, system_cpu_util_mean=80.0, rss_peak_mb=900.0,
                              gpu_util_mean=55.0, gpu_util_p95=90.0, gpu_util_max=99.0, gpu_mem_peak_mb=1234.0)
@@ -314,6 +314,16 @@ def test_read_file_missing_columns_names_them(tmp_path: Path) -> None:
     assert "test_accuracy" in message and "stopped_by" in message
 
 
+def test_tables_written_before_the_library_version_columns_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "runs.csv"
+    columns = [c for c in RUN_COLUMNS if c not in ("optuna_version", "sklearn_version", "space")]
+    pd.DataFrame([{c: 1 for c in columns}], columns=columns).to_csv(path, index=False)
+    frame = results.read_table(path, RUN_COLUMNS)
+    assert set(RUN_COLUMNS) <= set(frame.columns)
+    assert frame[["optuna_version", "sklearn_version"]].isna().all().all()
+    assert (frame["space"] == "mlp").all(), "every row before search spaces was the mlp space"
+
+
 def test_read_garbage_trials_file(tmp_path: Path) -> None:
     (tmp_path / "trials.csv").write_text("hello world\n")
     with pytest.raises(ResultsError) as excinfo:
@@ -335,6 +345,8 @@ def test_append_to_a_damaged_table_refuses_and_keeps_it(tmp_path: Path) -> None:
 def test_machine_info(visible_gpus: list[str]) -> None:
     import keras
     import keras_tuner
+    import optuna
+    import sklearn
     import tensorflow as tf
 
     info = results.machine_info()
@@ -350,6 +362,8 @@ def test_machine_info(visible_gpus: list[str]) -> None:
     assert info["tensorflow_version"] == tf.__version__
     assert info["keras_version"] == keras.__version__
     assert info["keras_tuner_version"] == keras_tuner.__version__
+    assert info["optuna_version"] == optuna.__version__
+    assert info["sklearn_version"] == sklearn.__version__
     assert info["commit"] == results._commit()
 
 

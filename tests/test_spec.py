@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fmbench import profiles
-from fmbench.spec import BASELINE, TUNER_NAMES, Budget, DataSizes, Profile, RunSpec, SpecError, hyperband_first_bracket
+from fmbench.spec import BASELINE, DEFAULT_TUNERS, TUNER_NAMES, Budget, DataSizes, Profile, RunSpec, SpecError, hyperband_first_bracket
 
 
 def _one_line(excinfo: pytest.ExceptionInfo) -> str:
@@ -56,9 +56,9 @@ def test_budget_is_empty_only_without_limits() -> None:
 
 def test_runspec_unknown_tuner_names_the_choices() -> None:
     with pytest.raises(SpecError) as excinfo:
-        RunSpec(tuner="grid", seed=1, budget=Budget(max_trials=2))
+        RunSpec(tuner="sobol", seed=1, budget=Budget(max_trials=2))
     message = _one_line(excinfo)
-    assert "'grid'" in message
+    assert "'sobol'" in message
     for name in (*TUNER_NAMES, BASELINE):
         assert name in message, f"the fix (the valid names) is missing: {message}"
 
@@ -159,7 +159,7 @@ def test_shipped_profiles_expand_to_valid_specs(name: str) -> None:
     n_seeds, n_tuners, n_budgets = len(profile.seeds), len(profile.tuners), len(profile.budgets)
     assert len(specs) == n_seeds * (1 + n_tuners * n_budgets)
     assert all(seed >= 1 for seed in profile.seeds)
-    assert set(profile.tuners) == set(TUNER_NAMES)
+    assert set(profile.tuners) == set(DEFAULT_TUNERS)
     assert all(spec.profile == name for spec in specs)
 
 

@@ -1,0 +1,128 @@
+"""Optuna's TPE over the same search space as keras-tuner's tuners, optionally with its Hyperband pruner.
+
+`tpe` is Optuna's TPESampler alone; `tpe-hyperband` adds Optuna's HyperbandPruner, which stops a trial
+between epochs through optuna-integration's KerasPruningCallback. Both run the search loop here with
+Optuna's ask/tell interface, so the budget is checked before every trial exactly as keras-tuner's oracles
+check it, and the same BudgetCallback stops a running fit. The study lives in memory and is created per
+run: nothing carries over between runs. Models come from hypermodel.make_model, so a trial of this search
+and a trial of keras-tuner's with the same values train the same model.
+"""
+from __future__ import annotations
+
+import keras
+import optuna
+from optuna.trial import TrialState
+from optuna_integration import KerasPruningCallback
+
+from fmbench import hypermodel, telemetry, tuners
+from fmbench.budget import BudgetCallback, SearchClock
+from fmbench.data import Split
+from fmbench.spec import CUT, RunSpec, TrialRecord
+
+# As keras-tuner's Tuner: a search that fails this many trials in a row has a bug, not bad luck.
+MAX_CONSECUTIVE_FAILURES = 3
+
+
+def suggest(trial: optuna.Trial) -> dict:
+    """The four knobs of hypermodel.build_model, declared for Optuna: same names, ranges, steps and scales.
+
+    Define-by-run makes the per-layer knobs conditional on the layer count, as they are in keras-tuner.
+    """
+    values = {"num_layers": trial.suggest_int("num_layers", 1, 5)}
+    for i in range(values["num_layers"]):
+        values[f"units_{i}"] = trial.suggest_int(f"units_{i}", 32, 512, step=32)
+        # Optuna's grid points are low + k * step in floating point; round them to the values keras-tuner shows.
+        values[f"dropout_{i}"] = round(trial.suggest_float(f"dropout_{i}", 0.0, 0.5, step=0.1), 10)
+    values["learning_rate"] = trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+    return values
+
+
+def make_study(spec: RunSpec) -> optuna.Study:
+    """A fresh in-memory study: TPE seeded with the run's seed; Hyperband pruning for `tpe-hyperband`."""
+    # TPE's random start is BayesianOptimization's: its model then proposes at least half of the trials.
+    sampler = optuna.samplers.TPESampler(n_startup_trials=tuners.bayesian_initial_points(spec), seed=spec.seed)
+    if spec.tuner == "tpe-hyperband":
+        # Resources are epochs, as for keras-tuner's Hyperband. The Keras callback reports epoch indices
+        # (0-based), so the first rung is judged after the second epoch.
+        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.epochs, reduction_factor=spec.hyperband_factor)
+    else:
+        pruner = optuna.pruners.NopPruner()
+    # A fixed name: the pruner assigns trials to brackets by hashing it with the trial number.
+    return optuna.create_study(study_name="fmbench", direction="maximize", sampler=sampler, pruner=pruner)
+
+
+class _LastScore(keras.callbacks.Callback):
+    """The validation accuracy of the latest validated epoch."""
+
+    value: float | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if "val_accuracy" in (logs or {}):
+            self.value = float(logs["val_accuracy"])
+
+
+def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: tuners.Progress) -> dict:
+    """tuners.SearchFn for `tpe` and `tpe-hyperband`: trials until the budget is spent, then the search's fields."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines, not Optuna's
+    study = make_study(spec)
+    clock = SearchClock(spec.budget)
+    records: list[TrialRecord] = []
+    error, failures_in_a_row = "", 0
+    progress(f"[{spec.cell}] search: {spec.tuner} (Optuna {optuna.__version__}, {tuners.bayesian_initial_points(spec)} startup trials), "
+             f"budget {spec.budget.label}, {spec.epochs} epochs per trial")
+    while not clock.should_stop(len(records)):
+        trial = study.ask()
+        record = _run_trial(spec, split, study, trial, clock, sampler)
+        records.append(record)
+        score = f"val_acc={record.val_accuracy:.4f}" if record.val_accuracy is not None else f"error: {record.error}"
+        progress(f"[{spec.cell}] trial {record.trial_id} {record.status} {score} epochs={record.epochs} "
+                 f"{record.seconds:.1f}s (search {clock.elapsed():.1f}s)")
+        failures_in_a_row = failures_in_a_row + 1 if record.status == "FAILED" else 0
+        if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+            error = f"search stopped: {failures_in_a_row} trials in a row failed; last: {record.error}"
+            break
+    return tuners.summarize_search(spec, clock, tuple(records), error)
+
+
+def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.Trial, clock: SearchClock,
+               sampler: telemetry.Sampler) -> TrialRecord:
+    """Train one proposal, tell Optuna how it went, and record it as keras-tuner trials are recorded."""
+    started = sampler.sample().time
+    score, budget_callback = _LastScore(), BudgetCallback(clock)
+    callbacks = [score, budget_callback]  # both must see an epoch before the pruner stops the fit at its end
+    # As keras-tuner's tuners here, validate only after the last epoch; the pruner judges every epoch.
+    validation_freq = [spec.epochs]
+    if spec.tuner == "tpe-hyperband":
+        callbacks.append(KerasPruningCallback(trial, "val_accuracy"))
+        validation_freq = 1
+    status, error, values = "COMPLETED", "", {}
+    try:
+        values = suggest(trial)
+        keras.backend.clear_session()  # as keras-tuner does before each build
+        model = hypermodel.make_model(values)
+        model.fit(split.x_train, split.y_train, validation_data=(split.x_val, split.y_val), validation_freq=validation_freq,
+                  epochs=spec.epochs, batch_size=spec.batch_size, callbacks=callbacks, verbose=0)
+    except optuna.TrialPruned:
+        status = "PRUNED"  # keeps the score of the epoch it was judged at; as in Optuna, never the best
+    except Exception as exc:  # the trial's row records it; the search goes on
+        status, error = "FAILED", f"{type(exc).__name__}: {tuners._last_line(str(exc))}"
+    if status == "COMPLETED" and budget_callback.cut:
+        status = CUT  # no score at a fidelity it did not reach, as for keras-tuner's trials
+    if status == "COMPLETED" and score.value is None:
+        status, error = "FAILED", "the fit reported no val_accuracy"
+    if status == "COMPLETED":
+        study.tell(trial, score.value)
+    else:
+        study.tell(trial, state=TrialState.PRUNED if status == "PRUNED" else TrialState.FAIL)
+    ended = sampler.sample().time
+    return TrialRecord(
+        trial_id=f"{trial.number:04d}",  # as keras-tuner numbers its trials
+        hyperparameters=hypermodel.active_values(values) if values else {},
+        status=status,
+        val_accuracy=score.value if status in ("COMPLETED", "PRUNED") else None,
+        epochs=budget_callback.epochs,  # full epochs: a cut epoch is not training done
+        started_seconds=started - clock.started,
+        seconds=ended - started,
+        error=error,
+        telemetry=sampler.summary(started, ended),
+    )

@@ -1,0 +1,76 @@
+"""Ranks of tuners as HPO benchmark papers show them: mean rank against budget spent, and critical differences.
+
+Read-only functions of stored rows (results.read_runs / read_trials); they never train. Rank 1 is the best;
+ties share the mean of their ranks. Tuners are compared only within one search space and one budget.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+# Studentized range statistic q(0.05, k, inf) / sqrt(2) for the Nemenyi test (Demsar 2006, table 5a), k = 2..10.
+NEMENYI_Q05 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031, 9: 3.102, 10: 3.164}
+
+
+def seed_ranks(runs: pd.DataFrame, value: str = "test_accuracy") -> pd.DataFrame:
+    """One row per seed, one column per tuner: its rank among the tuners of that seed (higher value, lower rank).
+
+    `runs` holds the rows of one space and one budget; seeds where any tuner has no value are dropped, so every
+    rank compares the same set of tuners.
+    """
+    table = runs.pivot_table(index="seed", columns="tuner", values=value, aggfunc="mean").dropna()
+    return table.rank(axis=1, ascending=False, method="average")
+
+
+def anytime_mean_ranks(trials: pd.DataFrame, seconds: list[float]) -> pd.DataFrame:
+    """Mean rank of each tuner's best validation accuracy so far, at each of `seconds` into the search.
+
+    `trials` holds the trial rows of one space and one budget (each run one tuner x seed). A tuner with no
+    completed trial by then ranks last at that time. Rows: seconds; columns: tuners.
+    """
+    done = trials[trials["status"] == "COMPLETED"].assign(ended=lambda t: t["started_seconds"] + t["seconds"])
+    tuners = sorted(trials["tuner"].unique())
+    rows = {}
+    for at in seconds:
+        best = done[done["ended"] <= at].groupby(["seed", "tuner"])["val_accuracy"].max().unstack("tuner")
+        best = best.reindex(index=sorted(trials["seed"].unique()), columns=tuners).fillna(-math.inf)
+        rows[at] = best.rank(axis=1, ascending=False, method="average").mean()
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+@dataclass(frozen=True)
+class CriticalDifference:
+    """Friedman test over seeds and the Nemenyi critical difference of mean ranks (alpha 0.05)."""
+
+    mean_ranks: dict[str, float]  # tuner -> mean rank over seeds
+    seeds: int
+    critical_difference: float  # two tuners whose mean ranks differ by more are significantly different
+    friedman_p: float | None  # None with fewer than 3 tuners or 2 seeds (the test is undefined)
+
+    def groups(self) -> list[tuple[str, ...]]:
+        """Maximal runs of tuners (in rank order) whose mean ranks lie within one critical difference:
+        the bars of a critical-difference diagram."""
+        ordered = sorted(self.mean_ranks, key=self.mean_ranks.get)
+        found: list[tuple[str, ...]] = []
+        for i, first in enumerate(ordered):
+            group = tuple(t for t in ordered[i:] if self.mean_ranks[t] - self.mean_ranks[first] <= self.critical_difference)
+            if len(group) > 1 and not any(set(group) <= set(g) for g in found):
+                found.append(group)
+        return found
+
+
+def critical_difference(ranks: pd.DataFrame) -> CriticalDifference:
+    """From seed_ranks' table: mean ranks, the Friedman p-value and the Nemenyi critical difference."""
+    k, n = ranks.shape[1], ranks.shape[0]
+    if k not in NEMENYI_Q05:
+        raise ValueError(f"the Nemenyi table here covers 2 to 10 tuners, got {k}")
+    cd = NEMENYI_Q05[k] * math.sqrt(k * (k + 1) / (6.0 * n)) if n else math.inf
+    p = None
+    if k >= 3 and n >= 2:
+        p = float(stats.friedmanchisquare(*(ranks[c].to_numpy() for c in ranks.columns)).pvalue)
+        p = None if np.isnan(p) else p  # every seed ranks identically: no variance to test
+    return CriticalDifference({str(c): float(ranks[c].mean()) for c in ranks.columns}, n, cd, p)
