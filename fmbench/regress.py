@@ -34,7 +34,7 @@ from tabulate import tabulate
 
 from fmbench import atomic, results
 from fmbench.spec import BASELINE
-from fmbench.stats import mean_interval, paired_difference
+from fmbench.stats import mean_interval
 
 FORMAT = "fmbench-reference"
 VERSION = 1
@@ -251,8 +251,8 @@ def noise_margin(reference: dict[int, float], current: dict[int, float], floor: 
     """(margin, detectable drop, method) for a drop of mean(current) below mean(reference); see the module docstring."""
     ref, cur = list(reference.values()), list(current.values())
     if set(reference) == set(current) and len(ref) >= 2:
-        paired = paired_difference(current, reference)
-        n, df, se, method = len(paired.seeds), len(paired.seeds) - 1, paired.interval.std / math.sqrt(len(paired.seeds)), "paired"
+        diffs = [current[s] - reference[s] for s in sorted(reference)]
+        n, df, se, method = len(diffs), len(diffs) - 1, mean_interval(diffs).std / math.sqrt(len(diffs)), "paired"
     else:
         s_r = mean_interval(ref).std if len(ref) >= 2 else None
         s_c = mean_interval(cur).std if len(cur) >= 2 else None
