@@ -44,8 +44,15 @@ class Difference:
     high: float | None
     p_value: float | None
     margin: float | None
-    detectable: float | None
+    df: float | None = None
+    se: float | None = None
+    alternative: str = "two-sided"
     unknown: str = ""  # why the test figures are None: "one pair", "zero spread"
+
+    @property
+    def detectable(self) -> float | None:
+        """Computed when asked: a root search over scipy's noncentral t, too slow for every simulated gate run."""
+        return None if self.se is None else detectable_difference(self.df, self.se, self.alternative)
 
     @property
     def exact(self) -> bool:
@@ -77,7 +84,8 @@ def paired_difference(current: dict[int, float], reference: dict[int, float], al
     diffs = np.round(cur - ref, 9)
     mean = float(diffs.mean())
     if len(keys) < 2 or float(diffs.std(ddof=1)) < RESOLUTION:
-        return Difference("paired", len(keys), mean, None, None, None, None, None, "one pair" if len(keys) < 2 else "zero spread")
+        return Difference("paired", len(keys), mean, None, None, None, None, alternative=alternative,
+                          unknown="one pair" if len(keys) < 2 else "zero spread")
     test = scipy_stats.ttest_rel(cur, ref, alternative=alternative)
     return _figures("paired", len(keys), mean, test, float(diffs.std(ddof=1)) / math.sqrt(len(keys)), alternative, confidence)
 
@@ -88,9 +96,9 @@ def welch_difference(current, reference, alternative: str = "two-sided", confide
     mean, n = float(cur.mean() - ref.mean()), min(len(cur), len(ref))
     spread = [float(x.std(ddof=1)) for x in (cur, ref) if len(x) >= 2]
     if len(cur) < 2 or len(ref) < 2:
-        return Difference("Welch", n, mean, None, None, None, None, None, "one run on a side")
+        return Difference("Welch", n, mean, None, None, None, None, alternative=alternative, unknown="one run on a side")
     if max(spread) < RESOLUTION:
-        return Difference("Welch", n, mean, None, None, None, None, None, "zero spread")
+        return Difference("Welch", n, mean, None, None, None, None, alternative=alternative, unknown="zero spread")
     test = scipy_stats.ttest_ind(cur, ref, equal_var=False, alternative=alternative)
     se = math.sqrt(cur.var(ddof=1) / len(cur) + ref.var(ddof=1) / len(ref))
     return _figures("Welch", n, mean, test, se, alternative, confidence)
@@ -102,8 +110,7 @@ def _figures(method: str, n: int, mean: float, test, se: float, alternative: str
     high = None if math.isinf(interval.high) else float(interval.high)
     # The margin is the distance from the mean difference to the bound of the interval on the tested side.
     margin = float(mean - low) if alternative == "greater" else float(high - mean)
-    return Difference(method, n, mean, low, high, float(test.pvalue), margin,
-                      detectable_difference(float(test.df), se, alternative, 1 - confidence), "")
+    return Difference(method, n, mean, low, high, float(test.pvalue), margin, float(test.df), se, alternative)
 
 
 def detectable_difference(df: float, se: float, alternative: str = "two-sided", alpha: float = 1 - CONFIDENCE,
