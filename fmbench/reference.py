@@ -1,8 +1,9 @@
 """The reference a check compares against: per cell and seed, what the run did and what it reached.
 
 It keeps, per run, the test accuracy, the work done (trials, search epochs) and the trials in start order
-(a digest of the hyperparameters, epochs, validation accuracy), so a time-limited cell can be compared at a
-matched amount of work on a machine of another speed.
+(a digest of the hyperparameters, epochs, validation accuracy; not the last trial of a run the deadline stopped,
+which it may have cut mid-epoch), so a time-limited cell can be compared at a matched amount of work on a machine
+of another speed.
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def run_record(rs: ResultSet, run) -> dict:
     """One run as the reference keeps it; `run` is a row (namedtuple) of rs.runs."""
     trials = rs.run_trials(run.run_id)
     done = trials[trials["status"] == "COMPLETED"]
+    if run.stopped_by == "time" and len(done):
+        done = done.iloc[:-1]  # the deadline may have cut the last trial mid-epoch: not a full trial's work
     return {
         "test_accuracy": float(run.test_accuracy),
         "trials_completed": int(run.trials_completed),
