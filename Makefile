@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
 
-.PHONY: setup bench test smoke-check clean
+.PHONY: setup bench test gate gate-run gate-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,23 @@ bench: setup
 test: setup
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
-# CI gate: a fresh smoke run in a scratch folder, checked against the committed reference.
-smoke-check: setup
-	out=$$(mktemp -d) && \
-	$(PY) -m pytest benchmarks/test_matrix.py --benchmark-only --fmbench-profile smoke --fmbench-out $$out -q -p no:cacheprovider && \
-	$(PY) -m fmbench check $$out --reference results/reference/smoke.json
+# The CI gate, called by .ci/run and .github/workflows/benchmarks.yml alike: a fresh smoke matrix in a scratch
+# folder (never the committed results/), checked against results/reference/smoke.json. The check runs even when a
+# cell failed (it names it); the gate fails when either did. CI splits the run: `make gate-run SHARD=K/N GATE_OUT=DIR`
+# per shard job, then `make gate-check GATE_DIRS="DIR1 DIR2"` over every shard folder.
+GATE_REFERENCE ?= results/reference/smoke.json
+gate: setup
+	out=$${GATE_OUT:-$$(mktemp -d)}; \
+	$(MAKE) --no-print-directory gate-run GATE_OUT="$$out"; run=$$?; \
+	$(MAKE) --no-print-directory gate-check GATE_DIRS="$$out" && exit $$run
+
+gate-run: setup
+	@case "$(GATE_OUT)" in ""|results|results/*|./results*) echo "gate-run: set GATE_OUT to a scratch folder outside results/"; exit 2;; esac
+	$(PY) -m pytest benchmarks/test_matrix.py --benchmark-only --fmbench-profile smoke --fmbench-out "$(GATE_OUT)" \
+		-q -p no:cacheprovider $(if $(SHARD),--fmbench-shard $(SHARD))
+
+gate-check: setup
+	$(PY) -m fmbench check $(GATE_DIRS) --reference $(GATE_REFERENCE) $(GATE_CHECK_FLAGS)
 
 clean:
 	rm -rf $(VENV) .benchmarks
