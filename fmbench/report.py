@@ -106,7 +106,9 @@ def _accuracy(runs: pd.DataFrame) -> list[str]:
             "failed runs count in *total* but their missing accuracy is left out. Δ is tuner − baseline paired by seed "
             "(only seeds where both finished, n pairs); p is a two-sided paired t-test on those differences. "
             "With 3–5 seeds this test only detects large effects: *detectable Δ* is the smallest true difference it "
-            "would find with 80% power at α = 0.05, given the observed spread of the differences.", ""]
+            "would find with 80% power at α = 0.05, given the observed spread of the differences (fmbench/stats.py, the same "
+            "definitions the CI gate uses). *unknown: zero spread* means every paired difference was identical: "
+            "there is no spread to scale an interval, a p-value or a detectable difference by.", ""]
 
 
 def _cost(runs: pd.DataFrame) -> list[str]:
