@@ -42,7 +42,7 @@ def build(run_dirs: list[Path]) -> dict:
         raise RegressError("a noise model needs at least two runs of unchanged code; name two or more results folders")
     sets = [resultset.load(d) for d in run_dirs]
     references = [ref_io.build(rs) for rs in sets]
-    config = {ref_io._config_text(ref_io._config(r), r["budgets"]) for r in references}
+    config = {ref_io.config_text(ref_io.config(r), r["budgets"]) for r in references}
     if len(config) > 1:
         raise RegressError(f"the runs measure different things ({' | '.join(sorted(config))}); build one noise model per profile")
     pairs = []

@@ -132,13 +132,13 @@ def load(path: Path) -> dict:
     return reference
 
 
-def _config(description: dict) -> dict:
+def config(description: dict) -> dict:
     data = description["data"]
     return {"profile": description["profile"], "train": data.get("train"), "val": data.get("val"),
             "test": data.get("test"), "epochs": description["epochs"], "batch_size": description["batch_size"]}
 
 
-def _config_text(config: dict, budgets) -> str:
+def config_text(config: dict, budgets) -> str:
     return (f"profile {config['profile']} with train={config['train']}, val={config['val']}, test={config['test']}, "
             f"epochs={config['epochs']}, batch_size={config['batch_size']}, budgets {', '.join(budgets) or 'none'}")
 
@@ -146,11 +146,11 @@ def _config_text(config: dict, budgets) -> str:
 def check_comparable(rs: ResultSet, reference: dict) -> list[str]:
     """Raise if results and reference measure different things; return warnings for a different machine or libraries."""
     current = describe(rs)
-    mine, theirs = _config(current), _config(reference)
+    mine, theirs = config(current), config(reference)
     new_budgets = set(current["budgets"]) - set(reference["budgets"])
     if mine != theirs or new_budgets:
-        raise RegressError(f"results are {_config_text(mine, current['budgets'])}; reference is "
-                           f"{_config_text(theirs, reference['budgets'])}; compare like with like or --update-reference")
+        raise RegressError(f"results are {config_text(mine, current['budgets'])}; reference is "
+                           f"{config_text(theirs, reference['budgets'])}; compare like with like or --update-reference")
     warnings = []
     for label, key in (("machine", "machine"), ("library versions", "libraries")):
         diffs = [f"{name} {current[key][name]!r} (reference {reference[key].get(name)!r})"
