@@ -50,7 +50,7 @@ def build(run_dirs: list[Path]) -> dict:
         _, units = gate.evidence(sets[j], a)
         pairs.append({"reference": str(run_dirs[i]), "current": str(run_dirs[j]),
                       "units": [{"cell": u.cell, "seed": u.seed, "measure": u.measure, "kind": _kind(u.time_limited),
-                                 "difference": round(u.current - u.reference, 6), "key": u.key} for u in units]})
+                                 "difference": round(u.current - u.reference, 6), "key": u.key, "step": u.step} for u in units]})
     return {"format": FORMAT, "version": VERSION, "profile": references[0]["profile"],
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "runs": [{"folder": str(d), "machine": r["machine"], "libraries": r["libraries"], "commit": r["commit"],
@@ -66,7 +66,7 @@ def load(path: Path) -> dict:
             raise ValueError(f"not an {FORMAT} version {VERSION} file")
         for pair in model["pairs"]:
             for unit in pair["units"]:
-                str(unit["kind"]), float(unit["difference"])
+                str(unit["kind"]), float(unit["difference"]), float(unit["step"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RegressError(f"{path}: not a usable noise model ({exc}); build it with `python -m fmbench calibrate build RUN_DIR...`") from None
     return model
@@ -84,7 +84,7 @@ def pools(model: dict) -> dict[str, np.ndarray]:
 def reference_units(reference: dict) -> list[gate.Unit]:
     """The reference against itself: every cell and seed as a unit of difference 0, keyed by the model it retrains."""
     return [gate.Unit(gate.cell_name(c["tuner"], c["budget"]), int(seed), bool(c["time_limited"]), "test",
-                      run["test_accuracy"], run["test_accuracy"], f"test|{seed}|{run['model']}")
+                      run["test_accuracy"], run["test_accuracy"], f"test|{seed}|{run['model']}", 1 / reference["data"]["test"])
             for c in reference["cells"] for seed, run in c["runs"].items()]
 
 
@@ -133,7 +133,7 @@ def real_pairs(model: dict) -> list[tuple[str, str, bool]]:
     """The gate's verdict on each real pair of runs in the noise model: (reference, current, failed)."""
     out = []
     for pair in model["pairs"]:
-        units = [gate.Unit(u["cell"], int(u["seed"]), u["kind"] == "time-limited", u["measure"], 0.0, float(u["difference"]), u["key"])
+        units = [gate.Unit(u["cell"], int(u["seed"]), u["kind"] == "time-limited", u["measure"], 0.0, float(u["difference"]), u["key"], u["step"])
                  for u in pair["units"]]
         out.append((pair["reference"], pair["current"], any(t.rejected for t in gate.decide(units))))
     return out

@@ -9,12 +9,14 @@ Evidence comes in units, one per cell and seed that both the results and the ref
 Units that retrain the same model (same best hyperparameters and seed) or score the same trials are one
 piece of evidence, counted once (the first in cell order).
 
-The family: one test per cell, one over the cells without a time limit, one over the time-limited cells and one
-over every distinct unit ("all cells"), each a one-sided paired t-test for a drop (stats.paired_difference);
+The family: one test per cell (with MIN_UNITS or more distinct units), one over the cells without a time limit,
+one over the time-limited cells and one over every distinct unit ("all cells"), each a one-sided paired t-test
+for a drop (scipy's ttest_rel);
 a drop spread over many cells shows in the pooled tests though no single cell can show it. Holm's step-down keeps
 the chance of any false alarm in the whole family at ALPHA.
-When every difference of at least MIN_EXACT units is identical there is no noise to weigh: a drop of any size
-rejects (two units alike can be chance on a noisy machine; three alike are not).
+Accuracies count images, so the spread of the differences is taken as at least one image of the evaluated set
+(the unit's `step`): a spread below that is rounding luck, and a t-test that believed it would raise false alarms.
+Where every difference is identical, a drop of a few images in every unit still fails.
 """
 from __future__ import annotations
 
@@ -26,13 +28,13 @@ from scipy import stats as scipy_stats
 from fmbench import reference as ref_io
 from fmbench.resultset import ResultSet, cell_order
 from fmbench.spec import BASELINE
-from fmbench.stats import RESOLUTION, Difference, paired_difference
+from fmbench.stats import Difference, paired_difference
 
 ALPHA = 0.05
 ALL_CELLS = "all cells"
 UNTIMED = "cells without time limit"
 TIMED = "time-limited cells"
-MIN_EXACT = 3
+MIN_UNITS = 3
 
 
 def cell_name(tuner: str, budget: str) -> str:
@@ -50,6 +52,7 @@ class Unit:
     reference: float
     current: float
     key: str  # units with the same key are the same evidence
+    step: float  # one image of the evaluated set, as accuracy: the finest difference the measure can show
 
 
 @dataclass(frozen=True)
@@ -96,16 +99,17 @@ def matched_trials(reference: list, current: list) -> int:
     return k
 
 
-def _unit(name: str, seed: int, time_limited: bool, ref: dict, cur: dict) -> Unit | None:
+def _unit(name: str, seed: int, time_limited: bool, ref: dict, cur: dict, sizes: dict) -> Unit | None:
     same_work = (ref["trials_completed"], ref["search_epochs"]) == (cur["trials_completed"], cur["search_epochs"])
     if not time_limited or same_work:
-        return Unit(name, seed, time_limited, "test", ref["test_accuracy"], cur["test_accuracy"], f"test|{seed}|{cur['model']}")
+        return Unit(name, seed, time_limited, "test", ref["test_accuracy"], cur["test_accuracy"], f"test|{seed}|{cur['model']}",
+                    1 / sizes["test"])
     k = matched_trials(ref["trials"], cur["trials"])
     if k == 0:
         return None
     trials = cur["trials"][:k]
     key = f"val|{seed}|" + ",".join(f"{hps}:{epochs}" for hps, epochs, _ in trials)
-    return Unit(name, seed, time_limited, "val", max(t[2] for t in ref["trials"][:k]), max(t[2] for t in trials), key)
+    return Unit(name, seed, time_limited, "val", max(t[2] for t in ref["trials"][:k]), max(t[2] for t in trials), key, 1 / sizes["val"])
 
 
 def evidence(rs: ResultSet, reference: dict) -> tuple[list[Cell], list[Unit]]:
@@ -123,7 +127,7 @@ def evidence(rs: ResultSet, reference: dict) -> tuple[list[Cell], list[Unit]]:
         failed = tuple((int(r.seed), r.error or "no test accuracy") for r in group[group["failed"]].itertuples())
         unmatched = []
         for seed in sorted(set(ref_runs) & set(ok)):
-            unit = _unit(name, seed, spec["time_limited"], ref_runs[seed], ok[seed])
+            unit = _unit(name, seed, spec["time_limited"], ref_runs[seed], ok[seed], reference["data"])
             if unit is None:
                 unmatched.append(seed)
             else:
@@ -138,37 +142,38 @@ def evidence(rs: ResultSet, reference: dict) -> tuple[list[Cell], list[Unit]]:
     return cells, units
 
 
-def family(units: list[Unit]) -> list[tuple[str, list[int]]]:
-    """The tests, each with the indices of its distinct units: cells in the order given, then the pooled ones."""
+def tests(units: list[Unit]) -> list[tuple[str, list[int], bool]]:
+    """Every test with the indices of its distinct units and whether it is in the deciding family: cells in the
+    order given, then the pooled ones. A cell joins the family with MIN_UNITS or more distinct units: with fewer,
+    its t-test has one degree of freedom at most and would only dilute Holm's levels; its p is shown all the same."""
     def distinct(chosen: list[int]) -> list[int]:
         seen: set[str] = set()
         return [i for i in chosen if units[i].key not in seen and not seen.add(units[i].key)]
 
     names = list(dict.fromkeys(u.cell for u in units))
-    tests = [(name, distinct([i for i, u in enumerate(units) if u.cell == name])) for name in names]
+    cells = [(name, distinct([i for i, u in enumerate(units) if u.cell == name])) for name in names]
+    out = [(name, idx, len(idx) >= MIN_UNITS) for name, idx in cells]
     timed = [i for i, u in enumerate(units) if u.time_limited]
     untimed = [i for i, u in enumerate(units) if not u.time_limited]
     if timed and untimed:
-        tests += [(UNTIMED, distinct(untimed)), (TIMED, distinct(timed))]
-    return tests + [(ALL_CELLS, distinct(list(range(len(units)))))]
+        out += [(UNTIMED, distinct(untimed), True), (TIMED, distinct(timed), True)]
+    return out + [(ALL_CELLS, distinct(list(range(len(units)))), True)]
 
 
-def p_drops(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """One-sided p for a drop, per row of (runs x units) matrices: scipy's paired t-test along each row.
-
-    A row whose differences are all identical has no noise to weigh: p is 0 for a drop in MIN_EXACT or more
-    units, else 1; a single unit alone is no test (p = 1).
-    """
+def p_drops(reference: np.ndarray, current: np.ndarray, step: float) -> np.ndarray:
+    """One-sided p for a drop, per row of (runs x units) matrices: scipy's paired t-test along each row, with the
+    spread of the differences taken as at least `step` (see the module docstring). A single unit is no test (p = 1)."""
     runs, n = current.shape
     if n < 2:
         return np.ones(runs)
-    cur, ref = np.round(current, 9), np.round(reference, 9)
-    diffs = np.round(cur - ref, 9)
-    exact = diffs.std(axis=1, ddof=1) < RESOLUTION
-    p = np.ones(runs)
-    if (~exact).any():
-        p[~exact] = scipy_stats.ttest_rel(cur[~exact], ref[~exact], axis=1, alternative="less").pvalue
-    p[exact & (diffs.mean(axis=1) < -RESOLUTION) & (n >= MIN_EXACT)] = 0.0
+    diffs = np.round(current - reference, 9)
+    spread = diffs.std(axis=1, ddof=1)
+    p = np.empty(runs)
+    wide = spread >= step
+    if wide.any():
+        p[wide] = scipy_stats.ttest_rel(current[wide], reference[wide], axis=1, alternative="less").pvalue
+    narrow = ~wide
+    p[narrow] = scipy_stats.t.cdf(diffs[narrow].mean(axis=1) / (step / np.sqrt(n)), n - 1)
     return p
 
 
@@ -186,27 +191,34 @@ def holm(p: np.ndarray, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
     return levels, rejected
 
 
+def _step(units: list[Unit], idx: list[int]) -> float:
+    return max(units[i].step for i in idx)
+
+
 def failures(units: list[Unit], current: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     """For many simulated runs at once, (runs x units) current values: does each run fail the gate?"""
     reference = np.broadcast_to([u.reference for u in units], current.shape)
-    tests = family(units)
-    p = np.column_stack([p_drops(reference[:, idx], current[:, idx]) for _, idx in tests])
+    family = [idx for _, idx, deciding in tests(units) if deciding]
+    p = np.column_stack([p_drops(reference[:, idx], current[:, idx], _step(units, idx)) for idx in family])
     return holm(p, alpha)[1].any(axis=1)
 
 
 def decide(units: list[Unit], alpha: float = ALPHA) -> list[Test]:
-    """The family of tests over these units, Holm-corrected, with each test's figures for the table."""
-    tests = family(units)
+    """Every test over these units with its figures for the table; the family's are Holm-corrected."""
+    found = tests(units)
     reference, current = np.array([[u.reference for u in units]]), np.array([[u.current for u in units]])
-    p = np.column_stack([p_drops(reference[:, idx], current[:, idx]) for _, idx in tests]) if units else np.ones((1, 1))
-    levels, rejected = holm(p, alpha)
+    p = [float(p_drops(reference[:, idx], current[:, idx], _step(units, idx))[0]) if idx else 1.0 for _, idx, _ in found]
+    family = [j for j, (_, _, deciding) in enumerate(found) if deciding]
+    levels, rejected = holm(np.array([[p[j] for j in family]]), alpha)
+    verdicts = {j: (float(levels[0, k]), bool(rejected[0, k])) for k, j in enumerate(family)}
     out = []
-    for j, (name, idx) in enumerate(tests):
+    for j, (name, idx, _) in enumerate(found):
         chosen = [units[i] for i in idx]
         total = len([u for u in units if u.cell == name]) if name not in (UNTIMED, TIMED, ALL_CELLS) else \
             len([u for u in units if name == ALL_CELLS or u.time_limited == (name == TIMED)])
         difference = paired_difference({i: u.current for i, u in enumerate(chosen)},
                                         {i: u.reference for i, u in enumerate(chosen)}, alternative="less") if chosen else None
-        out.append(Test(name, tuple(chosen), total - len(chosen), difference, float(p[0, j]), float(levels[0, j]),
-                        bool(rejected[0, j]), tuple(sorted({u.measure for u in chosen}))))
+        level, reject = verdicts.get(j, (None, False))
+        out.append(Test(name, tuple(chosen), total - len(chosen), difference, p[j], level, reject,
+                        tuple(sorted({u.measure for u in chosen}))))
     return out

@@ -24,10 +24,12 @@ FOOTNOTE = (
     "time-limited cell that did other work than the reference (another machine speed), the best validation accuracy "
     "over the trials both runs share from the start (measure *val*). Units that retrain the same model are counted "
     "once (*dup* left out). Each row is a one-sided paired t-test for a drop (scipy ttest_rel); the last rows pool "
-    "the distinct units of the cells without time limit, of the time-limited cells, and of all cells. Holm's correction over all rows holds the chance of any false alarm at 5%: a row fails "
-    "when p <= its Holm level. Margin: the drop that test calls significant at 5% one-sided before correction. "
+    "the distinct units of the cells without time limit, of the time-limited cells, and of all cells. Holm's correction over the deciding rows (the pooled ones, and each cell with 3 or more "
+    "distinct units; a cell with fewer shows its p but no Holm level) holds the chance of any false alarm at 5%: a row "
+    "fails when p <= its Holm level. Margin: the drop that test calls significant at 5% one-sided before correction. "
     "Detectable: the smallest true drop it finds with 80% power, from the observed spread. *unknown: zero spread* "
-    "means every difference was identical: no noise to weigh, so an identical drop in 3 or more units fails. "
+    "means every difference was identical: the test then takes the spread as one image of the evaluated set, so an "
+    "identical drop of a few images in every unit fails. "
     "Work: mean trials completed in the time limit, reference -> now; a slower machine shows here, not as a drop."
 )
 

@@ -180,13 +180,15 @@ def test_holm_steps_down_and_stops_at_the_first_kept():
     assert rejected[0].tolist() == [False, False, False, True]  # 0.02 > 0.05/3 stops the step-down
 
 
-def test_p_drop_is_scipys_paired_test_and_exact_drops_need_three_units():
+def test_p_drop_is_scipys_paired_test_with_the_spread_at_least_one_image():
     from scipy import stats as sps
     ref, cur = np.array([[0.70, 0.65, 0.80, 0.75]]), np.array([[0.69, 0.66, 0.77, 0.73]])
-    assert gate.p_drops(ref, cur)[0] == pytest.approx(sps.ttest_rel(cur[0], ref[0], alternative="less").pvalue)
-    assert gate.p_drops(ref[:, :3], ref[:, :3] - 0.01)[0] == 0.0  # identical drop in 3 units: no noise, a drop
-    assert gate.p_drops(ref[:, :2], ref[:, :2] - 0.01)[0] == 1.0  # in 2 units it can be chance
-    assert gate.p_drops(ref, ref)[0] == 1.0
+    assert gate.p_drops(ref, cur, 0.001)[0] == pytest.approx(sps.ttest_rel(cur[0], ref[0], alternative="less").pvalue)
+    # identical differences: no spread seen, so it is taken as one image of a 1,000-image test set
+    p = gate.p_drops(ref[:, :3], ref[:, :3] - 0.01, 0.001)[0]
+    assert p == pytest.approx(sps.t.cdf(-0.01 / (0.001 / np.sqrt(3)), 2)) and p < 0.01
+    assert gate.p_drops(ref[:, :3], ref[:, :3] - 0.001, 0.001)[0] > 0.05  # one image in three units: not evidence
+    assert gate.p_drops(ref, ref, 0.001)[0] == 0.5
 
 
 def test_matched_trials_stop_at_the_first_other_configuration_or_cut_trial():
