@@ -28,18 +28,19 @@ test: setup
 # cell failed (it names it); the gate fails when either did. CI splits the run: `make gate-run SHARD=K/N GATE_OUT=DIR`
 # per shard job, then `make gate-check GATE_DIRS="DIR1 DIR2"` over every shard folder.
 GATE_REFERENCE ?= results/reference/smoke.json
+GATE_RUN = $(PY) -m pytest benchmarks/test_matrix.py --benchmark-only --fmbench-profile smoke -q -p no:cacheprovider \
+	$(if $(SHARD),--fmbench-shard $(SHARD)) --fmbench-out
+GATE_CHECK = $(PY) -m fmbench check --reference $(GATE_REFERENCE) $(GATE_CHECK_FLAGS)
+
 gate: setup
-	out=$${GATE_OUT:-$$(mktemp -d)}; \
-	$(MAKE) --no-print-directory gate-run GATE_OUT="$$out"; run=$$?; \
-	$(MAKE) --no-print-directory gate-check GATE_DIRS="$$out" && exit $$run
+	out=$${GATE_OUT:-$$(mktemp -d)}; $(GATE_RUN) "$$out"; run=$$?; $(GATE_CHECK) "$$out" && exit $$run
 
 gate-run: setup
 	@case "$(GATE_OUT)" in ""|results|results/*|./results*) echo "gate-run: set GATE_OUT to a scratch folder outside results/"; exit 2;; esac
-	$(PY) -m pytest benchmarks/test_matrix.py --benchmark-only --fmbench-profile smoke --fmbench-out "$(GATE_OUT)" \
-		-q -p no:cacheprovider $(if $(SHARD),--fmbench-shard $(SHARD))
+	$(GATE_RUN) "$(GATE_OUT)"
 
 gate-check: setup
-	$(PY) -m fmbench check $(GATE_DIRS) --reference $(GATE_REFERENCE) $(GATE_CHECK_FLAGS)
+	$(GATE_CHECK) $(GATE_DIRS)
 
 clean:
 	rm -rf $(VENV) .benchmarks

@@ -43,8 +43,10 @@ def test_ci_script_and_workflow_call_the_same_gate():
     assert "make gate-run SHARD=${{ matrix.shard }}/${{ env.SHARDS }}" in runs and "make gate-check" in runs
     assert len(workflow["jobs"]["gate-shard"]["strategy"]["matrix"]["shard"]) == int(workflow["env"]["SHARDS"])
     makefile = (REPO / "Makefile").read_text()
-    gate = makefile.split("\ngate: ", 1)[1].split("\n\n", 1)[0]
-    assert "gate-run" in gate and "gate-check" in gate  # `make gate` is exactly the workflow's two halves
+    recipes = {name: makefile.split(f"\n{name}: ", 1)[1].split("\n\n", 1)[0] for name in ("gate", "gate-run", "gate-check")}
+    # `make gate` runs exactly the workflow's two halves: the same two commands, in one scratch folder
+    assert "$(GATE_RUN)" in recipes["gate"] and "$(GATE_RUN)" in recipes["gate-run"]
+    assert "$(GATE_CHECK)" in recipes["gate"] and "$(GATE_CHECK)" in recipes["gate-check"]
 
 
 def test_nothing_in_ci_writes_into_committed_results():
