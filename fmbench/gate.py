@@ -216,8 +216,8 @@ def decide(units: list[Unit], alpha: float = ALPHA) -> list[Test]:
         chosen = [units[i] for i in idx]
         total = len([u for u in units if u.cell == name]) if name not in (UNTIMED, TIMED, ALL_CELLS) else \
             len([u for u in units if name == ALL_CELLS or u.time_limited == (name == TIMED)])
-        difference = paired_difference({i: u.current for i, u in enumerate(chosen)},
-                                        {i: u.reference for i, u in enumerate(chosen)}, alternative="less") if chosen else None
+        difference = paired_difference({i: u.current for i, u in enumerate(chosen)}, {i: u.reference for i, u in enumerate(chosen)},
+                                       alternative="less", step=_step(units, idx)) if chosen else None
         level, reject = verdicts.get(j, (None, False))
         out.append(Test(name, tuple(chosen), total - len(chosen), difference, p[j], level, reject,
                         tuple(sorted({u.measure for u in chosen}))))

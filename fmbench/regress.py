@@ -27,9 +27,9 @@ FOOTNOTE = (
     "the distinct units of the cells without time limit, of the time-limited cells, and of all cells. Holm's correction over the deciding rows (the pooled ones, and each cell with 3 or more "
     "distinct units; a cell with fewer shows its p but no Holm level) holds the chance of any false alarm at 5%: a row "
     "fails when p <= its Holm level. Margin: the drop that test calls significant at 5% one-sided before correction. "
-    "Detectable: the smallest true drop it finds with 80% power, from the observed spread. *unknown: zero spread* "
-    "means every difference was identical: the test then takes the spread as one image of the evaluated set, so an "
-    "identical drop of a few images in every unit fails. "
+    "Detectable: the smallest true drop it finds with 80% power, from the observed spread. Accuracies count images: "
+    "where the differences spread less than one image of the evaluated set, the test takes their spread as one image "
+    "(*spread < 1 image*), so an identical drop of a few images in every unit fails and rounding luck does not. "
     "Work: mean trials completed in the time limit, reference -> now; a slower machine shows here, not as a drop."
 )
 
@@ -38,10 +38,12 @@ def _pts(value: float | None, sign: bool = False) -> str | None:
     return None if value is None else f"{value * 100:{'+' if sign else ''}.2f}"
 
 
-def _unknown(test: gate.Test, value: float | None) -> str | None:
+def _figure(test: gate.Test, value: float | None) -> str | None:
     if test.difference is None:
         return "no units"
-    return f"unknown: {test.difference.unknown}" if value is None else _pts(value)
+    if value is None:
+        return f"unknown: {test.difference.unknown}"
+    return _pts(value) + (" (spread < 1 image)" if test.difference.floored else "")
 
 
 def _seeds(cell: gate.Cell) -> str:
@@ -77,7 +79,7 @@ def render_table(table) -> str:
         lines.append([name, "pooled" if cell is None else _seeds(cell), "+".join(test.measures) or None,
                       f"{len(test.units)} (dup {test.duplicates})", None if ref is None else f"{ref:.4f}",
                       None if cur is None else f"{cur:.4f}", _pts(d.mean if d else None, sign=True),
-                      _unknown(test, d.margin if d else None), _unknown(test, d.detectable if d else None),
+                      _figure(test, d.margin if d else None), _figure(test, d.detectable if d else None),
                       f"{test.p:.3g}", None if test.level is None else f"{test.level:.3g}", work, verdict(cell, test)])
     headers = ["cell", "seeds", "measure", "units", "reference", "current", "difference (pts)", "margin (pts)",
                "detectable drop (pts)", "p (drop)", "Holm level", "work", "verdict"]

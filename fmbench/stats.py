@@ -48,6 +48,7 @@ class Difference:
     se: float | None = None
     alternative: str = "two-sided"
     unknown: str = ""  # why the test figures are None: "one pair", "zero spread"
+    floored: bool = False  # the observed spread was below one step and was taken as one step
 
     @property
     def detectable(self) -> float | None:
@@ -58,6 +59,7 @@ class Difference:
     def exact(self) -> bool:
         """Every pair differs by the same amount: no noise is visible, the mean difference is the whole story."""
         return self.unknown == "zero spread"
+
 
 def mean_interval(values, confidence: float = CONFIDENCE) -> Interval:
     """Student-t interval of the mean; with one value there is no spread to estimate."""
@@ -74,8 +76,13 @@ def mean_interval(values, confidence: float = CONFIDENCE) -> Interval:
 
 
 def paired_difference(current: dict[int, float], reference: dict[int, float], alternative: str = "two-sided",
-                      confidence: float = CONFIDENCE) -> Difference:
-    """Differences on the keys (seeds) both sides have, by scipy's paired t-test; keys on one side only are left out."""
+                      confidence: float = CONFIDENCE, step: float = 0.0) -> Difference:
+    """Differences on the keys (seeds) both sides have, by scipy's paired t-test; keys on one side only are left out.
+
+    step: the finest difference the measure can show (one image of the evaluated set, as accuracy). When given,
+    a spread of the differences below it is taken as one step (`floored`): accuracies count images, and a smaller
+    spread is rounding luck, not evidence of no noise. Without it, zero spread leaves the figures unknown.
+    """
     keys = sorted(set(current) & set(reference))
     if not keys:
         raise ValueError("no seed in common: the differences cannot be paired")
@@ -83,11 +90,41 @@ def paired_difference(current: dict[int, float], reference: dict[int, float], al
     ref = np.round([reference[k] for k in keys], 9)
     diffs = np.round(cur - ref, 9)
     mean = float(diffs.mean())
-    if len(keys) < 2 or float(diffs.std(ddof=1)) < RESOLUTION:
-        return Difference("paired", len(keys), mean, None, None, None, None, alternative=alternative,
-                          unknown="one pair" if len(keys) < 2 else "zero spread")
+    n = len(keys)
+    spread = float(diffs.std(ddof=1)) if n >= 2 else 0.0
+    if n < 2 or (not step and spread < RESOLUTION):
+        return Difference("paired", n, mean, None, None, None, None, alternative=alternative,
+                          unknown="one pair" if n < 2 else "zero spread")
+    if spread < step:
+        return _figures("paired", n, mean, _FlooredTest(mean, step / math.sqrt(n), n - 1, alternative),
+                        step / math.sqrt(n), alternative, confidence, floored=True)
     test = scipy_stats.ttest_rel(cur, ref, alternative=alternative)
-    return _figures("paired", len(keys), mean, test, float(diffs.std(ddof=1)) / math.sqrt(len(keys)), alternative, confidence)
+    return _figures("paired", n, mean, test, spread / math.sqrt(n), alternative, confidence)
+
+
+@dataclass(frozen=True)
+class _FlooredTest:
+    """A one-sample t-test of a mean difference whose standard error is given, in the shape of scipy's result."""
+
+    mean: float
+    se: float
+    df: float
+    alternative: str
+
+    @property
+    def pvalue(self) -> float:
+        t = self.mean / self.se
+        if self.alternative == "less":
+            return float(scipy_stats.t.cdf(t, self.df))
+        if self.alternative == "greater":
+            return float(scipy_stats.t.sf(t, self.df))
+        return float(2 * scipy_stats.t.sf(abs(t), self.df))
+
+    def confidence_interval(self, confidence: float):
+        if self.alternative == "two-sided":
+            return scipy_stats.t.interval(confidence, self.df, loc=self.mean, scale=self.se)
+        half = float(scipy_stats.t.ppf(confidence, self.df)) * self.se
+        return (-math.inf, self.mean + half) if self.alternative == "less" else (self.mean - half, math.inf)
 
 
 def welch_difference(current, reference, alternative: str = "two-sided", confidence: float = CONFIDENCE) -> Difference:
@@ -104,13 +141,14 @@ def welch_difference(current, reference, alternative: str = "two-sided", confide
     return _figures("Welch", n, mean, test, se, alternative, confidence)
 
 
-def _figures(method: str, n: int, mean: float, test, se: float, alternative: str, confidence: float) -> Difference:
-    interval = test.confidence_interval(confidence)
-    low = None if math.isinf(interval.low) else float(interval.low)
-    high = None if math.isinf(interval.high) else float(interval.high)
+def _figures(method: str, n: int, mean: float, test, se: float, alternative: str, confidence: float,
+             floored: bool = False) -> Difference:
+    low, high = test.confidence_interval(confidence)
+    low = None if math.isinf(low) else float(low)
+    high = None if math.isinf(high) else float(high)
     # The margin is the distance from the mean difference to the bound of the interval on the tested side.
     margin = float(mean - low) if alternative == "greater" else float(high - mean)
-    return Difference(method, n, mean, low, high, float(test.pvalue), margin, float(test.df), se, alternative)
+    return Difference(method, n, mean, low, high, float(test.pvalue), margin, float(test.df), se, alternative, floored=floored)
 
 
 def detectable_difference(df: float, se: float, alternative: str = "two-sided", alpha: float = 1 - CONFIDENCE,

@@ -256,3 +256,15 @@ def test_add_arguments_accepts_several_folders():
     parser = argparse.ArgumentParser()
     regress.add_arguments(parser)
     assert parser.parse_args(["a", "b", "--reference", "r.json"]).results == [Path("a"), Path("b")]
+
+
+def test_the_decision_and_the_printed_figures_are_one_test():
+    """p_drops (vectorised, for the simulation) and stats.paired_difference (printed) give the same p."""
+    from fmbench import stats
+    rng = np.random.default_rng(5)
+    for spread in (0.0, 0.0004, 0.02):
+        ref = rng.uniform(0.6, 0.8, size=(1, 5)).round(3)
+        cur = (ref + rng.normal(-0.01, spread, size=ref.shape)).round(3)
+        difference = stats.paired_difference(dict(enumerate(cur[0])), dict(enumerate(ref[0])), alternative="less", step=0.001)
+        assert gate.p_drops(ref, cur, 0.001)[0] == pytest.approx(difference.p_value)
+        assert difference.floored == (np.std(cur - ref, ddof=1) < 0.001)
