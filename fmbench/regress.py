@@ -26,7 +26,7 @@ FOOTNOTE = (
     "once (*dup* left out). Each row is a one-sided paired t-test for a drop (scipy ttest_rel); the last rows pool "
     "the distinct units of the cells without time limit, of the time-limited cells, and of all cells. Holm's correction over the deciding rows (the pooled ones, and each cell with 3 or more "
     "distinct units; a cell with fewer shows its p but no Holm level) holds the chance of any false alarm at 5%: a row "
-    "fails when p <= its Holm level. Margin: the drop that test calls significant at 5% one-sided before correction. "
+    "fails when p <= its Holm level; *in pooled* marks a cell judged only within the pooled rows. Margin: the drop that test calls significant at 5% one-sided before correction. "
     "Detectable: the smallest true drop it finds with 80% power, from the observed spread. Accuracies count images: "
     "where the differences spread less than one image of the evaluated set, the test takes their spread as one image "
     "(*spread < 1 image*), so an identical drop of a few images in every unit fails and rounding luck does not. "
@@ -59,6 +59,8 @@ def verdict(cell: gate.Cell | None, test: gate.Test) -> str:
         return "new"
     if cell is not None and (cell.failed or cell.missing):
         return "REGRESSION" if cell.current_seeds or cell.failed else "missing"
+    if cell is not None and test.level is None:
+        return "in pooled"  # too few distinct units to decide alone: judged by the pooled rows below
     return "REGRESSION" if test.rejected else "ok"
 
 
