@@ -7,7 +7,7 @@ PROFILE ?= quick
 # Where `make bench` writes: `make bench OUT=results/quick` sets it, an OUT in the environment does not.
 OUT = results/local/$(PROFILE)
 
-.PHONY: setup bench test smoke-check device-check clean
+.PHONY: setup bench test gate gate-run gate-check device-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,24 @@ bench: setup
 test: setup
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
-# CI gate: a fresh smoke run in a scratch folder, checked against the committed reference.
-smoke-check: setup
-	out=$$(mktemp -d) && \
-	$(PY) -m pytest benchmarks/test_matrix.py --benchmark-only --fmbench-profile smoke --fmbench-out $$out -q -p no:cacheprovider && \
-	$(PY) -m fmbench check $$out --reference results/reference/smoke.json
+# The CI gate, called by .ci/run and .github/workflows/benchmarks.yml alike: a fresh smoke matrix in a scratch
+# folder (never the committed results/), checked against results/reference/smoke.json. The check runs even when a
+# cell failed (it names it); the gate fails when either did. CI splits the run: `make gate-run SHARD=K/N GATE_OUT=DIR`
+# per shard job, then `make gate-check GATE_DIRS="DIR1 DIR2"` over every shard folder.
+GATE_REFERENCE ?= results/reference/smoke.json
+GATE_RUN = $(PY) -m pytest benchmarks/test_matrix.py --benchmark-only --fmbench-profile smoke -q -p no:cacheprovider \
+	$(if $(SHARD),--fmbench-shard $(SHARD)) --fmbench-out
+GATE_CHECK = $(PY) -m fmbench check --reference $(GATE_REFERENCE) $(GATE_CHECK_FLAGS)
+
+gate: setup
+	out=$${GATE_OUT:-$$(mktemp -d)}; $(GATE_RUN) "$$out"; run=$$?; $(GATE_CHECK) "$$out" && exit $$run
+
+gate-run: setup
+	@case "$(GATE_OUT)" in ""|results|results/*|./results*) echo "gate-run: set GATE_OUT to a scratch folder outside results/"; exit 2;; esac
+	$(GATE_RUN) "$(GATE_OUT)"
+
+gate-check: setup
+	$(GATE_CHECK) $(GATE_DIRS)
 
 # On a machine with an NVIDIA GPU (under 10 minutes): the tests, a smoke matrix that must show GPU utilisation
 # and memory, and one standard-profile cell, into results/gpu-smoke/ with the GPU named. Without a GPU: exit 2.

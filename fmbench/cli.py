@@ -1,4 +1,4 @@
-"""`python -m fmbench run | report | check | data`: bad input exits 2 with one line, a regression exits 1."""
+"""`python -m fmbench run | report | check | calibrate | data`: bad input exits 2 with one line, a regression exits 1."""
 from __future__ import annotations
 
 import argparse
@@ -66,7 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="stored results vs a reference: exit 1 on an accuracy drop")
     regress.add_arguments(check)
     check.set_defaults(command=regress.command, name="check")
+
+    calibrate = commands.add_parser("calibrate", help="the gate's false-alarm rate and power, by simulation on a noise model of real runs")
+    calibrate.set_defaults(command=lambda args: _calibrate().command(args), name="calibrate")
+    _calibrate().add_arguments(calibrate)
     return parser
+
+
+def _calibrate():
+    from fmbench import calibrate
+
+    return calibrate
 
 
 def _run(args: argparse.Namespace) -> int:

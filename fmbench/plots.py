@@ -12,16 +12,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fmbench import atomic, stats  # noqa: E402
-from fmbench.spec import BASELINE, TUNER_NAMES  # noqa: E402
+from fmbench.resultset import ResultSet, cell_order  # noqa: E402
+from fmbench.spec import BASELINE  # noqa: E402
 
 # No timestamps or version strings in the files: rebuilding from the same rows gives the same bytes.
 PNG_METADATA = {"Software": None}
-
-
-def _cells(runs: pd.DataFrame) -> list[tuple[str, str]]:
-    order = {name: i for i, name in enumerate(TUNER_NAMES)}
-    found = {(t, b) for t, b in zip(runs["tuner"], runs["budget"])}
-    return sorted(found, key=lambda c: (c[0] != BASELINE, c[1], order.get(c[0], len(order)), c[0]))
 
 
 def progress(trials: pd.DataFrame) -> tuple[list[float], list[float], list[float]]:
@@ -55,7 +50,7 @@ def _save(fig, path: Path) -> None:
 
 def _progress_plot(runs, trials, target, axis: int, xlabel: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
-    for i, (tuner, budget) in enumerate(_cells(runs)):  # same colour per cell in every plot
+    for i, (tuner, budget) in enumerate(cell_order(zip(runs["tuner"], runs["budget"]))):  # same colour per cell in every plot
         if tuner == BASELINE:
             continue
         ids = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)]["run_id"]
@@ -87,7 +82,7 @@ def _progress_plot(runs, trials, target, axis: int, xlabel: str, path: Path) -> 
 def _test_plot(runs, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     labels = []
-    for i, (tuner, budget) in enumerate(_cells(runs)):
+    for i, (tuner, budget) in enumerate(cell_order(zip(runs["tuner"], runs["budget"]))):
         every = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)]
         group = every[~every["failed"]].sort_values("seed")
         labels.append(f"{tuner}\n{'' if tuner == BASELINE else budget}\n{len(group)}/{len(every)} ok")
@@ -110,12 +105,11 @@ def _test_plot(runs, path: Path) -> None:
     _save(fig, path)
 
 
-def write_all(runs: pd.DataFrame, trials: pd.DataFrame, target: float | None, directory: Path, stem: str) -> list[tuple[str, str]]:
+def write_all(rs: ResultSet, target: float | None, directory: Path, stem: str) -> list[tuple[str, str]]:
     """Write the three PNGs into directory; return (title, file name) pairs for relative links."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    runs = runs.sort_values(["started_at", "run_id"], kind="stable").drop_duplicates(["tuner", "budget", "seed"], keep="last")
-    trials = trials[trials["run_id"].isin(runs["run_id"])]
+    runs, trials = rs.runs, rs.trials
     names = {
         "Best-so-far validation accuracy against search seconds": f"{stem}-val-vs-seconds.png",
         "Best-so-far validation accuracy against cumulative epochs": f"{stem}-val-vs-epochs.png",

@@ -11,76 +11,11 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from fmbench import atomic, plots, results, stats
-from fmbench.results import ResultsError
-from fmbench.spec import BASELINE, TUNER_NAMES
+from fmbench import atomic, plots, resultset, stats
+from fmbench.resultset import ResultSet, cell_order
+from fmbench.spec import BASELINE
 
 TIMESTAMP_PREFIX = "Generated at "
-RUN_NUMERIC = [
-    "seed", "max_trials", "max_seconds", "train_size", "val_size", "test_size", "epochs", "batch_size",
-    "best_val_accuracy", "test_accuracy", "test_loss", "search_seconds", "retrain_seconds", "evaluate_seconds",
-    "wall_seconds", "trials_completed", "trials_failed", "search_epochs", "retrain_epochs", "time_overrun_seconds",
-    *results.TELEMETRY_COLUMNS, "cpu_cores",
-]
-TRIAL_NUMERIC = ["seed", "val_accuracy", "epochs", "started_seconds", "seconds", *results.TELEMETRY_COLUMNS]
-# Needed in every row / in every run that did not fail / in every completed trial.
-RUN_REQUIRED = ["run_id", "tuner", "budget", "seed", "stopped_by"]
-RUN_REQUIRED_OK = ["best_val_accuracy", "test_accuracy", "search_seconds", "retrain_seconds", "evaluate_seconds",
-                   "trials_completed", "trials_failed", "search_epochs"]
-TRIAL_REQUIRED = ["run_id", "status", "epochs", "started_seconds", "seconds"]
-
-# ---------------------------------------------------------------- loading
-
-def _coerce(frame: pd.DataFrame, path: Path, numeric: list[str], required: list[str]) -> pd.DataFrame:
-    frame = frame.copy()
-    for column in numeric:
-        if column not in frame.columns:
-            continue
-        parsed = pd.to_numeric(frame[column], errors="coerce")
-        bad = parsed.isna() & frame[column].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ResultsError(f"{path}: line {i + 2}: column {column} is {frame[column].iloc[i]!r}, not a number; fix or delete the row and rerun")
-        frame[column] = parsed.astype(float)
-    for column in results.TEXT_COLUMNS:
-        if column in frame.columns:
-            frame[column] = frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-    _require(frame, path, required, np.ones(len(frame), dtype=bool))
-    return frame
-
-
-def _require(frame: pd.DataFrame, path: Path, columns: list[str], where) -> None:
-    for column in columns:
-        values = frame[column]
-        empty = (values.isna() | (values == "")).to_numpy() & np.asarray(where)
-        if empty.any():
-            i = int(np.flatnonzero(empty)[0])
-            raise ResultsError(f"{path}: line {i + 2}: column {column} is empty; fix or delete the row and rerun")
-
-
-def load(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Validated runs and trials of one results directory; any problem is a one-line ResultsError naming the file."""
-    results_dir = Path(results_dir)
-    runs_path, trials_path = results_dir / results.RUNS_FILE, results_dir / results.TRIALS_FILE
-    runs = results.read_runs(results_dir)
-    if runs.empty:
-        raise ResultsError(f"{runs_path}: no runs recorded; run the benchmark first")
-    runs = _coerce(runs, runs_path, RUN_NUMERIC, RUN_REQUIRED)
-    runs["failed"] = results.failed_runs(runs)
-    _require(runs, runs_path, RUN_REQUIRED_OK, ~runs["failed"].to_numpy())
-    for i, text in enumerate(runs["best_hyperparameters"]):
-        try:
-            json.loads(text or "{}")
-        except json.JSONDecodeError:
-            raise ResultsError(f"{runs_path}: line {i + 2}: column best_hyperparameters is not JSON; fix or delete the row and rerun") from None
-    if not trials_path.is_file() and (runs["trials_completed"].fillna(0) + runs["trials_failed"].fillna(0)).sum() == 0:
-        trials = pd.DataFrame(columns=results.TRIAL_COLUMNS)  # only runs without trials (e.g. baselines): none written
-    else:
-        trials = results.read_trials(results_dir)
-    trials = _coerce(trials, trials_path, TRIAL_NUMERIC, TRIAL_REQUIRED)
-    _require(trials, trials_path, ["val_accuracy"], (trials["status"] == "COMPLETED").to_numpy())
-    return runs, trials
-
 
 # ---------------------------------------------------------------- formatting
 
@@ -121,13 +56,6 @@ def _plain(value) -> str:
     return str(value) or "–"
 
 
-def cells(runs: pd.DataFrame) -> list[tuple[str, str]]:
-    """(tuner, budget) groups in report order: the baseline, then each budget's tuners in registry order."""
-    order = {name: i for i, name in enumerate(TUNER_NAMES)}
-    found = {(t, b) for t, b in zip(runs["tuner"], runs["budget"])}
-    return sorted(found, key=lambda c: (c[0] != BASELINE, c[1], order.get(c[0], len(order)), c[0]))
-
-
 # ---------------------------------------------------------------- sections
 
 def _header(runs: pd.DataFrame, trials: pd.DataFrame, generated_at: str) -> list[str]:
@@ -150,7 +78,7 @@ def _accuracy(runs: pd.DataFrame) -> list[str]:
     base = runs[(runs["tuner"] == BASELINE) & ~runs["failed"]]
     base_acc = dict(zip(base["seed"].astype(int), base["test_accuracy"]))
     rows = []
-    for tuner, budget in cells(runs):
+    for tuner, budget in cell_order(zip(runs["tuner"], runs["budget"])):
         group = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)]
         ok = group[~group["failed"]]
         row = [tuner, budget, f"{len(ok)} / {group['seed'].nunique()}"]
@@ -164,9 +92,11 @@ def _accuracy(runs: pd.DataFrame) -> list[str]:
             row += ["–"] * 4
         else:
             diff = stats.paired_difference(pairs, base_acc)
-            row += [f"{_num(diff.interval.mean, sign=True)} (n={len(diff.seeds)})", _ci(diff.interval, sign=True),
-                    "–" if diff.p_value is None else f"{diff.p_value:.3g}",
-                    _num(stats.detectable_difference(len(diff.seeds), diff.interval.std))]
+            unknown = f"unknown: {diff.unknown}"
+            row += [f"{_num(diff.mean, sign=True)} (n={diff.n})",
+                    unknown if diff.low is None else f"[{_num(diff.low, sign=True)}, {_num(diff.high, sign=True)}]",
+                    unknown if diff.p_value is None else f"{diff.p_value:.3g}",
+                    unknown if diff.detectable is None else _num(diff.detectable)]
         row.append(_num(_mean(ok["best_val_accuracy"])))
         rows.append(row)
     headers = ["tuner", "budget", "seeds ok / total", "test acc mean ± std", "95% CI", "Δ vs baseline",
@@ -176,12 +106,14 @@ def _accuracy(runs: pd.DataFrame) -> list[str]:
             "failed runs count in *total* but their missing accuracy is left out. Δ is tuner − baseline paired by seed "
             "(only seeds where both finished, n pairs); p is a two-sided paired t-test on those differences. "
             "With 3–5 seeds this test only detects large effects: *detectable Δ* is the smallest true difference it "
-            "would find with 80% power at α = 0.05, given the observed spread of the differences.", ""]
+            "would find with 80% power at α = 0.05, given the observed spread of the differences (fmbench/stats.py, the same "
+            "definitions the CI gate uses). *unknown: zero spread* means every paired difference was identical: "
+            "there is no spread to scale an interval, a p-value or a detectable difference by.", ""]
 
 
 def _cost(runs: pd.DataFrame) -> list[str]:
     rows = []
-    for tuner, budget in cells(runs):
+    for tuner, budget in cell_order(zip(runs["tuner"], runs["budget"])):
         group = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)]
         ok = group[~group["failed"]]
         stopped = group["stopped_by"].value_counts()
@@ -213,7 +145,7 @@ def _time_to_baseline(runs: pd.DataFrame, trials: pd.DataFrame, target: float | 
     if target is None:
         return lines + ["No finished baseline run: there is no target to reach.", ""]
     rows = []
-    for tuner, budget in cells(runs):
+    for tuner, budget in cell_order(zip(runs["tuner"], runs["budget"])):
         if tuner == BASELINE:
             continue
         group = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)]
@@ -250,7 +182,7 @@ def _ranking(runs: pd.DataFrame) -> list[str]:
             for name, rank in stats.rank_descending(accuracy).items():
                 tally.setdefault(name, []).append(rank)
                 wins[name] = wins.get(name, 0) + (accuracy[name] == best)
-        for tuner, _ in cells(runs[runs["budget"].isin([budget, "none"])]):
+        for tuner, _ in cell_order(zip(*[runs[runs["budget"].isin([budget, "none"])][c] for c in ("tuner", "budget")])):
             if tuner in tally:
                 rows.append([budget, tuner, _num(float(np.mean(tally[tuner])), 2), str(wins[tuner]), str(len(tally[tuner]))])
     return ["## Ranking across seeds", "",
@@ -261,7 +193,7 @@ def _ranking(runs: pd.DataFrame) -> list[str]:
 
 def _hyperparameters(runs: pd.DataFrame) -> list[str]:
     rows = []
-    for tuner, budget in cells(runs):
+    for tuner, budget in cell_order(zip(runs["tuner"], runs["budget"])):
         group = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)].sort_values("seed")
         for run in group.itertuples():
             hps = json.loads(run.best_hyperparameters or "{}")
@@ -301,44 +233,38 @@ HOW_TO_READ = (
 )
 
 
-def render(runs: pd.DataFrame, trials: pd.DataFrame, figures: list[tuple[str, str]] = (), generated_at: str | None = None,
-           notes: list[str] = ()) -> str:
+def render(rs: ResultSet, figures: list[tuple[str, str]] = (), generated_at: str | None = None, notes: list[str] = ()) -> str:
     """The report as markdown; pure: the same rows (and generated_at) give the same text."""
-    runs = runs.copy()
-    if "failed" not in runs.columns:
-        runs["failed"] = results.failed_runs(runs)
-    order = runs.sort_values(["started_at", "run_id"], kind="stable")
-    superseded = order[order.duplicated(["tuner", "budget", "seed"], keep="last")]
-    runs = runs[~runs["run_id"].isin(superseded["run_id"])]
-    known = trials[trials["run_id"].isin(runs["run_id"])]
+    runs, known = rs.runs, rs.trials
     generated_at = generated_at or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = _header(runs, known, generated_at) + [""]
     lines += [f"> {note}" for note in notes]
-    if len(known) < len(trials):
-        lines += [f"> {len(trials) - len(known)} trial row(s) belong to no counted run (a run still in progress, or superseded) and are left out.", ""]
+    if rs.orphan_trials:
+        lines += [f"> {rs.orphan_trials} trial row(s) belong to no counted run (a run still in progress, or superseded) and are left out.", ""]
     lines += _accuracy(runs) + _cost(runs) + _time_to_baseline(runs, known, baseline_target(runs)) + _ranking(runs)
     if figures:
         lines += ["## Plots", ""] + [f"![{title}]({name})\n" for title, name in figures]
-    lines += _hyperparameters(runs) + _failures(runs, known, superseded) + [HOW_TO_READ]
+    lines += _hyperparameters(runs) + _failures(runs, known, rs.superseded) + [HOW_TO_READ]
     return "\n".join(lines)
 
 
-def write_report(results_dir: Path, out: Path | None = None) -> Path:
-    """Read results_dir, write the markdown report (default results_dir/report.md) and its PNGs beside it; return its path."""
-    results_dir = Path(results_dir)
-    out = Path(out) if out is not None else results_dir / "report.md"
-    runs, trials = load(results_dir)
-    figures = plots.write_all(runs, trials, baseline_target(runs), out.parent, out.stem)
-    atomic.write_text(out, render(runs, trials, figures))
+def write_report(results_dirs, out: Path | None = None) -> Path:
+    """Read one or several results folders, write the markdown report (default: in the first folder, report.md)
+    and its PNGs beside it; return its path."""
+    rs = resultset.load(results_dirs)
+    out = Path(out) if out is not None else rs.sources[0] / "report.md"
+    figures = plots.write_all(rs, baseline_target(rs.runs), out.parent, out.stem)
+    atomic.write_text(out, render(rs, figures))
     return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results_dir", type=Path, help="a results directory holding runs.csv and trials.csv, e.g. results/quick")
-    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="markdown file to write (default: RESULTS_DIR/report.md); PNGs go beside it")
+    parser.add_argument("results_dirs", type=Path, nargs="+", metavar="RESULTS_DIR",
+                        help="results folder(s) holding runs.csv and trials.csv, e.g. results/quick, or every shard folder of one matrix")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="markdown file to write (default: the first RESULTS_DIR/report.md); PNGs go beside it")
 
 
 def command(args: argparse.Namespace) -> int:
-    path = write_report(args.results_dir, args.out)
+    path = write_report(args.results_dirs, args.out)
     print(path)
     return 0

@@ -1,4 +1,7 @@
-"""Across-seed statistics: means with t intervals, differences paired by seed."""
+"""Across-seed statistics, defined once: means with t intervals, differences with their test, margin and
+detectable drop. Report and check both read these; the tests are scipy's (ttest_rel, ttest_ind(equal_var=False)
+and their confidence_interval(); nct for power), not hand formulas.
+"""
 from __future__ import annotations
 
 import math
@@ -9,8 +12,9 @@ from scipy import optimize
 from scipy import stats as scipy_stats
 
 CONFIDENCE = 0.95
-
-
+POWER = 0.80
+# Accuracies are float32 fractions of a test set; differences below this are rounding, not spread.
+RESOLUTION = 1e-9
 @dataclass(frozen=True)
 class Interval:
     """Mean of n values with its two-sided t confidence interval (None bounds when n < 2)."""
@@ -23,12 +27,38 @@ class Interval:
 
 
 @dataclass(frozen=True)
-class PairedDifference:
-    """current - reference, paired by seed: mean difference, its interval, and a paired t-test p-value."""
+class Difference:
+    """current - reference with its test. alternative is scipy's: 'two-sided' asks "any difference?",
+    'less' asks "did current drop?". The interval, p, margin and detectable drop all belong to that test.
 
-    seeds: tuple[int, ...]
-    interval: Interval
-    p_value: float | None  # two-sided paired t-test; None when fewer than 2 pairs or no spread
+    margin: how far the mean difference may go (below 0 for 'less') before the test calls it significant at
+    1 - CONFIDENCE. detectable: the smallest true difference the test finds with POWER, given the observed spread.
+    When there is no spread to estimate (one pair, or every difference identical) these are None and `unknown`
+    says why: the figure is unknowable, not small.
+    """
+
+    method: str  # paired / Welch
+    n: int  # pairs (paired) or runs on the smaller side (Welch)
+    mean: float
+    low: float | None
+    high: float | None
+    p_value: float | None
+    margin: float | None
+    df: float | None = None
+    se: float | None = None
+    alternative: str = "two-sided"
+    unknown: str = ""  # why the test figures are None: "one pair", "zero spread"
+    floored: bool = False  # the observed spread was below one step and was taken as one step
+
+    @property
+    def detectable(self) -> float | None:
+        """Computed when asked: a root search over scipy's noncentral t, too slow for every simulated gate run."""
+        return None if self.se is None else detectable_difference(self.df, self.se, self.alternative)
+
+    @property
+    def exact(self) -> bool:
+        """Every pair differs by the same amount: no noise is visible, the mean difference is the whole story."""
+        return self.unknown == "zero spread"
 
 
 def mean_interval(values, confidence: float = CONFIDENCE) -> Interval:
@@ -45,40 +75,101 @@ def mean_interval(values, confidence: float = CONFIDENCE) -> Interval:
     return Interval(n, mean, std, mean - half, mean + half)
 
 
-def paired_difference(current: dict[int, float], reference: dict[int, float], confidence: float = CONFIDENCE) -> PairedDifference:
-    """Differences on the seeds both sides ran; seeds on one side only are left out (they cannot be paired)."""
-    seeds = tuple(sorted(set(current) & set(reference)))
-    if not seeds:
-        raise ValueError("no seed in common: the differences cannot be paired")
-    diffs = [current[s] - reference[s] for s in seeds]
-    interval = mean_interval(diffs, confidence)
-    p_value = None
-    if len(seeds) >= 2 and interval.std > 0:
-        p_value = float(scipy_stats.ttest_1samp(diffs, 0.0).pvalue)
-    return PairedDifference(seeds, interval, p_value)
+def paired_difference(current: dict[int, float], reference: dict[int, float], alternative: str = "two-sided",
+                      confidence: float = CONFIDENCE, step: float = 0.0) -> Difference:
+    """Differences on the keys (seeds) both sides have, by scipy's paired t-test; keys on one side only are left out.
 
-
-def detectable_difference(n: int, std: float, alpha: float = 1 - CONFIDENCE, power: float = 0.8) -> float | None:
-    """Smallest true mean difference a two-sided paired t-test on n pairs finds with the given power.
-
-    std is the spread of the per-seed differences; None when it cannot be estimated (n < 2 or no spread).
+    step: the finest difference the measure can show (one image of the evaluated set, as accuracy). When given,
+    a spread of the differences below it is taken as one step (`floored`): accuracies count images, and a smaller
+    spread is rounding luck, not evidence of no noise. Without it, zero spread leaves the figures unknown.
     """
-    if n < 2 or not std > 0:
+    keys = sorted(set(current) & set(reference))
+    if not keys:
+        raise ValueError("no seed in common: the differences cannot be paired")
+    cur = np.round([current[k] for k in keys], 9)
+    ref = np.round([reference[k] for k in keys], 9)
+    diffs = np.round(cur - ref, 9)
+    mean = float(diffs.mean())
+    n = len(keys)
+    spread = float(diffs.std(ddof=1)) if n >= 2 else 0.0
+    if n < 2 or (not step and spread < RESOLUTION):
+        return Difference("paired", n, mean, None, None, None, None, alternative=alternative,
+                          unknown="one pair" if n < 2 else "zero spread")
+    if spread < step:
+        return _figures("paired", n, mean, _FlooredTest(mean, step / math.sqrt(n), n - 1, alternative),
+                        step / math.sqrt(n), alternative, confidence, floored=True)
+    test = scipy_stats.ttest_rel(cur, ref, alternative=alternative)
+    return _figures("paired", n, mean, test, spread / math.sqrt(n), alternative, confidence)
+
+
+@dataclass(frozen=True)
+class _FlooredTest:
+    """A one-sample t-test of a mean difference whose standard error is given, in the shape of scipy's result."""
+
+    mean: float
+    se: float
+    df: float
+    alternative: str
+
+    @property
+    def pvalue(self) -> float:
+        t = self.mean / self.se
+        if self.alternative == "less":
+            return float(scipy_stats.t.cdf(t, self.df))
+        if self.alternative == "greater":
+            return float(scipy_stats.t.sf(t, self.df))
+        return float(2 * scipy_stats.t.sf(abs(t), self.df))
+
+    def confidence_interval(self, confidence: float):
+        if self.alternative == "two-sided":
+            return scipy_stats.t.interval(confidence, self.df, loc=self.mean, scale=self.se)
+        half = float(scipy_stats.t.ppf(confidence, self.df)) * self.se
+        return (-math.inf, self.mean + half) if self.alternative == "less" else (self.mean - half, math.inf)
+
+
+def welch_difference(current, reference, alternative: str = "two-sided", confidence: float = CONFIDENCE) -> Difference:
+    """mean(current) - mean(reference) for unpaired runs, by scipy's Welch t-test."""
+    cur, ref = np.asarray(list(current), dtype=float), np.asarray(list(reference), dtype=float)
+    mean, n = float(cur.mean() - ref.mean()), min(len(cur), len(ref))
+    spread = [float(x.std(ddof=1)) for x in (cur, ref) if len(x) >= 2]
+    if len(cur) < 2 or len(ref) < 2:
+        return Difference("Welch", n, mean, None, None, None, None, alternative=alternative, unknown="one run on a side")
+    if max(spread) < RESOLUTION:
+        return Difference("Welch", n, mean, None, None, None, None, alternative=alternative, unknown="zero spread")
+    test = scipy_stats.ttest_ind(cur, ref, equal_var=False, alternative=alternative)
+    se = math.sqrt(cur.var(ddof=1) / len(cur) + ref.var(ddof=1) / len(ref))
+    return _figures("Welch", n, mean, test, se, alternative, confidence)
+
+
+def _figures(method: str, n: int, mean: float, test, se: float, alternative: str, confidence: float,
+             floored: bool = False) -> Difference:
+    low, high = test.confidence_interval(confidence)
+    low = None if math.isinf(low) else float(low)
+    high = None if math.isinf(high) else float(high)
+    # The margin is the distance from the mean difference to the bound of the interval on the tested side.
+    margin = float(mean - low) if alternative == "greater" else float(high - mean)
+    return Difference(method, n, mean, low, high, float(test.pvalue), margin, float(test.df), se, alternative, floored=floored)
+
+
+def detectable_difference(df: float, se: float, alternative: str = "two-sided", alpha: float = 1 - CONFIDENCE,
+                          power: float = POWER) -> float | None:
+    """Smallest true difference (in size) that a t-test with df degrees of freedom and standard error se finds
+    with the given power; None when there is no spread (se == 0) to scale it by."""
+    if not se > 0 or not df > 0:
         return None
-    df = n - 1
-    critical = float(scipy_stats.t.ppf(1 - alpha / 2, df))
+    two_sided = alternative == "two-sided"
+    critical = float(scipy_stats.t.ppf(1 - (alpha / 2 if two_sided else alpha), df))
 
     def shortfall(effect: float) -> float:
-        shift = effect / std * math.sqrt(n)
-        # The far tail is ~0 but scipy's nct can return NaN there.
-        reach = float(scipy_stats.nct.sf(critical, df, shift)) + float(np.nan_to_num(scipy_stats.nct.cdf(-critical, df, shift)))
+        shift = effect / se
+        reach = float(scipy_stats.nct.sf(critical, df, shift))
+        if two_sided:  # the far tail is ~0 but scipy's nct can return NaN there
+            reach += float(np.nan_to_num(scipy_stats.nct.cdf(-critical, df, shift)))
         return reach - power
 
-    high = std
+    high = se
     while shortfall(high) < 0:
         high *= 2
-        if high > 1e6 * std:
-            return None
     return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-12))
 
 

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 from tabulate import tabulate
 
-from fmbench import results
+from fmbench import results, resultset
 from fmbench.spec import BASELINE, RunResult
 from fmbench.stats import mean_interval, paired_difference
 
@@ -56,11 +56,13 @@ def extra_info(result: RunResult) -> dict:
 
 
 def comparison_table(runs: pd.DataFrame) -> str:
-    """Per tuner and budget: test accuracy over seeds, paired difference to the baseline, and cost."""
-    baseline = runs[runs.tuner == BASELINE].dropna(subset=["test_accuracy"]).set_index("seed")["test_accuracy"].to_dict()
+    """Per tuner and budget: test accuracy over seeds, paired difference to the baseline, and cost (current rows only)."""
+    rs = resultset.from_frames(runs)
+    baseline = rs.ok[rs.ok.tuner == BASELINE].set_index("seed")["test_accuracy"].to_dict()
     rows = []
-    for (tuner, budget), group in runs.groupby(["tuner", "budget"], sort=False):
-        ok = group.dropna(subset=["test_accuracy"])
+    for tuner, budget in rs.cells():
+        group = rs.cell_runs(tuner, budget)
+        ok = group[~group.failed]
         accuracy = "all failed"
         diff = ""
         if len(ok):
@@ -68,7 +70,7 @@ def comparison_table(runs: pd.DataFrame) -> str:
             accuracy = f"{interval.mean:.4f} ± {interval.std:.4f}"
             if tuner != BASELINE and baseline and set(ok.seed) & set(baseline):
                 paired = paired_difference(ok.set_index("seed").test_accuracy.to_dict(), baseline)
-                diff = f"{paired.interval.mean:+.4f}"
+                diff = f"{paired.mean:+.4f}"
         rows.append({
             "tuner": tuner,
             "budget": budget,
@@ -80,4 +82,5 @@ def comparison_table(runs: pd.DataFrame) -> str:
             "epochs": f"{(group.search_epochs + group.retrain_epochs).mean():.1f}",
             "stopped by": ", ".join(f"{k}×{v}" for k, v in group.stopped_by.value_counts().items()),
         })
-    return tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True)  # keep the sign of Δ
+    superseded = f"\n{len(rs.superseded)} superseded row(s) left out (a later run of the same cell)" if len(rs.superseded) else ""
+    return tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True) + superseded  # keep the sign of Δ

