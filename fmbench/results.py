@@ -23,7 +23,7 @@ TELEMETRY_COLUMNS = [f.name for f in dataclasses.fields(TelemetrySummary)]
 MACHINE_COLUMNS = [
     "hostname", "platform", "cpu_model", "cpu_cores", "gpu_model",
     "python_version", "tensorflow_version", "keras_version", "keras_tuner_version", "optuna_version", "sklearn_version",
-    "commit",
+    "commit", "keras_backend",
 ]
 RUN_COLUMNS = [
     "run_id", "started_at", "profile", "cell", "tuner", "budget", "max_trials", "max_seconds", "max_epochs", "seed",
@@ -47,7 +47,7 @@ TEXT_COLUMNS = [
 
 
 # Columns added after tables were first committed: older tables read back with these values.
-ADDED_COLUMNS = {"max_epochs": None, "trials_cut": 0, "brackets_completed": None, "bracket": None, "round": None, "initial_epoch": None, "parent_trial_id": None,
+ADDED_COLUMNS = {"keras_backend": "", "max_epochs": None, "trials_cut": 0, "brackets_completed": None, "bracket": None, "round": None, "initial_epoch": None, "parent_trial_id": None,
                  "optuna_version": None, "sklearn_version": None, "space": "mlp"}
 
 
@@ -230,6 +230,8 @@ def machine_info() -> dict:
         "optuna_version": optuna.__version__,
         "sklearn_version": sklearn.__version__,
         "commit": _commit(),
+        # KERAS_BACKEND changes every number silently: rows say which backend trained them.
+        "keras_backend": keras.backend.backend(),
     }
 
 

@@ -24,7 +24,7 @@ from fmbench.spec import Budget, DataSizes, RunResult, RunSpec, TelemetrySummary
 MACHINE = {
     "hostname": "host-a", "platform": "Linux-x", "cpu_model": "Test CPU", "cpu_cores": 2, "gpu_model": "no GPU",
     "python_version": "3.11.0", "tensorflow_version": "2.21.0", "keras_version": "3.0.0",
-    "keras_tuner_version": "1.4.8", "optuna_version": "5.0.0", "sklearn_version": "1.9.1", "commit": "abcdef123456",
+    "keras_tuner_version": "1.4.8", "optuna_version": "5.0.0", "sklearn_version": "1.9.1", "commit": "abcdef123456", "keras_backend": "tensorflow",
 }
 TELEMETRY = TelemetrySummary(samples=7, cpu_util_mean=150.0, system_cpu_util_mean=80.0, rss_peak_mb=900.0,
                              gpu_util_mean=55.0, gpu_util_p95=90.0, gpu_util_max=99.0, gpu_mem_peak_mb=1234.0)
@@ -362,6 +362,7 @@ def test_machine_info(visible_gpus: list[str]) -> None:
     assert info["tensorflow_version"] == tf.__version__
     assert info["keras_version"] == keras.__version__
     assert info["keras_tuner_version"] == keras_tuner.__version__
+    assert info["keras_backend"] == keras.backend.backend()
     assert info["optuna_version"] == optuna.__version__
     assert info["sklearn_version"] == sklearn.__version__
     assert info["commit"] == results._commit()

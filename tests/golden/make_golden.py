@@ -15,7 +15,7 @@ from fmbench.results import RUN_COLUMNS, TRIAL_COLUMNS
 HERE = Path(__file__).parent
 CPU = {"hostname": "golden-host", "platform": "Linux-6.8-x86_64", "cpu_model": "Golden CPU @ 2.00GHz", "cpu_cores": 8,
        "gpu_model": "no GPU", "python_version": "3.12.3", "tensorflow_version": "2.21.0", "keras_version": "3.11.3",
-       "keras_tuner_version": "1.4.8", "optuna_version": "5.0.0", "sklearn_version": "1.9.1", "commit": "abc123def456"}
+       "keras_tuner_version": "1.4.8", "optuna_version": "5.0.0", "sklearn_version": "1.9.1", "commit": "abc123def456", "keras_backend": "tensorflow"}
 GPU = {**CPU, "hostname": "golden-gpu", "gpu_model": "NVIDIA H100 80GB HBM3", "commit": "fedcba987654"}
 
 # tuner, seed, test_acc, best_val, hps, stopped_by, error, trials [(id, status, val, epochs, started, seconds, error)]
