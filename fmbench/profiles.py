@@ -20,7 +20,7 @@ PROFILES = {
             epochs=3,  # Hyperband brackets of 1 and 3 epochs; its first bracket is 4 trials, 5 epochs
             batch_size=128,
             seeds=(1, 2, 3),
-            budgets=(Budget(max_trials=4), Budget(max_epochs=12), Budget(max_seconds=12)),
+            budgets=(Budget(max_trials=4), Budget(max_epochs=12), Budget(max_seconds=20)),
         ),
         Profile(
             name="quick",

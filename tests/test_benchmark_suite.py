@@ -66,7 +66,7 @@ def test_the_other_libraries_tuners_and_the_sklearn_baseline_are_cells(tmp_path:
                               "--fmbench-tuners", "tpe,tpe-hyperband,grid,sklearn,sklearn-baseline")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for cell in ("test_baseline[seed1]", "test_baseline[sklearn-baseline-seed1]", "test_tuner[tpe-trials4-seed1]",
-                 "test_tuner[tpe-hyperband-epochs12-seed1]", "test_tuner[grid-time12s-seed1]", "test_tuner[sklearn-trials4-seed1]"):
+                 "test_tuner[tpe-hyperband-epochs12-seed1]", "test_tuner[grid-time20s-seed1]", "test_tuner[sklearn-trials4-seed1]"):
         assert cell in proc.stdout, cell
     assert "sklearn-baseline-trials4" not in proc.stdout, "a fixed model runs once per seed, without a budget"
     assert "sklearn-epochs12" not in proc.stdout, "scikit-learn trains no epochs"
@@ -86,7 +86,7 @@ def test_resume_counts_a_cell_finished_only_when_its_latest_row_succeeded() -> N
         ("baseline-seed1", "2026-01-01T11:00:00+00:00", 0.81, "trials"),
         ("random-trials4-seed1", "2026-01-01T12:00:00+00:00", 0.80, "trials"),  # finished, then failed: runs again
         ("random-trials4-seed1", "2026-01-01T13:00:00+00:00", None, "error"),
-        ("random-time12s-seed1", "2026-01-01T10:30:00+00:00", None, "time"),  # no accuracy: runs again
+        ("random-time20s-seed1", "2026-01-01T10:30:00+00:00", None, "time"),  # no accuracy: runs again
     )
     assert _benchmarks_conftest().finished_cells(runs.iloc[::-1]) == {"baseline-seed1"}  # row order does not matter
 
@@ -121,9 +121,9 @@ def test_smoke_cells_leave_rows_extra_info_and_a_report(tmp_path: Path) -> None:
     proc = _pytest_benchmarks(*_smoke_args(out, "--benchmark-only", "--benchmark-json", str(tmp_path / "bench.json")))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = results.read_runs(out)
-    assert sorted(runs.cell) == ["baseline-seed1", "random-epochs12-seed1", "random-time12s-seed1", "random-trials4-seed1"]
+    assert sorted(runs.cell) == ["baseline-seed1", "random-epochs12-seed1", "random-time20s-seed1", "random-trials4-seed1"]
     assert runs.test_accuracy.between(0.1, 1.0).all()
-    assert set(results.read_trials(out).cell) == {"random-epochs12-seed1", "random-time12s-seed1", "random-trials4-seed1"}
+    assert set(results.read_trials(out).cell) == {"random-epochs12-seed1", "random-time20s-seed1", "random-trials4-seed1"}
     benchmarks = json.loads((tmp_path / "bench.json").read_text())["benchmarks"]
     extra = {b["name"]: b["extra_info"] for b in benchmarks}
     assert extra["test_tuner[random-trials4-seed1]"]["trials_completed"] == 4

@@ -42,7 +42,7 @@ def test_the_baseline_needs_no_budget_and_the_tuner_does() -> None:
 
 def test_an_epoch_budget_has_no_sklearn_cell() -> None:
     specs = profiles.get_profile("smoke").expand(("sklearn",), (1,))
-    assert {s.budget.label for s in specs if s.tuner == "sklearn"} == {"trials4", "time12s"}
+    assert {s.budget.label for s in specs if s.tuner == "sklearn"} == {"trials4", "time20s"}
 
 
 def test_sklearn_search_row_on_the_tiny_subset(subset_split) -> None:
