@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
-from fmbench import atomic, plots, resultset, stats
+from fmbench import atomic, plots, rank_report, resultset, stats
+from fmbench.markdown import cell_text, num, table
 from fmbench.resultset import ResultSet, cell_order
 from fmbench.spec import BASELINE
 
@@ -19,30 +19,15 @@ TIMESTAMP_PREFIX = "Generated at "
 
 # ---------------------------------------------------------------- formatting
 
-def _num(value, digits: int = 4, sign: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
 def _ci(interval: stats.Interval, digits: int = 4, sign: bool = False) -> str:
     if interval.low is None:
         return "– (n < 2)"
-    return f"[{_num(interval.low, digits, sign)}, {_num(interval.high, digits, sign)}]"
+    return f"[{num(interval.low, digits, sign)}, {num(interval.high, digits, sign)}]"
 
 
 def _mean(values) -> float:
     values = [float(v) for v in values if not math.isnan(v)]
     return float(np.mean(values)) if values else math.nan
-
-
-def _cell_text(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split()).replace("|", "\\|")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _table(rows: list[list], headers: list[str]) -> str:
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def _values(runs: pd.DataFrame, column: str) -> str:
@@ -86,22 +71,22 @@ def _accuracy(runs: pd.DataFrame) -> list[str]:
             rows.append(row + ["–"] * 7)
             continue
         acc = stats.mean_interval(ok["test_accuracy"])
-        row += [f"{_num(acc.mean)} ± {_num(acc.std)}", _ci(acc)]
+        row += [f"{num(acc.mean)} ± {num(acc.std)}", _ci(acc)]
         pairs = dict(zip(ok["seed"].astype(int), ok["test_accuracy"]))
         if tuner == BASELINE or not set(pairs) & set(base_acc):
             row += ["–"] * 4
         else:
             diff = stats.paired_difference(pairs, base_acc)
             unknown = f"unknown: {diff.unknown}"
-            row += [f"{_num(diff.mean, sign=True)} (n={diff.n})",
-                    unknown if diff.low is None else f"[{_num(diff.low, sign=True)}, {_num(diff.high, sign=True)}]",
+            row += [f"{num(diff.mean, sign=True)} (n={diff.n})",
+                    unknown if diff.low is None else f"[{num(diff.low, sign=True)}, {num(diff.high, sign=True)}]",
                     unknown if diff.p_value is None else f"{diff.p_value:.3g}",
-                    unknown if diff.detectable is None else _num(diff.detectable)]
-        row.append(_num(_mean(ok["best_val_accuracy"])))
+                    unknown if diff.detectable is None else num(diff.detectable)]
+        row.append(num(_mean(ok["best_val_accuracy"])))
         rows.append(row)
     headers = ["tuner", "budget", "seeds ok / total", "test acc mean ± std", "95% CI", "Δ vs baseline",
                "Δ 95% CI", "p", "detectable Δ", "best val acc mean"]
-    return ["## Test accuracy against the baseline", "", _table(rows, headers), "",
+    return ["## Test accuracy against the baseline", "", table(rows, headers), "",
             "Means, standard deviations (ddof=1) and Student-t 95% intervals are over the seeds whose run finished; "
             "failed runs count in *total* but their missing accuracy is left out. Δ is tuner − baseline paired by seed "
             "(only seeds where both finished, n pairs); p is a two-sided paired t-test on those differences. "
@@ -119,18 +104,18 @@ def _cost(runs: pd.DataFrame) -> list[str]:
         stopped = group["stopped_by"].value_counts()
         gpu_mean, gpu_max, gpu_mem = _mean(ok["gpu_util_mean"]), ok["gpu_util_max"].max(), ok["gpu_mem_peak_mb"].max()
         gpu = ("no GPU", "no GPU") if all(math.isnan(v) for v in (gpu_mean, gpu_max, gpu_mem)) else (
-            f"{_num(gpu_mean, 0)} / {_num(gpu_max, 0)}", _num(gpu_mem, 0))
+            f"{num(gpu_mean, 0)} / {num(gpu_max, 0)}", num(gpu_mem, 0))
         rows.append([
             tuner, budget,
-            " / ".join(_num(_mean(ok[c]), 1) for c in ("search_seconds", "retrain_seconds", "evaluate_seconds")),
-            f"{_num(_mean(ok['trials_completed']), 1)} ({int(group['trials_failed'].fillna(0).sum())})",
-            _num(_mean(ok["search_epochs"]), 1),
+            " / ".join(num(_mean(ok[c]), 1) for c in ("search_seconds", "retrain_seconds", "evaluate_seconds")),
+            f"{num(_mean(ok['trials_completed']), 1)} ({int(group['trials_failed'].fillna(0).sum())})",
+            num(_mean(ok["search_epochs"]), 1),
             ", ".join(f"{name}×{stopped[name]}" for name in sorted(stopped.index)),
-            *gpu, _num(_mean(ok["cpu_util_mean"]), 0),
+            *gpu, num(_mean(ok["cpu_util_mean"]), 0),
         ])
     headers = ["tuner", "budget", "wall s: search / retrain / evaluate", "trials completed (failed)", "search epochs",
                "stopped by", "GPU util % mean / max", "GPU mem peak MB", "CPU util % mean"]
-    return ["## Cost", "", _table(rows, headers), "",
+    return ["## Cost", "", table(rows, headers), "",
             "Means over finished runs; failed trials are summed over all runs; *stopped by* counts every run. "
             "CPU util is this process, in percent of one core.", ""]
 
@@ -156,14 +141,14 @@ def _time_to_baseline(runs: pd.DataFrame, trials: pd.DataFrame, target: float | 
             if hit is not None:
                 reached.append(hit)
         if reached:
-            rows.append([tuner, budget, f"{len(reached)} / {len(group)}", _num(float(np.median([r[0] for r in reached])), 1),
-                         _num(float(np.median([r[1] for r in reached])), 1)])
+            rows.append([tuner, budget, f"{len(reached)} / {len(group)}", num(float(np.median([r[0] for r in reached])), 1),
+                         num(float(np.median([r[1] for r in reached])), 1)])
         else:
             rows.append([tuner, budget, f"0 / {len(group)}", "not reached", "not reached"])
     return lines + [f"Target: {target:.4f}, the mean best validation accuracy of the finished baseline runs. Per run, the "
                     "first trial (in start order) at or above it; time is search seconds to that trial's end, epochs are "
                     "summed over all trials up to and including it. Medians are over the seeds that reached it.", "",
-                    _table(rows, ["tuner", "budget", "seeds reached", "median search s", "median epochs"]), ""]
+                    table(rows, ["tuner", "budget", "seeds reached", "median search s", "median epochs"]), ""]
 
 
 def _ranking(runs: pd.DataFrame) -> list[str]:
@@ -184,11 +169,12 @@ def _ranking(runs: pd.DataFrame) -> list[str]:
                 wins[name] = wins.get(name, 0) + (accuracy[name] == best)
         for tuner, _ in cell_order(zip(*[runs[runs["budget"].isin([budget, "none"])][c] for c in ("tuner", "budget")])):
             if tuner in tally:
-                rows.append([budget, tuner, _num(float(np.mean(tally[tuner])), 2), str(wins[tuner]), str(len(tally[tuner]))])
+                rows.append([budget, tuner, num(float(np.mean(tally[tuner])), 2), str(wins[tuner]), str(len(tally[tuner]))])
     return ["## Ranking across seeds", "",
             "Within each budget and seed, finished runs (baseline included) are ranked by test accuracy, 1 = best, "
             "ties share the average rank; a win is a seed where the run has the top accuracy (ties all win). Failed runs are not ranked.", "",
-            _table(rows, ["budget", "tuner", "mean rank", "wins", "seeds ranked"]) if rows else "Nothing to rank: fewer than two finished runs per seed.", ""]
+            table(rows, ["budget", "tuner", "mean rank", "wins", "seeds ranked"]) if rows else "Nothing to rank: fewer than two finished runs per seed.", "",
+            *rank_report.critical_differences(ok, base)]
 
 
 def _hyperparameters(runs: pd.DataFrame) -> list[str]:
@@ -198,8 +184,8 @@ def _hyperparameters(runs: pd.DataFrame) -> list[str]:
         for run in group.itertuples():
             hps = json.loads(run.best_hyperparameters or "{}")
             text = ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(hps.items()) if not k.startswith("tuner/"))
-            rows.append([tuner, budget, str(int(run.seed)), "(failed run) " * bool(run.failed) + _cell_text(text or "–")])
-    return ["## Best hyperparameters found", "", _table(rows, ["tuner", "budget", "seed", "hyperparameters"]), ""]
+            rows.append([tuner, budget, str(int(run.seed)), "(failed run) " * bool(run.failed) + cell_text(text or "–")])
+    return ["## Best hyperparameters found", "", table(rows, ["tuner", "budget", "seed", "hyperparameters"]), ""]
 
 
 def _failures(runs: pd.DataFrame, trials: pd.DataFrame, superseded: pd.DataFrame) -> list[str]:
@@ -210,15 +196,15 @@ def _failures(runs: pd.DataFrame, trials: pd.DataFrame, superseded: pd.DataFrame
         return lines + ["None: every run and trial finished.", ""]
     if not bad.empty:
         lines += [f"{len(bad)} failed run(s): counted in *seeds total*, left out of means, intervals, paired differences and ranks.", "",
-                  _table([[r.tuner, r.budget, str(int(r.seed)), r.run_id, r.stopped_by, _cell_text(r.error or "–")] for r in bad.itertuples()],
+                  table([[r.tuner, r.budget, str(int(r.seed)), r.run_id, r.stopped_by, cell_text(r.error or "–")] for r in bad.itertuples()],
                          ["tuner", "budget", "seed", "run_id", "stopped by", "error"]), ""]
     if not bad_trials.empty:
         lines += [f"{len(bad_trials)} failed trial(s):", "",
-                  _table([[r.tuner, r.budget, _plain(r.seed), r.run_id, r.trial_id, r.status, _cell_text(r.error or "–")] for r in bad_trials.itertuples()],
+                  table([[r.tuner, r.budget, _plain(r.seed), r.run_id, r.trial_id, r.status, cell_text(r.error or "–")] for r in bad_trials.itertuples()],
                          ["tuner", "budget", "seed", "run_id", "trial", "status", "error"]), ""]
     if not superseded.empty:
         lines += [f"{len(superseded)} run(s) superseded by a later run of the same tuner, budget and seed (left out of every number):", "",
-                  _table([[r.tuner, r.budget, _plain(r.seed), r.run_id, r.stopped_by, _cell_text(r.error or "–")] for r in superseded.itertuples()],
+                  table([[r.tuner, r.budget, _plain(r.seed), r.run_id, r.stopped_by, cell_text(r.error or "–")] for r in superseded.itertuples()],
                          ["tuner", "budget", "seed", "run_id", "stopped by", "error"]), ""]
     return lines
 
@@ -242,6 +228,7 @@ def render(rs: ResultSet, figures: list[tuple[str, str]] = (), generated_at: str
     if rs.orphan_trials:
         lines += [f"> {rs.orphan_trials} trial row(s) belong to no counted run (a run still in progress, or superseded) and are left out.", ""]
     lines += _accuracy(runs) + _cost(runs) + _time_to_baseline(runs, known, baseline_target(runs)) + _ranking(runs)
+    lines += rank_report.anytime_ranks(runs, known) + rank_report.shared_models(rs)
     if figures:
         lines += ["## Plots", ""] + [f"![{title}]({name})\n" for title, name in figures]
     lines += _hyperparameters(runs) + _failures(runs, known, rs.superseded) + [HOW_TO_READ]

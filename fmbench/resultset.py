@@ -78,6 +78,19 @@ class ResultSet:
     def describe(self) -> str:
         return ", ".join(str(s) for s in self.sources)
 
+    def shared_models(self) -> list[tuple[int, str, list[str]]]:
+        """(seed, best hyperparameters, cells) for every model that finished runs of several cells retrained.
+
+        With common random numbers (every tuner of a seed shares its random stream) small budgets often end on
+        the same model: those runs are one piece of evidence, not several.
+        """
+        ok = self.ok[self.ok["tuner"] != BASELINE]
+        shared = []
+        for (seed, hps), group in ok.groupby(["seed", "best_hyperparameters"], sort=True):
+            if len(group) > 1:
+                shared.append((int(seed), str(hps), [f"{t} {b}" for t, b in cell_order(zip(group["tuner"], group["budget"]))]))
+        return shared
+
 
 def from_frames(runs: pd.DataFrame, trials: pd.DataFrame | None = None, sources=()) -> ResultSet:
     """The model of rows already in memory (read in file order, as load() concatenates them)."""

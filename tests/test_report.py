@@ -436,3 +436,29 @@ def test_golden_files_are_in_the_real_schema():
     assert list(pd.read_csv(GOLDEN / "trials.csv").columns) == TRIAL_COLUMNS
     hps = [json.loads(text) for text in pd.read_csv(GOLDEN / "runs.csv").best_hyperparameters]
     assert any(any(k.startswith("tuner/") for k in h) for h in hps)
+
+
+def test_critical_difference_matches_friedman_and_nemenyi_by_hand(markdown):
+    # Golden trials3: baseline, random, hyperband over 3 seeds; hyperband's seed 3 failed, so seeds 1-2 are ranked.
+    runs = raw_runs()
+    ok = runs[runs.test_accuracy.notna() & runs.budget.isin(["trials3", "none"])]
+    wide = ok.pivot_table(index="seed", columns="tuner", values="test_accuracy").dropna()
+    p = sps.friedmanchisquare(*(wide[c] for c in wide.columns)).pvalue
+    k, n = wide.shape[1], wide.shape[0]
+    shown = row(table(markdown, "Critical differences"), budget="trials3")
+    assert int(shown["seeds"]) == n == 2
+    close(shown["Friedman p"], p, 3)
+    close(shown["critical difference"], 2.343 * np.sqrt(k * (k + 1) / (6 * n)), 2)  # q(0.05, 3) / sqrt(2), Demsar 2006
+
+
+def test_runs_that_retrain_one_model_are_listed_together(golden):
+    runs = raw_runs()
+    seed1 = runs[(runs.tuner == "random") & (runs.seed == 1)].iloc[0]
+    runs.loc[(runs.tuner == "hyperband") & (runs.seed == 1), "best_hyperparameters"] = seed1.best_hyperparameters
+    runs.to_csv(golden / "runs.csv", index=False)
+    rs = resultset.load(golden)
+    assert [(seed, cells) for seed, _, cells in rs.shared_models()] == [(1, ["random trials3", "hyperband trials3"])]
+    shown = table(report.render(rs, generated_at=FIXED), "Same model, several cells")
+    assert shown == [{"seed": "1", "cells": "random trials3, hyperband trials3", "best hyperparameters": seed1.best_hyperparameters}]
+    assert "Every finished tuned run retrained a model of its own." in section(report.render(resultset.load(GOLDEN), generated_at=FIXED),
+                                                                                "Same model, several cells")
