@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one tuner (or the baseline) and append its rows")
     run.add_argument("--tuner", required=True, help="random, hyperband, bayesian or baseline")
     run.add_argument("--seed", type=int, default=1, help="integer >= 1 (default 1)")
-    run.add_argument("--max-trials", type=int, help="stop after N trials")
+    run.add_argument("--max-trials", type=int, help="stop after N trials (with no budget given: the profile's trial budget)")
     run.add_argument("--max-seconds", type=float, help="stop the search after S wall-clock seconds")
     run.add_argument("--max-epochs", type=int, help="stop after E training epochs summed over all trials (the fair unit between Hyperband and the others)")
     run.add_argument("--space", help="search space: mlp (default; the profile's) or cnn (keras-tuner's HyperResNet / HyperXception)")
@@ -82,6 +82,9 @@ def _calibrate():
 def _run(args: argparse.Namespace) -> int:
     profile = profiles.get_profile(args.profile)
     budget = Budget(max_trials=args.max_trials, max_seconds=args.max_seconds, max_epochs=args.max_epochs)
+    if budget.is_empty:
+        # No budget given: the profile's trial budget, which lets every tuner run its own algorithm.
+        budget = next((b for b in profile.budgets if b.max_trials and b.max_seconds is None and b.max_epochs is None), budget)
     spec = profile.spec(args.tuner, args.seed, budget)  # validates tuner, seed and budget before any import of TF
     if args.space is not None:
         spec = dataclasses.replace(spec, space=args.space)

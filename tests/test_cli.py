@@ -4,6 +4,7 @@ Nothing here trains. The subprocess tests block TensorFlow's import to prove val
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fmbench import cli, data
+from fmbench.spec import Budget
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,10 +81,33 @@ def test_bad_run_arguments_exit_2_with_one_line(case: str, subset_dir: Path, tmp
     assert not (tmp_path / "out").exists(), "nothing may be written for a rejected run"
 
 
-def test_tuner_without_budget_exits_2(subset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_tuner_without_budget_takes_the_profiles_trial_budget(subset_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from fmbench import results, tuners
+
+    seen = []
+    monkeypatch.setattr(tuners, "run", lambda spec, split, progress: seen.append(spec) or _stub_result(spec))
+    monkeypatch.setattr(results, "save_run", lambda out, result: None)
+    args = ["run", "--tuner", "hyperband", "--profile", "smoke", "--data-dir", str(subset_dir), "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    assert [spec.budget for spec in seen] == [Budget(max_trials=4)]  # smoke's trial budget: Hyperband's first bracket
+
+
+def test_profile_without_a_trial_budget_still_asks_for_one(subset_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    from fmbench import profiles
+
+    smoke = profiles.PROFILES["smoke"]
+    monkeypatch.setitem(profiles.PROFILES, "smoke", dataclasses.replace(smoke, budgets=(Budget(max_seconds=20),)))
     args = ["run", "--tuner", "hyperband", "--profile", "smoke", "--data-dir", str(subset_dir), "--out", str(tmp_path)]
     assert cli.main(args) == 2
     _assert_one_error_line(capsys, ["hyperband", "--max-trials", "--max-seconds"])
+
+
+def _stub_result(spec):
+    from fmbench.spec import RunResult
+
+    return RunResult(spec=spec, run_id="r", started_at="t", best_hyperparameters={}, best_val_accuracy=None, test_accuracy=0.5,
+                     test_loss=1.0, search_seconds=0.0, retrain_seconds=0.0, evaluate_seconds=0.0, trials_completed=0,
+                     trials_failed=0, search_epochs=0, retrain_epochs=0, stopped_by="trials", time_overrun_seconds=None)
 
 
 def test_missing_data_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
