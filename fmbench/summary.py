@@ -21,7 +21,8 @@ def run_summary(result: RunResult) -> str:
         ("test accuracy", _fmt(result.test_accuracy)),
         ("test loss", _fmt(result.test_loss)),
         ("best validation accuracy", _fmt(result.best_val_accuracy)),
-        ("trials", f"{result.trials_completed} completed, {result.trials_failed} failed"),
+        ("trials", f"{result.trials_completed} completed, {result.trials_failed} failed"
+                   + (f", {result.trials_cut} cut by the budget" if result.trials_cut else "")),
         ("epochs", f"{result.search_epochs} in search + {result.retrain_epochs} retrain"),
         ("stopped by", result.stopped_by + ("" if result.time_overrun_seconds is None else f" (time budget overrun {result.time_overrun_seconds:.1f}s)")),
         ("wall seconds", f"{result.wall_seconds:.1f} = search {result.search_seconds:.1f} + retrain {result.retrain_seconds:.1f} + evaluate {result.evaluate_seconds:.1f}"),

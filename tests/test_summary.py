@@ -48,3 +48,12 @@ def test_comparison_table_counts_only_the_latest_row_of_a_rerun_cell() -> None:
     random_line = next(line for line in table.splitlines() if line.startswith("random"))
     assert "1/1" in random_line and "+0.030" in random_line and "error" not in random_line
     assert "1 superseded row(s) left out" in table
+
+
+def test_run_summary_names_trials_cut_by_the_budget() -> None:
+    import dataclasses
+
+    plain = summary.run_summary(_result("random", 1, 0.81))
+    cut = summary.run_summary(dataclasses.replace(_result("random", 1, 0.81), trials_cut=1))
+    assert "3 completed, 0 failed" in plain and "cut" not in plain
+    assert "3 completed, 0 failed, 1 cut by the budget" in cut
