@@ -2,7 +2,7 @@
 
 Optuna's tuners have their own end-to-end test in tests/test_optuna_search.py.
 
-Smoke profile (2 epochs per trial, batch 128) with --max-trials 2; the subset caps the profile's sizes to
+Smoke profile (3 epochs per trial, batch 128) with --max-trials 2; the subset caps the profile's sizes to
 1500 train / 300 val / 400 test images. About half a minute on 2 CPU cores.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_one_run_row_per_runner_with_a_real_test_accuracy(runs: pd.DataFrame, vi
         assert 0.0 < row.test_loss
         assert 0.0 < row.best_val_accuracy <= 1.0
         assert pd.isna(row.error) or row.error == "", row.error
-        assert row.retrain_epochs == 2 and row.epochs == 2 and row.profile == "smoke" and row.seed == 1
+        assert row.retrain_epochs == 3 and row.epochs == 3 and row.profile == "smoke" and row.seed == 1
         assert row.wall_seconds == pytest.approx(row.search_seconds + row.retrain_seconds + row.evaluate_seconds, abs=0.01)
         assert row.gpu_model == (", ".join(visible_gpus) or "no GPU") and row.cpu_model
         gpu_fields = [row.gpu_util_mean, row.gpu_util_max, row.gpu_mem_peak_mb]
@@ -68,7 +68,7 @@ def test_tuner_runs_stop_by_their_trial_budget(runs: pd.DataFrame) -> None:
         assert (row["trials_completed"], row["trials_failed"]) == (2, 0), tuner
         assert row["budget"] == "trials2" and row["cell"] == f"{tuner}-trials2-seed1"
         assert row["search_seconds"] > 0 and row["search_epochs"] >= 2
-    assert tuned.loc["bayesian", "num_initial_points"] == 2
+    assert tuned.loc["bayesian", "num_initial_points"] == 1  # half of 2 trials
     assert tuned.loc["hyperband", "hyperband_factor"] == 3
 
 
