@@ -5,6 +5,8 @@ repeated) and its quality and cost figures go into extra_info, so saved benchmar
 """
 from __future__ import annotations
 
+import warnings
+
 from fmbench import results, summary, tuners
 
 
@@ -23,5 +25,11 @@ def test_baseline(baseline_spec, benchmark, fmbench_split, fmbench_progress, fmb
 def test_tuner(tuner_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out):
     result = _run_cell(tuner_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out)
     assert result.trials_completed >= 1
-    # A "hyperband" row that never finished a bracket was a 1-epoch random search: the row is kept, the cell fails.
-    assert result.brackets_completed != 0, f"{tuner_spec.cell}: no Hyperband bracket completed (no promotion) within {tuner_spec.budget.label}"
+    # A "hyperband" row that never finished a bracket was a 1-epoch random search. Under a trial or epoch budget the
+    # profile rules that out, so it is a bug and the cell fails; under a time budget alone it means this machine is
+    # too slow for the deadline: the row is kept (brackets_completed=0) and the session warns.
+    if result.brackets_completed == 0:
+        message = f"{tuner_spec.cell}: no Hyperband bracket completed (no promotion) within {tuner_spec.budget.label}"
+        budget = tuner_spec.budget
+        assert budget.max_trials is None and budget.max_epochs is None, message
+        warnings.warn(message + ": the machine is too slow for this time budget", stacklevel=1)
