@@ -337,22 +337,6 @@ def test_empty_runs_file(golden):
     assert not (golden / "report.md").exists()
 
 
-def test_shards_in_several_folders_make_one_report(golden, tmp_path):
-    """Two shard folders of one matrix read as one table: the same report as the unsplit folder."""
-    runs, trials = pd.read_csv(golden / "runs.csv", dtype=str), pd.read_csv(golden / "trials.csv", dtype=str)
-    shards = [tmp_path / "shard1", tmp_path / "shard2"]
-    for i, shard in enumerate(shards):
-        shard.mkdir()
-        part = runs[runs.seed.astype(int) % 2 == i]
-        part.to_csv(shard / "runs.csv", index=False)
-        trials[trials.run_id.isin(part.run_id)].to_csv(shard / "trials.csv", index=False)
-    whole = report.render(resultset.load(golden), generated_at=FIXED)
-    merged = report.render(resultset.load(shards), generated_at=FIXED)
-    assert merged == whole
-    with pytest.raises(ResultsError, match="appears twice"):
-        resultset.load([shards[0], shards[0]])
-
-
 def test_header_only_runs_file(golden):
     (golden / "runs.csv").write_text((GOLDEN / "runs.csv").read_text().splitlines()[0] + "\n")
     with pytest.raises(ResultsError) as excinfo:
