@@ -209,6 +209,17 @@ def _failures(runs: pd.DataFrame, trials: pd.DataFrame, superseded: pd.DataFrame
     return lines
 
 
+def _no_promotion(runs: pd.DataFrame) -> list[str]:
+    """Hyperband runs that finished no bracket: under their label ran a 1-epoch random search."""
+    bare = runs[pd.to_numeric(runs["brackets_completed"], errors="coerce") == 0]
+    if bare.empty:
+        return []
+    return ["## ⚠ Hyperband runs without a promotion", "",
+            f"{len(bare)} Hyperband run(s) completed no bracket (the deadline came first on this machine): their rows are "
+            "a 1-epoch random search, not Hyperband.", "",
+            table([[r.budget, str(int(r.seed)), r.run_id] for r in bare.itertuples()], ["budget", "seed", "run_id"]), ""]
+
+
 HOW_TO_READ = (
     "## How to read this\n\n"
     "Each tuner searched under the stated budget on the same data and seeds as the hand-picked baseline, then its best "
@@ -231,7 +242,7 @@ def render(rs: ResultSet, figures: list[tuple[str, str]] = (), generated_at: str
     lines += rank_report.anytime_ranks(runs, known) + rank_report.shared_models(rs)
     if figures:
         lines += ["## Plots", ""] + [f"![{title}]({name})\n" for title, name in figures]
-    lines += _hyperparameters(runs) + _failures(runs, known, rs.superseded) + [HOW_TO_READ]
+    lines += _hyperparameters(runs) + _failures(runs, known, rs.superseded) + _no_promotion(runs) + [HOW_TO_READ]
     return "\n".join(lines)
 
 

@@ -446,3 +446,12 @@ def test_runs_that_retrain_one_model_are_listed_together(golden):
     assert shown == [{"seed": "1", "cells": "random trials3, hyperband trials3", "best hyperparameters": seed1.best_hyperparameters}]
     assert "Every finished tuned run retrained a model of its own." in section(report.render(resultset.load(GOLDEN), generated_at=FIXED),
                                                                                 "Same model, several cells")
+
+
+def test_hyperband_runs_without_a_promotion_are_flagged(golden):
+    runs = raw_runs()
+    assert "## ⚠ Hyperband runs without a promotion" not in report.render(resultset.load(GOLDEN), generated_at=FIXED)
+    runs.loc[(runs.tuner == "hyperband") & (runs.seed == 1), "brackets_completed"] = 0
+    runs.to_csv(golden / "runs.csv", index=False)
+    shown = table(report.render(resultset.load(golden), generated_at=FIXED), "⚠ Hyperband runs without a promotion")
+    assert [(r["budget"], r["seed"]) for r in shown] == [("trials3", "1")]
