@@ -6,8 +6,8 @@ subset, and one end-to-end test (marked e2e) runs both tuners through `fmbench r
 """
 from __future__ import annotations
 
+import functools
 import math
-import time
 import types
 from pathlib import Path
 
@@ -28,11 +28,21 @@ def _spec(tuner: str = "tpe", seed: int = 1, max_trials: int | None = 6, max_sec
                    epochs=epochs, batch_size=64, profile="test")
 
 
+class FakeTime:
+    """The search's clock, advanced by the fake batches: budgets are judged in exact, unloaded seconds."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class FakeModel:
     """Stands in for a compiled Keras model: fit calls the callbacks as Keras does, without training."""
 
-    def __init__(self, values: dict, curve, batch_seconds: float):
-        self.values, self.curve, self.batch_seconds = values, curve, batch_seconds
+    def __init__(self, values: dict, curve, batch_seconds: float, fake_time: FakeTime):
+        self.values, self.curve, self.batch_seconds, self.fake_time = values, curve, batch_seconds, fake_time
         self.stop_training = False
 
     def fit(self, x, y, validation_data, validation_freq, epochs, batch_size, callbacks, verbose):
@@ -43,7 +53,7 @@ class FakeModel:
             for callback in callbacks:
                 callback.on_epoch_begin(epoch)
             for step in range(STEPS):
-                time.sleep(self.batch_seconds)
+                self.fake_time.now += self.batch_seconds
                 for callback in callbacks:
                     callback.on_train_batch_end(step)
                 if self.stop_training:
@@ -64,13 +74,16 @@ def _rising(values: dict, epoch: int) -> float:
 
 @pytest.fixture
 def fake_models(monkeypatch: pytest.MonkeyPatch):
-    """fake_models(curve, batch_seconds=0): hypermodel.make_model returns FakeModels; returns the values built."""
+    """fake_models(curve, batch_seconds=0): hypermodel.make_model returns FakeModels, and each fake batch
+    advances the search's clock by batch_seconds; returns the values built."""
     built: list[dict] = []
+    fake_time = FakeTime()
+    monkeypatch.setattr(optuna_search, "SearchClock", functools.partial(optuna_search.SearchClock, clock=fake_time))
 
     def install(curve=_rising, batch_seconds: float = 0.0) -> list[dict]:
         def make_model(values: dict) -> FakeModel:
             built.append(dict(values))
-            return FakeModel(built[-1], curve, batch_seconds)
+            return FakeModel(built[-1], curve, batch_seconds, fake_time)
 
         monkeypatch.setattr(hypermodel, "make_model", make_model)
         return built
@@ -203,17 +216,17 @@ def test_plain_tpe_never_prunes(fake_models) -> None:
 
 
 def test_time_budget_cuts_the_running_trial_and_starts_no_other(fake_models) -> None:
-    # 0.2 s a batch, 0.8 s an epoch, 2.4 s a trial: the first trial completes, the second meets the deadline
-    # 1.2 s in (margins for a loaded machine, where sleeps overrun).
-    built = fake_models(batch_seconds=0.2)
-    fields = _search(_spec(max_trials=None, max_seconds=3.6, epochs=3))
+    # 0.25 s a batch, 1 s an epoch, 3 s a trial: the first trial completes, the second meets the 4.5 s deadline
+    # after its second batch of its second epoch.
+    built = fake_models(batch_seconds=0.25)
+    fields = _search(_spec(max_trials=None, max_seconds=4.5, epochs=3))
     assert [r.status for r in fields["trials"]] == ["COMPLETED", "CUT"]
     assert fields["stopped_by"] == "time" and fields["trials_completed"] == 1 and fields["trials_failed"] == 0
-    cut, (epoch, step) = fields["trials"][1], built[1]["stopped_at"]
-    assert cut.epochs == epoch, "only full epochs count: the one the deadline cut does not"
+    assert built[1]["stopped_at"] == (1, 1), "the fit stops at the batch that reaches the deadline"
+    cut = fields["trials"][1]
+    assert cut.epochs == 1, "only full epochs count: the one the deadline cut does not"
     assert cut.val_accuracy is None, "no score at a fidelity it did not reach"
     assert fields["best_val_accuracy"] == fields["trials"][0].val_accuracy
-    assert cut.seconds < 2.4, "the cut trial stops at the deadline, not after its 2.4 s"
 
 
 def test_failed_trials_are_rows_and_three_in_a_row_end_the_search(fake_models, monkeypatch) -> None:
