@@ -45,8 +45,10 @@ def build_model(hp: kt.HyperParameters) -> keras.Model:
         with hp.conditional_scope("architecture", name), hp.name_scope(name):
             if architecture == name:
                 _, x = _inputs(side)
-                model = hypermodel(input_tensor=x, classes=NUM_CLASSES).build(hp)
-    model.compile(optimizer=model.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                application = hypermodel(input_tensor=x, classes=NUM_CLASSES).build(hp)
+    # The applications take a one-element list of inputs; one input lets the model be called on an array.
+    model = keras.Model(application.inputs[0], application.outputs[0])
+    model.compile(optimizer=application.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 

@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 from optuna_integration import KerasPruningCallback
 
-from fmbench import hypermodel, telemetry, tuners
+from fmbench import hypermodel, scoring, telemetry, tuners
 from fmbench.budget import BudgetCallback, SearchClock
 from fmbench.data import Split
 from fmbench.spec import CUT, RunSpec, TrialRecord
@@ -52,7 +52,7 @@ def make_study(spec: RunSpec) -> optuna.Study:
 
 
 class _LastScore(keras.callbacks.Callback):
-    """The validation accuracy of the latest validated epoch."""
+    """The validation accuracy of the latest validated epoch: what the pruner judged a pruned trial on."""
 
     value: float | None = None
 
@@ -88,30 +88,31 @@ def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.T
                sampler: telemetry.Sampler) -> TrialRecord:
     """Train one proposal, tell Optuna how it went, and record it as keras-tuner trials are recorded."""
     started = sampler.sample().time
-    score, budget_callback = _LastScore(), BudgetCallback(clock)
-    callbacks = [score, budget_callback]  # both must see an epoch before the pruner stops the fit at its end
-    # As keras-tuner's tuners here, validate only after the last epoch; the pruner judges every epoch.
-    validation_freq = [spec.epochs]
+    last_validated, budget_callback = _LastScore(), BudgetCallback(clock)
+    callbacks = [last_validated, budget_callback]  # both must see an epoch before the pruner stops the fit at its end
+    # As keras-tuner's tuners here, a trial is scored once after its last epoch (fmbench.scoring); the pruner
+    # judges every epoch, on Keras's own validation.
+    validation = {}
     if spec.tuner == "tpe-hyperband":
         callbacks.append(KerasPruningCallback(trial, "val_accuracy"))
-        validation_freq = 1
-    status, error, values = "COMPLETED", "", {}
+        validation = {"validation_data": (split.x_val, split.y_val)}
+    status, error, values, score = "COMPLETED", "", {}, None
     try:
         values = suggest(trial)
         keras.backend.clear_session()  # as keras-tuner does before each build
         model = hypermodel.make_model(values)
-        model.fit(split.x_train, split.y_train, validation_data=(split.x_val, split.y_val), validation_freq=validation_freq,
-                  epochs=spec.epochs, batch_size=spec.batch_size, callbacks=callbacks, verbose=0)
+        model.fit(split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size, callbacks=callbacks,
+                  verbose=0, **validation)
+        if budget_callback.cut:
+            status = CUT  # no score at a fidelity it did not reach, as for keras-tuner's trials
+        else:
+            score = scoring.score(model, split.x_val, split.y_val)[0]
     except optuna.TrialPruned:
-        status = "PRUNED"  # keeps the score of the epoch it was judged at; as in Optuna, never the best
+        status, score = "PRUNED", last_validated.value  # the score it was judged on; as in Optuna, never the best
     except Exception as exc:  # the trial's row records it; the search goes on
         status, error = "FAILED", f"{type(exc).__name__}: {tuners._last_line(str(exc))}"
-    if status == "COMPLETED" and budget_callback.cut:
-        status = CUT  # no score at a fidelity it did not reach, as for keras-tuner's trials
-    if status == "COMPLETED" and score.value is None:
-        status, error = "FAILED", "the fit reported no val_accuracy"
     if status == "COMPLETED":
-        study.tell(trial, score.value)
+        study.tell(trial, score)
     else:
         study.tell(trial, state=TrialState.PRUNED if status == "PRUNED" else TrialState.FAIL)
     ended = sampler.sample().time
@@ -119,7 +120,7 @@ def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.T
         trial_id=f"{trial.number:04d}",  # as keras-tuner numbers its trials
         hyperparameters=hypermodel.active_values(values) if values else {},
         status=status,
-        val_accuracy=score.value if status in ("COMPLETED", "PRUNED") else None,
+        val_accuracy=score,
         epochs=budget_callback.epochs,  # full epochs: a cut epoch is not training done
         started_seconds=started - clock.started,
         seconds=ended - started,

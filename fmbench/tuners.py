@@ -14,7 +14,7 @@ from typing import Callable
 import keras
 import keras_tuner as kt
 
-from fmbench import hypermodel, telemetry
+from fmbench import hypermodel, scoring, telemetry
 from keras_tuner.src import utils
 
 from fmbench.budget import BudgetCallback, SearchClock
@@ -85,9 +85,10 @@ class _RecordingTuner:
         model = self._build_hypermodel(trial.hyperparameters)  # Hyperband loads the parent's weights here
         clock = getattr(self.oracle, "clock", None)
         budget = [BudgetCallback(clock)] if clock is not None else []
+        # No validation inside the fit: the trial is scored once, after its last epoch (fmbench.scoring).
         history = model.fit(
-            x, y, validation_data=validation_data, epochs=epochs, initial_epoch=initial_epoch,
-            validation_freq=[epochs], callbacks=self._deepcopy_callbacks(list(callbacks)) + budget, **fit_kwargs,
+            x, y, epochs=epochs, initial_epoch=initial_epoch,
+            callbacks=self._deepcopy_callbacks(list(callbacks)) + budget, **fit_kwargs,
         )
         self._trial_epochs = budget[0].epochs if budget else len(history.epoch)
         if budget and budget[0].cut:
@@ -98,7 +99,7 @@ class _RecordingTuner:
         if self.saves_checkpoints:
             utils.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
             model.save_weights(self._get_checkpoint_fname(trial.trial_id))
-        return {"val_accuracy": float(history.history["val_accuracy"][-1])}
+        return {"val_accuracy": scoring.score(model, *validation_data)[0]}
 
     def on_trial_end(self, trial):
         ended = self._sampler.sample().time
@@ -328,18 +329,15 @@ def _retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: P
     keras.utils.set_random_seed(spec.seed)
     started = time.monotonic()
     model = space_of(spec).make_model(fields["best_hyperparameters"])
-    history = model.fit(
-        split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
-        epochs=spec.epochs, batch_size=spec.batch_size, validation_freq=[spec.epochs], verbose=0,
-    )
+    history = model.fit(split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size, verbose=0)
+    if spec.tuner == BASELINE:
+        # The baseline has no search; its validation accuracy (after the last epoch, scored as every trial
+        # is) is the target tuners must reach.
+        fields["best_val_accuracy"] = scoring.score(model, split.x_val, split.y_val)[0]
     fields["retrain_seconds"] = time.monotonic() - started
     fields["retrain_epochs"] = len(history.epoch)
-    if spec.tuner == BASELINE:
-        # The baseline has no search; its validation accuracy (after the last epoch, as for every trial)
-        # is the target tuners must reach.
-        fields["best_val_accuracy"] = float(history.history["val_accuracy"][-1])
     started = time.monotonic()
-    loss, accuracy = model.evaluate(split.x_test, split.y_test, batch_size=1024, verbose=0)
+    accuracy, loss = scoring.score(model, split.x_test, split.y_test)
     fields["evaluate_seconds"] = time.monotonic() - started
     fields["test_accuracy"], fields["test_loss"] = float(accuracy), float(loss)
     progress(f"[{spec.cell}] test accuracy {accuracy:.4f} (retrain {fields['retrain_seconds']:.1f}s)")

@@ -143,12 +143,13 @@ def test_parallel_cells_leave_complete_unique_rows_and_one_report(tmp_path: Path
     out = tmp_path / "smoke"
     out.mkdir()
     (out / results.RUNS_FILE).write_text("old table\n")
+    # The time-budget cells add 20 s each and nothing the other cells do not show about parallel writers.
     command = [sys.executable, "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-n", "2", "-rs",
-               *_smoke_args(out, "--fmbench-seeds", "1,2")]
+               "-k", "not time20s", *_smoke_args(out, "--fmbench-seeds", "1,2")]
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = results.read_runs(out)
-    cells = [s.cell for s in profiles.get_profile("smoke").expand(("random",), (1, 2))]
+    cells = [s.cell for s in profiles.get_profile("smoke").expand(("random",), (1, 2)) if "time20s" not in s.cell]
     assert sorted(runs.cell) == sorted(cells) and runs.test_accuracy.notna().all()  # every cell once, none lost
     trials = results.read_trials(out)
     assert not trials.duplicated(["cell", "trial_id"]).any()

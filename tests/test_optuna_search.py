@@ -15,7 +15,7 @@ import keras_tuner as kt
 import optuna
 import pytest
 
-from fmbench import cli, hypermodel, optuna_search, results, telemetry, tuners
+from fmbench import cli, hypermodel, optuna_search, results, scoring, telemetry, tuners
 from fmbench.spec import Budget, RunSpec
 
 STEPS = 4  # batches per fake epoch
@@ -45,7 +45,7 @@ class FakeModel:
         self.values, self.curve, self.batch_seconds, self.fake_time = values, curve, batch_seconds, fake_time
         self.stop_training = False
 
-    def fit(self, x, y, validation_data, validation_freq, epochs, batch_size, callbacks, verbose):
+    def fit(self, x, y, epochs, batch_size, callbacks, verbose, validation_data=None):
         for callback in callbacks:
             callback.set_model(self)
             callback.set_params({"epochs": epochs, "steps": STEPS, "verbose": verbose})
@@ -59,8 +59,8 @@ class FakeModel:
                 if self.stop_training:
                     self.values["stopped_at"] = (epoch, step)
                     break
-            validated = validation_freq == 1 or epoch + 1 in validation_freq
-            logs = {"val_accuracy": self.curve(self.values, epoch)} if validated else {}
+            self.epochs_trained = epoch + 1
+            logs = {"val_accuracy": self.curve(self.values, epoch)} if validation_data is not None else {}
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -79,6 +79,8 @@ def fake_models(monkeypatch: pytest.MonkeyPatch):
     built: list[dict] = []
     fake_time = FakeTime()
     monkeypatch.setattr(optuna_search, "SearchClock", functools.partial(optuna_search.SearchClock, clock=fake_time))
+    # The score after the last epoch is the curve's value there (accuracy, loss).
+    monkeypatch.setattr(scoring, "score", lambda model, x, y: (model.curve(model.values, model.epochs_trained - 1), 0.0))
 
     def install(curve=_rising, batch_seconds: float = 0.0) -> list[dict]:
         def make_model(values: dict) -> FakeModel:
