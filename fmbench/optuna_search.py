@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 from optuna_integration import KerasPruningCallback
 
-from fmbench import hypermodel, scoring, telemetry, tuners
+from fmbench import hypermodel, scoring, telemetry, tf_session, tuners
 from fmbench.budget import BudgetCallback, SearchClock
 from fmbench.data import Split
 from fmbench.spec import CUT, RunSpec, TrialRecord
@@ -99,7 +99,7 @@ def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.T
     status, error, values, score = "COMPLETED", "", {}, None
     try:
         values = suggest(trial)
-        keras.backend.clear_session()  # as keras-tuner does before each build
+        tf_session.clear_session()  # as keras-tuner clears Keras's before each build
         model = hypermodel.make_model(values)
         model.fit(split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size, callbacks=callbacks,
                   verbose=0, **validation)

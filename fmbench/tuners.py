@@ -14,7 +14,7 @@ from typing import Callable
 import keras
 import keras_tuner as kt
 
-from fmbench import hypermodel, scoring, telemetry
+from fmbench import hypermodel, scoring, telemetry, tf_session
 from keras_tuner.src import utils
 
 from fmbench.budget import BudgetCallback, SearchClock
@@ -81,7 +81,7 @@ class _RecordingTuner:
         epochs = values.get("tuner/epochs", epochs)  # Hyperband's rung
         initial_epoch = values.get("tuner/initial_epoch", initial_epoch)
         # keras-tuner's run_trial also calls gc.collect() here: 0.2 s a trial, nothing to free that Python won't.
-        keras.backend.clear_session()
+        tf_session.clear_session()
         model = self._build_hypermodel(trial.hyperparameters)  # Hyperband loads the parent's weights here
         clock = getattr(self.oracle, "clock", None)
         budget = [BudgetCallback(clock)] if clock is not None else []
@@ -225,7 +225,7 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
             progress(f"[{spec.cell}] ERROR {fields['error']}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-            keras.backend.clear_session()
+            tf_session.clear_session()
     # The row records the images the run used: data.load caps sizes at what the data holds.
     used = DataSizes(train=len(split.y_train), val=len(split.y_val), test=len(split.y_test))
     return RunResult(

@@ -1,0 +1,23 @@
+"""A fresh Keras session between trials and runs, without the traced graphs TensorFlow never frees.
+
+Every traced training step registers a gradient for the optimizer's all-reduce in TensorFlow's global
+gradient registry (`tf.custom_gradient` in graph mode, called by Keras's TensorFlow optimizer through the
+default distribution strategy), and that entry's closure holds the whole traced graph. Nothing ever removes
+it (tensorflow/tensorflow#97697), so a process keeps every graph it traced: measured here, about 40,000
+Python objects and 45 MB a run, and a quick session's late trials ran 2 to 4 times slower than its early ones.
+Those entries only serve to differentiate through graphs whose models are gone, so they are dropped here.
+"""
+from __future__ import annotations
+
+import keras
+from tensorflow.python.framework import ops
+
+_PREFIX = "CustomGradient-"  # the names tf.custom_gradient registers in graph mode
+
+
+def clear_session() -> None:
+    """keras.backend.clear_session(), then drop the custom gradients earlier traces registered."""
+    keras.backend.clear_session()
+    registry = ops._gradient_registry._registry  # no public way to unregister a gradient
+    for name in [name for name in registry if name.startswith(_PREFIX)]:
+        del registry[name]
