@@ -36,16 +36,18 @@ test: setup
 # cell failed (it names it); the gate fails when either did. CI splits the run: `make gate-run SHARD=K/N GATE_OUT=DIR`
 # per shard job, then `make gate-check GATE_DIRS="DIR1 DIR2"` over every shard folder.
 GATE_REFERENCE ?= results/reference/smoke.json
-GATE_RUN = $(PY) -m pytest benchmarks/test_matrix.py --benchmark-only --fmbench-profile smoke -q -p no:cacheprovider \
-	$(if $(SHARD),--fmbench-shard $(SHARD)) --fmbench-out
+GATE_PYTEST = $(PY) -m pytest benchmarks/test_matrix.py --fmbench-profile smoke -q -p no:cacheprovider \
+	$(if $(SHARD),--fmbench-shard $(SHARD))
+GATE_RUN = $(GATE_PYTEST) --benchmark-only --fmbench-out
 GATE_CHECK = $(PY) -m fmbench check --reference $(GATE_REFERENCE) $(GATE_CHECK_FLAGS)
 
 # On one machine, `make gate` runs the cells without a time limit two at a time: their accuracy does not depend
-# on the machine's speed, and the smoke models leave a core idle. The time-limited cells (budget labels with
-# "time") then run alone, as the reference's did, into the same folder (--fmbench-resume keeps the first rows).
+# on the machine's speed, and the smoke models leave a core idle (pytest-benchmark times nothing under xdist, so
+# that half runs without --benchmark-only). The time-limited cells (budget labels with "time") then run alone,
+# as the reference's did, into the same folder (--fmbench-resume keeps the first rows).
 gate: setup
 	out=$${GATE_OUT:-$$(mktemp -d)}; \
-	$(GATE_RUN) "$$out" -k "not time" -n 2; untimed=$$?; \
+	$(GATE_PYTEST) -n 2 -k "not time" --fmbench-out "$$out"; untimed=$$?; \
 	$(GATE_RUN) "$$out" -k time --fmbench-resume; timed=$$?; \
 	$(GATE_CHECK) "$$out" && exit $$((untimed || timed))
 
