@@ -92,15 +92,15 @@ def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.T
     callbacks = [last_validated, budget_callback]  # both must see an epoch before the pruner stops the fit at its end
     # As keras-tuner's tuners here, a trial is scored once after its last epoch (fmbench.scoring); the pruner
     # judges every epoch, on Keras's own validation.
-    validation = {}
+    validation, metrics = {}, ()
     if spec.tuner == "tpe-hyperband":
         callbacks.append(KerasPruningCallback(trial, "val_accuracy"))
-        validation = {"validation_data": (split.x_val, split.y_val)}
+        validation, metrics = {"validation_data": (split.x_val, split.y_val)}, ("accuracy",)
     status, error, values, score = "COMPLETED", "", {}, None
     try:
         values = suggest(trial)
         tf_session.clear_session()  # as keras-tuner clears Keras's before each build
-        model = hypermodel.make_model(values)
+        model = hypermodel.make_model(values, metrics)
         model.fit(split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size, callbacks=callbacks,
                   verbose=0, **validation)
         if budget_callback.cut:

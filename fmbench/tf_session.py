@@ -17,7 +17,9 @@ _PREFIX = "CustomGradient-"  # the names tf.custom_gradient registers in graph m
 
 def clear_session() -> None:
     """keras.backend.clear_session(), then drop the custom gradients earlier traces registered."""
-    keras.backend.clear_session()
+    # Without Keras's forced full collection, which takes about 0.3 s a trial once TensorFlow is loaded: what a
+    # cleared session leaves is unreachable (tests/test_tf_session.py), so Python's own collector frees it.
+    keras.backend.clear_session(free_memory=False)
     registry = ops._gradient_registry._registry  # no public way to unregister a gradient
     for name in [name for name in registry if name.startswith(_PREFIX)]:
         del registry[name]

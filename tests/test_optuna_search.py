@@ -16,6 +16,7 @@ import optuna
 import pytest
 
 from fmbench import cli, hypermodel, optuna_search, results, scoring, telemetry, tuners
+from fmbench.budget import SearchClock
 from fmbench.spec import Budget, RunSpec
 
 STEPS = 4  # batches per fake epoch
@@ -83,7 +84,7 @@ def fake_models(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(scoring, "score", lambda model, x, y: (model.curve(model.values, model.epochs_trained - 1), 0.0))
 
     def install(curve=_rising, batch_seconds: float = 0.0) -> list[dict]:
-        def make_model(values: dict) -> FakeModel:
+        def make_model(values: dict, metrics=()) -> FakeModel:
             built.append(dict(values))
             return FakeModel(built[-1], curve, batch_seconds, fake_time)
 
@@ -232,7 +233,7 @@ def test_time_budget_cuts_the_running_trial_and_starts_no_other(fake_models) -> 
 
 
 def test_failed_trials_are_rows_and_three_in_a_row_end_the_search(fake_models, monkeypatch) -> None:
-    def broken(values: dict):
+    def broken(values: dict, metrics=()):
         raise ValueError("no such layer\nsecond line")
 
     monkeypatch.setattr(hypermodel, "make_model", broken)
@@ -262,6 +263,16 @@ def test_tpe_run_on_the_tiny_subset_gives_a_full_row(subset_split) -> None:
     assert result.best_hyperparameters in [t.hyperparameters for t in result.trials]
     assert 0.1 < result.test_accuracy <= 1.0 and result.retrain_epochs == 1
     assert all(t.telemetry.samples >= 2 for t in result.trials), "a reading at each trial boundary"
+
+
+def test_the_pruner_judges_every_epoch_of_a_real_trial(subset_split) -> None:
+    # The pruning callback reads Keras's per-epoch val_accuracy, which exists only if the model compiles the metric.
+    spec = _spec("tpe-hyperband", max_trials=1, epochs=2)
+    study = optuna_search.make_study(spec)
+    with telemetry.Sampler() as sampler:
+        record = optuna_search._run_trial(spec, subset_split, study, study.ask(), SearchClock(spec.budget), sampler)
+    assert record.status == "COMPLETED" and record.epochs == 2
+    assert sorted(study.trials[0].intermediate_values) == [0, 1]
 
 
 @pytest.mark.e2e

@@ -16,7 +16,7 @@ def _keras_evaluate(model: keras.Model, x, y) -> tuple[float, float]:
 def test_score_is_keras_accuracy_and_loss(subset_split, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
     monkeypatch.setattr(scoring, "CHUNK", chunk)
     keras.utils.set_random_seed(3)
-    model = hypermodel.make_model({**hypermodel.BASELINE_HPS, "dropout_0": 0.5})  # dropout must be off when scoring
+    model = hypermodel.make_model({**hypermodel.BASELINE_HPS, "dropout_0": 0.5}, metrics=("accuracy",))  # dropout off when scoring
     model.fit(subset_split.x_train, subset_split.y_train, epochs=1, batch_size=64, verbose=0)
     accuracy, loss = scoring.score(model, subset_split.x_val, subset_split.y_val)
     expected_accuracy, expected_loss = _keras_evaluate(model, subset_split.x_val, subset_split.y_val)
