@@ -15,11 +15,12 @@ PROFILES = {
     for profile in (
         Profile(
             name="smoke",
-            description="CI: a few thousand images, 3 epochs, small budgets, 3 seeds; minutes on 2 CPU cores",
+            description="CI: a few thousand images, 3 epochs, small budgets, 3 seeds, Keras Tuner's tuners and Optuna's; minutes on 2 CPU cores",
             sizes=DataSizes(train=1500, val=500, test=1000),
             epochs=3,  # Hyperband brackets of 1 and 3 epochs; its first bracket is 4 trials, 5 epochs
             batch_size=128,
             seeds=(1, 2, 3),
+            tuners=("random", "hyperband", "bayesian", "tpe", "tpe-hyperband"),
             budgets=(Budget(max_trials=4), Budget(max_epochs=12), Budget(max_seconds=20)),
         ),
         Profile(

@@ -49,6 +49,27 @@ def test_ci_script_and_workflow_call_the_same_gate():
     assert "$(GATE_CHECK)" in recipes["gate"] and "$(GATE_CHECK)" in recipes["gate-check"]
 
 
+def _collected(*args: str) -> set[str]:
+    command = [sys.executable, "-m", "pytest", "benchmarks/test_matrix.py", "--co", "-q", "-p", "no:cacheprovider",
+               "--fmbench-profile", "smoke", *args]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {line for line in proc.stdout.splitlines() if "::" in line}
+
+
+def test_the_gate_runs_every_smoke_cell_but_optunas_time_limited_ones():
+    makefile = (REPO / "Makefile").read_text()
+    cells = re.search(r"^GATE_CELLS = (.+)$", makefile, re.M).group(1)
+    assert '-k "($(GATE_CELLS)) and not time"' in makefile and '-k "($(GATE_CELLS)) and time"' in makefile
+    assert '$(GATE_RUN) "$(GATE_OUT)" -k "$(GATE_CELLS)"' in makefile, "the workflow's shards run the same cells"
+    every = _collected()
+    untimed, timed = _collected("-k", f"({cells}) and not time"), _collected("-k", f"({cells}) and time")
+    left_out = every - untimed - timed
+    assert not untimed & timed
+    assert left_out == {c for c in every if "[tpe-" in c and "-time" in c} and len(left_out) == 6, left_out
+    assert any("[tpe-hyperband-epochs12" in c for c in untimed) and any("[bayesian-time20s" in c for c in timed)
+
+
 def test_nothing_in_ci_writes_into_committed_results():
     for run in _runs(yaml.safe_load(WORKFLOW.read_text())):
         assert not re.search(r"results/(?!reference/)", run), run
