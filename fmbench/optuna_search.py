@@ -74,7 +74,8 @@ def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler
         trial = study.ask()
         record = _run_trial(spec, split, study, trial, clock, sampler)
         records.append(record)
-        score = f"val_acc={record.val_accuracy:.4f}" if record.val_accuracy is not None else f"error: {record.error}"
+        score = (f"val_acc={record.val_accuracy:.4f}" if record.val_accuracy is not None
+                 else f"error: {record.error}" if record.error else "(budget spent)")
         progress(f"[{spec.cell}] trial {record.trial_id} {record.status} {score} epochs={record.epochs} "
                  f"{record.seconds:.1f}s (search {clock.elapsed():.1f}s)")
         failures_in_a_row = failures_in_a_row + 1 if record.status == "FAILED" else 0

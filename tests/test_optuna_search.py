@@ -94,9 +94,9 @@ def fake_models(monkeypatch: pytest.MonkeyPatch):
     return install
 
 
-def _search(spec: RunSpec) -> dict:
+def _search(spec: RunSpec, progress=lambda line: None) -> dict:
     with telemetry.Sampler() as sampler:
-        return optuna_search.search(spec, NO_DATA, "", sampler, progress=lambda line: None)
+        return optuna_search.search(spec, NO_DATA, "", sampler, progress=progress)
 
 
 # --- the search space ----------------------------------------------------------------------------------------------
@@ -221,8 +221,8 @@ def test_plain_tpe_never_prunes(fake_models) -> None:
 def test_time_budget_cuts_the_running_trial_and_starts_no_other(fake_models) -> None:
     # 0.25 s a batch, 1 s an epoch, 3 s a trial: the first trial completes, the second meets the 4.5 s deadline
     # after its second batch of its second epoch.
-    built = fake_models(batch_seconds=0.25)
-    fields = _search(_spec(max_trials=None, max_seconds=4.5, epochs=3))
+    built, lines = fake_models(batch_seconds=0.25), []
+    fields = _search(_spec(max_trials=None, max_seconds=4.5, epochs=3), progress=lines.append)
     assert [r.status for r in fields["trials"]] == ["COMPLETED", "CUT"]
     assert fields["stopped_by"] == "time" and fields["trials_completed"] == 1 and fields["trials_failed"] == 0
     assert built[1]["stopped_at"] == (1, 1), "the fit stops at the batch that reaches the deadline"
@@ -230,6 +230,7 @@ def test_time_budget_cuts_the_running_trial_and_starts_no_other(fake_models) -> 
     assert cut.epochs == 1, "only full epochs count: the one the deadline cut does not"
     assert cut.val_accuracy is None, "no score at a fidelity it did not reach"
     assert fields["best_val_accuracy"] == fields["trials"][0].val_accuracy
+    assert "trial 0001 CUT (budget spent) epochs=1" in lines[-1], lines[-1]
 
 
 def test_failed_trials_are_rows_and_three_in_a_row_end_the_search(fake_models, monkeypatch) -> None:
