@@ -248,8 +248,8 @@ def _cpu_model() -> str:
 def _commit() -> str:
     """The git commit of the fmbench checkout, with '-dirty' when its code has uncommitted changes; 'unknown' without one.
 
-    Changes under results/ do not count: a run rewriting the committed tables it is about to replace is no change
-    to the code that produced them.
+    Changes under results/ and to markdown files do not count: a run rewriting the committed tables it is about
+    to replace, or the README edited while a session runs, is no change to the code that produces the rows.
 
     Only a checkout whose root holds this package counts: an installed copy (in a virtual
     environment inside some other repository, say) must not report that repository's commit.
@@ -260,7 +260,7 @@ def _commit() -> str:
         if Path(top).resolve() != here.parent:
             return "unknown"
         sha = _git(here, "rev-parse", "--short=12", "HEAD")
-        dirty = _git(here.parent, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+        dirty = _git(here.parent, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)*.md")
     except (OSError, subprocess.SubprocessError):  # no git, or not a checkout
         return "unknown"
     return f"{sha}-dirty" if dirty else sha

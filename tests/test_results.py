@@ -404,12 +404,13 @@ def test_commit_is_unknown_outside_its_own_checkout(where: str, tmp_path: Path, 
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
-def test_commit_is_dirty_for_changed_code_and_not_for_rewritten_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commit_is_dirty_for_changed_code_and_not_for_rewritten_results_or_docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A benchmark session rewrites the committed tables it replaces: that must not mark its own rows dirty.
     package = tmp_path / "fmbench"
     (tmp_path / "results" / "quick").mkdir(parents=True)
     package.mkdir()
     (package / "code.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("figures\n")
     (tmp_path / "results" / "quick" / "runs.csv").write_text("old\n")
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", ".")
@@ -417,6 +418,7 @@ def test_commit_is_dirty_for_changed_code_and_not_for_rewritten_results(tmp_path
     monkeypatch.setattr(results, "__file__", str(package / "results.py"))
     sha = _git(tmp_path, "rev-parse", "--short=12", "HEAD")
     (tmp_path / "results" / "quick" / "runs.csv").unlink()  # moved aside by a fresh session
+    (tmp_path / "README.md").write_text("new figures\n")  # documentation edited while the session runs
     assert results._commit() == sha
     (package / "code.py").write_text("x = 2\n")
     assert results._commit() == f"{sha}-dirty"
