@@ -28,8 +28,9 @@ bench: setup
 	$(PY) -m pytest benchmarks --benchmark-only --fmbench-profile $(PROFILE) --fmbench-out $(OUT) \
 		--benchmark-json $(OUT)/benchmark.json -p no:cacheprovider
 
+# Two test processes (pytest-xdist): most tests train tiny models that keep one core busy.
 test: setup
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest tests -q -p no:cacheprovider -n 2
 
 # The CI gate, called by .ci/run and .github/workflows/benchmarks.yml alike: a fresh smoke matrix in a scratch
 # folder (never the committed results/), checked against results/reference/smoke.json. The check runs even when a

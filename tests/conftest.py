@@ -8,6 +8,8 @@ import pytest
 
 # Before any test imports TensorFlow: keep its C++ start-up chatter out of the test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `make test` runs two test processes: on a GPU machine each must take GPU memory as it needs it, not all of it.
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 SUBSET_DIR = Path(__file__).parent / "data" / "fashion-mnist-subset"
 
