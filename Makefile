@@ -37,8 +37,8 @@ test: setup
 # cell failed (it names it); the gate fails when either did. CI splits the run: `make gate-run SHARD=K/N GATE_OUT=DIR`
 # per shard job, then `make gate-check GATE_DIRS="DIR1 DIR2"` over every shard folder.
 GATE_REFERENCE ?= results/reference/smoke.json
-# The gate's cells (a pytest -k expression): the smoke profile's, less Optuna's time-limited ones, which would add
-# about 2.5 minutes to CI; Optuna's trial- and epoch-budget cells are in.
+# The gate's cells (a pytest -k expression): the smoke profile's, less Optuna's six time-limited ones, which would
+# add two thirds of the time-limited half's minutes to CI; Optuna's trial- and epoch-budget cells are in.
 GATE_CELLS = not (tpe and time)
 GATE_PYTEST = $(PY) -m pytest benchmarks/test_matrix.py --fmbench-profile smoke -q -p no:cacheprovider \
 	$(if $(SHARD),--fmbench-shard $(SHARD))
