@@ -3,10 +3,11 @@
 Both paths train the same models on the profile's data with the same seed, alternating config by config
 in one process so machine drift hits both alike. Stock keras-tuner (`kt.Tuner.run_trial`) runs one step
 per TensorFlow call, validates and checkpoints after every improving epoch, and garbage-collects before
-each build; fmbench's path (`tuners._RecordingTuner.run_trial`) runs 16 steps per call, traces no metric
-into the training step, scores the model once after the last epoch in one eager pass (`fmbench.scoring`,
-no traced validation function), checkpoints only for Hyperband and forces no garbage collection. The
-weights updates are the same, so the validation accuracies after the last epoch must match.
+each build; fmbench's path (`tuners._RecordingTuner.run_trial`) runs 16 steps per call, traces the training
+step once, not twice (`fmbench.training`), with no metric in it, scores the model once after the last epoch
+in one eager pass (`fmbench.scoring`, no traced validation function), checkpoints only for Hyperband and
+forces no garbage collection. The weights updates are the same, so the validation accuracies after the
+last epoch must match.
 
 Each configuration runs at 1 epoch and at 9 (a full quick-sized trial in the classic Hyperband setting),
 on the profile's data: the 1-epoch trial is the floor every trial pays (building and tracing the model),

@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 from optuna_integration import KerasPruningCallback
 
-from fmbench import hypermodel, scoring, telemetry, tf_session, tuners
+from fmbench import hypermodel, scoring, telemetry, tf_session, training, tuners
 from fmbench.budget import BudgetCallback, SearchClock
 from fmbench.data import Split
 from fmbench.spec import CUT, RunSpec, TrialRecord
@@ -102,8 +102,8 @@ def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.T
         values = suggest(trial)
         tf_session.clear_session()  # as keras-tuner clears Keras's before each build
         model = hypermodel.make_model(values, metrics)
-        model.fit(split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size, callbacks=callbacks,
-                  verbose=0, **validation)
+        training.fit(model, split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size,
+                     callbacks=callbacks, verbose=0, **validation)
         if budget_callback.cut:
             status = CUT  # no score at a fidelity it did not reach, as for keras-tuner's trials
         else:

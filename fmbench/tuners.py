@@ -14,7 +14,7 @@ from typing import Callable
 import keras
 import keras_tuner as kt
 
-from fmbench import hypermodel, scoring, telemetry, tf_session
+from fmbench import hypermodel, scoring, telemetry, tf_session, training
 from keras_tuner.src import utils
 
 from fmbench.budget import BudgetCallback, SearchClock
@@ -86,8 +86,8 @@ class _RecordingTuner:
         clock = getattr(self.oracle, "clock", None)
         budget = [BudgetCallback(clock)] if clock is not None else []
         # No validation inside the fit: the trial is scored once, after its last epoch (fmbench.scoring).
-        history = model.fit(
-            x, y, epochs=epochs, initial_epoch=initial_epoch,
+        history = training.fit(
+            model, x, y, epochs=epochs, initial_epoch=initial_epoch,
             callbacks=self._deepcopy_callbacks(list(callbacks)) + budget, **fit_kwargs,
         )
         self._trial_epochs = budget[0].epochs if budget else len(history.epoch)
@@ -329,7 +329,7 @@ def _retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: P
     keras.utils.set_random_seed(spec.seed)
     started = time.monotonic()
     model = space_of(spec).make_model(fields["best_hyperparameters"])
-    history = model.fit(split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size, verbose=0)
+    history = training.fit(model, split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size, verbose=0)
     if spec.tuner == BASELINE:
         # The baseline has no search; its validation accuracy (after the last epoch, scored as every trial
         # is) is the target tuners must reach.

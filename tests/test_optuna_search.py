@@ -45,6 +45,7 @@ class FakeModel:
     def __init__(self, values: dict, curve, batch_seconds: float, fake_time: FakeTime):
         self.values, self.curve, self.batch_seconds, self.fake_time = values, curve, batch_seconds, fake_time
         self.stop_training = False
+        self.optimizer = types.SimpleNamespace(built=True)  # nothing for fmbench.training to build
 
     def fit(self, x, y, epochs, batch_size, callbacks, verbose, validation_data=None):
         for callback in callbacks:
