@@ -46,6 +46,6 @@ def test_a_model_given_its_parents_weights_starts_its_optimizer_afresh(subset_sp
 
     child = hypermodel.make_model(hypermodel.BASELINE_HPS)
     child.load_weights(checkpoint)
-    np.testing.assert_array_equal(child.layers[1].kernel.numpy(), parent.layers[1].kernel.numpy())
+    np.testing.assert_array_equal(child.weights[0].numpy(), parent.weights[0].numpy())
     training.fit(child, x, y, epochs=1, batch_size=BATCH, verbose=0)
     assert int(child.optimizer.iterations) == math.ceil(len(y) / BATCH), "Adam's steps count from 0, not from the parent's"
