@@ -9,9 +9,11 @@ from fmbench.hypermodel import BASELINE_HPS, active_values, build_model, make_mo
 
 
 def _layers(model: keras.Model) -> list[tuple]:
-    """(kind, units or rate, activation name) for every layer, in order."""
+    """(kind, units or rate, activation name) for every layer after the input, in order."""
     out = []
     for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
         if isinstance(layer, keras.layers.Dense):
             out.append(("Dense", layer.units, layer.activation.__name__))
         elif isinstance(layer, keras.layers.Dropout):
