@@ -11,7 +11,9 @@ last epoch must match.
 
 Each configuration runs at 1 epoch and at 9 (a full quick-sized trial in the classic Hyperband setting),
 on the profile's data: the 1-epoch trial is the floor every trial pays (building and tracing the model),
-the difference is the cost of the later epochs.
+the difference is the cost of the later epochs. Every configuration runs in two rounds, the second with the
+paths in the other order, and the medians are over all configurations and rounds: one timing of a trial
+swings by a fifth or more on a shared 2-core machine.
 """
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ import pytest
 from fmbench import hypermodel, profiles
 
 EPOCHS = 9
-# fmbench's median 9-epoch trial seconds as a share of the stock path's. The saving is in the later epochs;
-# the first epoch's tracing, which neither path avoids, keeps the whole-trial ratio well above 0.5 here.
-# The bound guards the saving (without it the ratio is about 1); the README gives the measured ratio.
-TARGET_RATIO = 0.9
+ROUNDS = 2
+# fmbench's median 9-epoch trial seconds as a share of the stock path's (the median over configurations and
+# rounds of each pair's ratio). The goal is 0.5, and the committed run (results/trial-cost) is below it; the bound
+# leaves room for a noisy hour and still fails if a saving is lost (the ratio was 0.61 with the step traced
+# twice, about 1 with none of the savings).
+TARGET_RATIO = 0.65
 CONFIGS = (  # spanning the search space: narrow to wide, shallow to deep, with and without dropout
     hypermodel.BASELINE_HPS,
     {"num_layers": 1, "units_0": 512, "dropout_0": 0.2, "learning_rate": 3e-4},
@@ -82,20 +86,25 @@ def _timed(tuner, values: dict, trial_id: str, split, epochs: int, batch_size: i
 def test_trial_cost(benchmark, pytestconfig, fmbench_split, fmbench_progress, tmp_path):
     batch_size = profiles.get_profile(pytestconfig.getoption("fmbench_profile")).batch_size
     stock, ours = _tuners(tmp_path)
+    for name, tuner in (("stock", stock), ("fmbench", ours)):  # untimed: TensorFlow's one-off start-up costs
+        _timed(tuner, CONFIGS[0], f"{name}-warm-up", fmbench_split, 1, batch_size)
     rows = []
 
     def measure():
-        for index, values in enumerate(CONFIGS):
-            row = {"config": index}
-            for epochs in (1, EPOCHS):
-                for name, tuner in (("stock", stock), ("fmbench", ours)):
-                    seconds, val = _timed(tuner, values, f"{name}{index}e{epochs}", fmbench_split, epochs, batch_size)
-                    row[f"{name}_{epochs}ep_seconds"], row[f"{name}_{epochs}ep_val"] = round(seconds, 3), val
-            row["ratio"] = round(row[f"fmbench_{EPOCHS}ep_seconds"] / row[f"stock_{EPOCHS}ep_seconds"], 3)
-            fmbench_progress(f"[trial cost] config {index} ({values['num_layers']} layers): {EPOCHS} epochs "
-                             f"stock {row[f'stock_{EPOCHS}ep_seconds']:.2f}s, fmbench {row[f'fmbench_{EPOCHS}ep_seconds']:.2f}s "
-                             f"(x{row['ratio']:.2f}); 1 epoch {row['stock_1ep_seconds']:.2f}s vs {row['fmbench_1ep_seconds']:.2f}s")
-            rows.append(row)
+        paths = (("stock", stock), ("fmbench", ours))
+        for round_ in range(ROUNDS):
+            for index, values in enumerate(CONFIGS):
+                row = {"config": index, "round": round_}
+                for epochs in (1, EPOCHS):
+                    for name, tuner in paths if round_ % 2 == 0 else paths[::-1]:
+                        seconds, val = _timed(tuner, values, f"{name}{index}r{round_}e{epochs}", fmbench_split, epochs, batch_size)
+                        row[f"{name}_{epochs}ep_seconds"], row[f"{name}_{epochs}ep_val"] = round(seconds, 3), val
+                row["ratio"] = round(row[f"fmbench_{EPOCHS}ep_seconds"] / row[f"stock_{EPOCHS}ep_seconds"], 3)
+                fmbench_progress(f"[trial cost] round {round_ + 1}/{ROUNDS} config {index} ({values['num_layers']} layers): "
+                                 f"{EPOCHS} epochs stock {row[f'stock_{EPOCHS}ep_seconds']:.2f}s, "
+                                 f"fmbench {row[f'fmbench_{EPOCHS}ep_seconds']:.2f}s (x{row['ratio']:.2f}); "
+                                 f"1 epoch {row['stock_1ep_seconds']:.2f}s vs {row['fmbench_1ep_seconds']:.2f}s")
+                rows.append(row)
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
 
@@ -104,7 +113,8 @@ def test_trial_cost(benchmark, pytestconfig, fmbench_split, fmbench_progress, tm
 
     later = EPOCHS - 1
     summary = {
-        "profile": pytestconfig.getoption("fmbench_profile"), "epochs": EPOCHS, "train_size": len(fmbench_split.y_train),
+        "profile": pytestconfig.getoption("fmbench_profile"), "epochs": EPOCHS, "rounds": ROUNDS,
+        "train_size": len(fmbench_split.y_train),
         "median_trial_seconds_stock": median(f"stock_{EPOCHS}ep_seconds"),
         "median_trial_seconds_fmbench": median(f"fmbench_{EPOCHS}ep_seconds"),
         "median_ratio": median("ratio"),
