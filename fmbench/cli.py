@@ -11,7 +11,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fmbench import profiles  # noqa: E402
-from fmbench.spec import Budget, SpecError  # noqa: E402
+from fmbench.spec import RUNNER_NAMES, Budget, SpecError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run one tuner (or the baseline) and append its rows")
-    run.add_argument("--tuner", required=True, help="random, hyperband, bayesian or baseline")
+    run.add_argument("--tuner", required=True, help=", ".join(RUNNER_NAMES))
     run.add_argument("--seed", type=int, default=1, help="integer >= 1 (default 1)")
     run.add_argument("--max-trials", type=int, help="stop after N trials (with no budget given: the profile's trial budget)")
     run.add_argument("--max-seconds", type=float, help="stop the search after S wall-clock seconds")

@@ -146,6 +146,14 @@ class _HyperbandTuner(_RecordingTuner, kt.Hyperband):
         # Skip kt.Hyperband.__init__, whose only job is to build a budget-less oracle.
         kt.Tuner.__init__(self, oracle=oracle, **kwargs)
 
+    def _build_hypermodel(self, hp):
+        # A promotion loads its parent's weights into a model whose optimizer is not built yet, so Keras skips
+        # the parent's Adam state, as keras-tuner's promotions always have (fmbench.training), and warns about
+        # it at every promotion; the warning says nothing wrong, so it is not shown.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return super()._build_hypermodel(hp)
+
 
 # Tuners whose model starts after bayesian_initial_points random trials (Optuna's TPE and SklearnTuner's
 # Bayesian oracle too); the row records the number.
