@@ -27,9 +27,9 @@ from fmbench import hypermodel, profiles
 EPOCHS = 9
 ROUNDS = 2
 # fmbench's median 9-epoch trial seconds as a share of the stock path's (the median over configurations and
-# rounds of each pair's ratio). The goal is 0.5, and the committed run (results/trial-cost) is below it; the bound
-# leaves room for a noisy hour and still fails if a saving is lost (the ratio was 0.61 with the step traced
-# twice, about 1 with none of the savings).
+# rounds of each pair's ratio). The goal is 0.5, and the committed run (results/trial-cost) is below it. The
+# bound is looser so that a noisy hour does not fail the benchmark: it catches the savings lost wholesale (the
+# ratio is 1 without them), and a smaller loss shows in the measured ratio (0.61 with the step traced twice).
 TARGET_RATIO = 0.65
 CONFIGS = (  # spanning the search space: narrow to wide, shallow to deep, with and without dropout
     hypermodel.BASELINE_HPS,
