@@ -23,9 +23,9 @@ def make_model(values: dict, metrics: tuple[str, ...] = ()) -> keras.Model:
     compiled step only adds to its tracing, the floor every trial pays. Pass ("accuracy",) where
     Keras's own per-epoch validation is read (Optuna's pruning callback).
     """
-    # Built layer by layer through the functional API: Sequential.add rebuilds the whole model at every layer
-    # (over half of a deep model's build time). Each layer is still made and built in the same order, so
-    # the same seed gives the same initial weights and dropout masks as Sequential.add did.
+    # Built layer by layer through the functional API: Sequential.add rebuilds the whole model at every layer.
+    # Each layer is still made and built in the same order, so the same seed gives the same initial weights
+    # and dropout masks as Sequential.add did.
     images = keras.Input(shape=(28, 28))
     x = keras.layers.Flatten()(images)
     for i in range(int(values["num_layers"])):

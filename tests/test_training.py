@@ -27,7 +27,8 @@ def test_a_fit_traces_the_training_step_once(subset_split) -> None:
     plain = hypermodel.make_model(hypermodel.BASELINE_HPS)
     plain_traces = _count_traces(plain)
     plain.fit(subset_split.x_train, subset_split.y_train, epochs=1, batch_size=BATCH, verbose=0)
-    assert len(plain_traces) == 2, "Keras's own fit traces the step twice: this module's reason to exist"
+    # Twice on a CPU; on a GPU, where Keras compiles the step with XLA, at least as often.
+    assert len(plain_traces) >= 2, "Keras's own fit traces the step again after creating Adam's slots"
 
     model = hypermodel.make_model(hypermodel.BASELINE_HPS)
     traces = _count_traces(model)
