@@ -7,7 +7,7 @@ PROFILE ?= quick
 # Where `make bench` writes: `make bench OUT=results/quick` sets it, an OUT in the environment does not.
 OUT = results/local/$(PROFILE)
 
-.PHONY: setup bench test gate gate-run gate-check device-check clean
+.PHONY: setup bench test lint gate gate-run gate-check device-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,14 @@ bench: setup
 	$(PY) -m pytest benchmarks --benchmark-only --fmbench-profile $(PROFILE) --fmbench-out $(OUT) \
 		--benchmark-json $(OUT)/benchmark.json -p no:cacheprovider
 
-# Two test processes (pytest-xdist): most tests train tiny models that keep one core busy.
-test: setup
+# Lint and format check first (seconds), then two test processes (pytest-xdist): most tests train tiny models
+# that keep one core busy.
+test: setup lint
 	$(PY) -m pytest tests -q -p no:cacheprovider -n 2
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # The CI gate, called by .ci/run and .github/workflows/benchmarks.yml alike: a fresh smoke matrix in a scratch
 # folder (never the committed results/), checked against results/reference/smoke.json. The check runs even when a

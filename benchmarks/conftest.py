@@ -1,4 +1,5 @@
 """pytest options and session plumbing for the tuner x budget x seed matrix."""
+
 from __future__ import annotations
 
 import datetime
@@ -7,12 +8,14 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
+from fmbench import placement, profiles, suite  # none imports TensorFlow
+from fmbench.registry import BASELINE, BASELINES
+from fmbench.spec import SpecError
+
+# Before any cell imports TensorFlow: keep its C++ start-up chatter out of the progress output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import pytest  # noqa: E402
-
-from fmbench import placement, profiles  # noqa: E402
-from fmbench.spec import BASELINE, BASELINES, RUNNER_NAMES, RunSpec, SpecError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -20,27 +23,44 @@ REPO = HERE.parent
 
 def pytest_addoption(parser):
     group = parser.getgroup("fmbench", "fmbench tuner benchmark matrix")
-    group.addoption("--fmbench-profile", default=os.environ.get("FMBENCH_PROFILE", profiles.DEFAULT_PROFILE),
-                    help=f"profile to run: {', '.join(profiles.PROFILES)} (default $FMBENCH_PROFILE or {profiles.DEFAULT_PROFILE})")
-    group.addoption("--fmbench-tuners", help="comma list of tuners to run (baseline always runs); default: the profile's")
+    group.addoption(
+        "--fmbench-profile",
+        default=os.environ.get("FMBENCH_PROFILE", profiles.DEFAULT_PROFILE),
+        help=f"profile to run: {', '.join(profiles.PROFILES)} (default $FMBENCH_PROFILE or {profiles.DEFAULT_PROFILE})",
+    )
+    group.addoption(
+        "--fmbench-tuners", help="comma list of tuners to run (baseline always runs); default: the profile's"
+    )
     group.addoption("--fmbench-seeds", help="comma list of seeds; default: the profile's")
-    group.addoption("--fmbench-resume", action="store_true",
-                    help="continue the results folder's runs.csv: skip the cells finished there, rerun the failed ones "
-                         "(default: start new tables, the old ones moved aside)")
-    group.addoption("--fmbench-shard", metavar="K/N",
-                    help="run the K-th of N deterministic shares of the cells (round robin), e.g. 1/4 on one host or CI job")
-    group.addoption("--fmbench-data-dir", help="Fashion-MNIST IDX folder (default $FMBENCH_DATA_DIR, else the Keras loader)")
-    group.addoption("--fmbench-out", help="results folder (default results/local/<profile>, ignored by git; name results/<profile> to update the committed results)")
+    group.addoption(
+        "--fmbench-resume",
+        action="store_true",
+        help="continue the results folder's runs.csv: skip the cells finished there, rerun the failed ones "
+        "(default: start new tables, the old ones moved aside)",
+    )
+    group.addoption(
+        "--fmbench-shard",
+        metavar="K/N",
+        help="run the K-th of N deterministic shares of the cells (round robin), e.g. 1/4 on one host or CI job",
+    )
+    group.addoption(
+        "--fmbench-data-dir", help="Fashion-MNIST IDX folder (default $FMBENCH_DATA_DIR, else the Keras loader)"
+    )
+    group.addoption(
+        "--fmbench-out",
+        help="results folder (default results/local/<profile>, ignored by git; name results/<profile> to "
+        "update the committed results)",
+    )
 
 
 def pytest_configure(config):
     """Turn the options into the list of RunSpecs; bad options are a usage error before anything runs.
     A pytest-xdist worker first takes its share of the machine, before any test imports TensorFlow."""
     try:
-        specs = selected_specs(
+        specs = suite.selected_specs(
             config.getoption("fmbench_profile"), config.getoption("fmbench_tuners"), config.getoption("fmbench_seeds")
         )
-        config.fmbench_specs = shard(specs, config.getoption("fmbench_shard"))
+        config.fmbench_specs = suite.shard(specs, config.getoption("fmbench_shard"))
     except SpecError as exc:
         raise pytest.UsageError(f"fmbench: {exc}") from None
     profile = config.getoption("fmbench_profile")
@@ -53,38 +73,6 @@ def pytest_configure(config):
 
 def _xdist_worker(config) -> bool:
     return hasattr(config, "workerinput")
-
-
-def selected_specs(profile_name: str, tuners: str | None, seeds: str | None) -> list[RunSpec]:
-    profile = profiles.get_profile(profile_name)
-    chosen_tuners = profile.tuners if tuners is None else tuple(_split_list(tuners))
-    for tuner in chosen_tuners:
-        if tuner not in RUNNER_NAMES or tuner == BASELINE:
-            raise SpecError(f"unknown tuner {tuner!r} in --fmbench-tuners: choose from {', '.join(n for n in RUNNER_NAMES if n != BASELINE)}")
-    chosen_seeds = profile.seeds
-    if seeds is not None:
-        try:
-            chosen_seeds = tuple(int(seed) for seed in _split_list(seeds))
-        except ValueError:
-            raise SpecError(f"--fmbench-seeds must be a comma list of integers >= 1, got {seeds!r}") from None
-    return profile.expand(chosen_tuners, chosen_seeds)  # RunSpec validates each seed
-
-
-def shard(specs: list[RunSpec], text: str | None) -> list[RunSpec]:
-    """The K-th of N round-robin shares of the expanded cells: the same cells on every host, every N-th one each."""
-    if text is None:
-        return specs
-    k, sep, n = text.partition("/")
-    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
-        raise SpecError(f"--fmbench-shard must be K/N with 1 <= K <= N (e.g. 1/4 for the first of four shares), got {text!r}")
-    return specs[int(k) - 1::int(n)]
-
-
-def _split_list(text: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise SpecError(f"empty list {text!r}: give comma-separated values")
-    return items
 
 
 def pytest_generate_tests(metafunc):
@@ -110,22 +98,12 @@ def pytest_collection_modifyitems(config, items):
     runs_file = config.fmbench_out / results.RUNS_FILE
     if not config.getoption("fmbench_resume") or not runs_file.exists():
         return
-    done = finished_cells(results.read_runs(config.fmbench_out))
+    done = suite.finished_cells(results.read_runs(config.fmbench_out))
     for item in items:
         params = getattr(item, "callspec", None) and item.callspec.params
         spec = params and (params.get("baseline_spec") or params.get("tuner_spec"))
         if spec and spec.cell in done:
             item.add_marker(pytest.mark.skip(reason=f"{spec.cell} finished in {runs_file} (--fmbench-resume)"))
-
-
-def finished_cells(runs) -> set[str]:
-    """Cells whose current row (the latest by started_at; earlier rows are superseded) has a test accuracy
-    and no error. A cell whose current row failed (out of memory, a killed worker) runs again."""
-    from fmbench import results
-
-    current = runs.sort_values("started_at", kind="stable").groupby("cell").tail(1)
-    ok = current["test_accuracy"].notna() & ~results.failed_runs(current)
-    return set(current.loc[ok, "cell"])
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +138,8 @@ def _move_earlier_tables_aside(config) -> None:
         for path in old:
             shutil.move(str(path), archive / path.name)
         config.pluginmanager.get_plugin("terminalreporter").write_line(
-            f"fmbench: earlier tables of {out} moved to {archive} (--fmbench-resume continues them instead)")
+            f"fmbench: earlier tables of {out} moved to {archive} (--fmbench-resume continues them instead)"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -199,17 +178,20 @@ def fmbench_progress(pytestconfig):
 
 def pytest_terminal_summary(terminalreporter, config):
     """The comparison table, and the markdown report rebuilt from the stored rows."""
-    from fmbench import report, results, summary
+    from fmbench import results
+    from fmbench.report import document, summary
 
     out = config.fmbench_out
     if config.option.collectonly or not (out / results.RUNS_FILE).exists() or config.getoption("benchmark_skip", False):
         return
     if _xdist_worker(config):
         return  # under pytest-xdist, the controller alone writes the summary and the report
-    terminalreporter.write_sep("=", f"fmbench {config.getoption('fmbench_profile')}: test accuracy against the baseline")
+    terminalreporter.write_sep(
+        "=", f"fmbench {config.getoption('fmbench_profile')}: test accuracy against the baseline"
+    )
     try:
         terminalreporter.write_line(summary.comparison_table(results.read_runs(out)))
         terminalreporter.write_line(f"tables: {out / results.RUNS_FILE}, {out / results.TRIALS_FILE}")
-        terminalreporter.write_line(f"report: {report.write_report(out)}")
+        terminalreporter.write_line(f"report: {document.write_report(out)}")
     except results.ResultsError as exc:
         terminalreporter.write_line(f"fmbench: no report: {exc}", red=True)

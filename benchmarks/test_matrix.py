@@ -3,15 +3,17 @@
 Each cell is one real run; pytest-benchmark times it once (a search must not be calibrated and
 repeated) and its quality and cost figures go into extra_info, so saved benchmark JSON carries them.
 """
+
 from __future__ import annotations
 
 import warnings
 
-from fmbench import results, summary, tuners
+from fmbench import protocol, results
+from fmbench.report import summary
 
 
 def _run_cell(spec, benchmark, split, progress, out):
-    result = benchmark.pedantic(tuners.run, args=(spec, split), kwargs={"progress": progress}, rounds=1, iterations=1)
+    result = benchmark.pedantic(protocol.run, args=(spec, split), kwargs={"progress": progress}, rounds=1, iterations=1)
     results.save_run(out, result)  # appended at once: an interrupted session keeps every finished cell
     benchmark.extra_info.update(summary.extra_info(result))
     assert result.test_accuracy is not None, f"{spec.cell} failed: {result.error}"

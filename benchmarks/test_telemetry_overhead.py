@@ -3,6 +3,7 @@
 Asserted: one reading costs under TARGET_PERCENT of one core at the sampling interval. Recorded only
 (in extra_info): the same short Keras training with and without the sampler, too noisy here to assert.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -27,8 +28,14 @@ def _train(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
     keras.utils.set_random_seed(1)
     wall, cpu = time.perf_counter(), time.process_time()
-    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
-                              keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=3, batch_size=32, verbose=0)
     return time.perf_counter() - wall, time.process_time() - cpu
@@ -76,19 +83,21 @@ def test_sampler_overhead_on_training(benchmark):
     noise = _percent(max(wall_without), min(wall_without))
     per_sample = _per_sample_seconds()
     share = round(100 * per_sample / Sampler().interval, 3)
-    benchmark.extra_info.update({
-        "median_seconds_without_sampler": round(without, 3),
-        "median_seconds_with_sampler": round(with_, 3),
-        "overhead_percent": _percent(with_, without),
-        "paired_overhead_percent_median": paired,
-        "cpu_seconds_overhead_percent": _percent(statistics.median(cpu_with), statistics.median(cpu_without)),
-        "noise_percent": noise,
-        "seconds_without_sampler": [round(t, 3) for t in wall_without],
-        "seconds_with_sampler": [round(t, 3) for t in wall_with],
-        "overhead_target_percent": TARGET_PERCENT,
-        "sample_microseconds": round(1e6 * per_sample, 1),
-        "sampling_share_of_one_core_percent": share,
-    })
+    benchmark.extra_info.update(
+        {
+            "median_seconds_without_sampler": round(without, 3),
+            "median_seconds_with_sampler": round(with_, 3),
+            "overhead_percent": _percent(with_, without),
+            "paired_overhead_percent_median": paired,
+            "cpu_seconds_overhead_percent": _percent(statistics.median(cpu_with), statistics.median(cpu_without)),
+            "noise_percent": noise,
+            "seconds_without_sampler": [round(t, 3) for t in wall_without],
+            "seconds_with_sampler": [round(t, 3) for t in wall_with],
+            "overhead_target_percent": TARGET_PERCENT,
+            "sample_microseconds": round(1e6 * per_sample, 1),
+            "sampling_share_of_one_core_percent": share,
+        }
+    )
     # The direct cost is steady on any machine: it is the gate that catches a slower sample().
     # The end-to-end figures are recorded, never asserted: on this class of shared VM identical fits
     # vary by 20-60%, so a few pairs cannot resolve a 1% effect either way.

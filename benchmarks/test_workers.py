@@ -1,4 +1,5 @@
 """Scale-out: trials per minute of one random search with 1 and with 2 local worker processes (smoke sizes)."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,6 @@ WORKER_COUNTS = (1, 2)
 
 def _data():
     """FMBENCH_DATA_DIR at the smoke profile's sizes, else the shipped subset (it holds 1500/300/400 images)."""
-    from fmbench import data
 
     smoke = profiles.get_profile("smoke").sizes
     directory = os.environ.get("FMBENCH_DATA_DIR")
@@ -26,19 +26,28 @@ def _data():
 
 
 def test_trials_per_minute(benchmark):
-    from fmbench import data, distributed
+    from fmbench import data, protocol
 
     directory, sizes = _data()
     smoke = profiles.get_profile("smoke")
-    spec = RunSpec(tuner="random", seed=1, budget=Budget(max_trials=TRIALS), sizes=sizes,
-                   epochs=smoke.epochs, batch_size=smoke.batch_size, profile="smoke")
+    spec = RunSpec(
+        tuner="random",
+        seed=1,
+        budget=Budget(max_trials=TRIALS),
+        sizes=sizes,
+        epochs=smoke.epochs,
+        batch_size=smoke.batch_size,
+        profile="smoke",
+    )
     split = data.load(directory, sizes)
 
     def measure() -> dict:
         figures = {}
         for workers in WORKER_COUNTS:
             started = time.monotonic()
-            result = distributed.run(spec, split, progress=lambda line: None, workers=workers, data_dir=directory, stall_timeout=600)
+            result = protocol.run_distributed(
+                spec, split, progress=lambda line: None, workers=workers, data_dir=directory, stall_timeout=600
+            )
             wall = time.monotonic() - started
             assert result.error == "", result.error
             assert result.trials_completed == TRIALS and result.workers == workers
@@ -49,14 +58,21 @@ def test_trials_per_minute(benchmark):
                 "trials_per_minute": round(60 * result.trials_completed / result.search_seconds, 2),
                 # everything the chief waited for: worker start-up, search, retrain, evaluation
                 "run_wall_seconds": round(wall, 2),
-                "trials_per_minute_with_startup": round(60 * result.trials_completed / (wall - result.retrain_seconds - result.evaluate_seconds), 2),
+                "trials_per_minute_with_startup": round(
+                    60 * result.trials_completed / (wall - result.retrain_seconds - result.evaluate_seconds), 2
+                ),
                 "mean_trial_seconds": round(sum(t.seconds for t in result.trials) / len(result.trials), 2),
             }
         return figures
 
     figures = benchmark.pedantic(measure, rounds=1, iterations=1)
     benchmark.extra_info.update(
-        tuner=spec.tuner, max_trials=TRIALS, train=sizes.train, val=sizes.val, epochs=spec.epochs, data_dir=directory,
+        tuner=spec.tuner,
+        max_trials=TRIALS,
+        train=sizes.train,
+        val=sizes.val,
+        epochs=spec.epochs,
+        data_dir=directory,
         cpu_cores=os.cpu_count(),
         **{f"workers{n}_{key}": value for n, row in figures.items() for key, value in row.items()},
         speedup=round(figures[2]["trials_per_minute"] / figures[1]["trials_per_minute"], 2),

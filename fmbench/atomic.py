@@ -3,6 +3,7 @@
 A reader (or a Ctrl-C) never sees half a file; what was there stays whole until the rename, and the
 folder's fsync makes the rename itself survive a power cut.
 """
+
 from __future__ import annotations
 
 import os

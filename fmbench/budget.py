@@ -1,4 +1,5 @@
 """Budgets in force during a search: between trials (oracle side) and inside a running fit (callback)."""
+
 from __future__ import annotations
 
 import time

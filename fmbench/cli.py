@@ -1,4 +1,5 @@
-"""`python -m fmbench run | report | check | calibrate | data`: bad input exits 2 with one line, a regression exits 1."""
+"""`fmbench run | report | check | calibrate | data`: bad input exits 2 with one line, a regression exits 1."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,18 +8,19 @@ import os
 import sys
 from pathlib import Path
 
+from fmbench import profiles  # none of these three imports TensorFlow
+from fmbench.registry import RUNNER_NAMES
+from fmbench.spec import Budget, SpecError
+
 # Before TensorFlow is imported anywhere: keep its C++ start-up chatter out of the progress output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from fmbench import profiles  # noqa: E402
-from fmbench.spec import RUNNER_NAMES, Budget, SpecError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     from fmbench.data import DataError
-    from fmbench.regress import RegressError
+    from fmbench.gate import RegressError
     from fmbench.results import ResultsError
 
     try:
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from fmbench import regress, report
+    from fmbench.gate import check as gate_check
+    from fmbench.report import document
 
     parser = argparse.ArgumentParser(prog="fmbench", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -40,19 +43,52 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one tuner (or the baseline) and append its rows")
     run.add_argument("--tuner", required=True, help=", ".join(RUNNER_NAMES))
     run.add_argument("--seed", type=int, default=1, help="integer >= 1 (default 1)")
-    run.add_argument("--max-trials", type=int, help="stop after N trials (with no budget given: the profile's trial budget)")
+    run.add_argument(
+        "--max-trials", type=int, help="stop after N trials (with no budget given: the profile's trial budget)"
+    )
     run.add_argument("--max-seconds", type=float, help="stop the search after S wall-clock seconds")
-    run.add_argument("--max-epochs", type=int, help="stop after E training epochs summed over all trials (the fair unit between Hyperband and the others)")
-    run.add_argument("--space", help="search space: mlp (default; the profile's) or cnn (keras-tuner's HyperResNet / HyperXception)")
-    run.add_argument("--profile", default=profiles.DEFAULT_PROFILE, help=f"data sizes and epochs from a profile: {', '.join(profiles.PROFILES)}")
-    run.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX .gz files (default: $FMBENCH_DATA_DIR, else download through Keras)")
-    run.add_argument("--out", default="results/adhoc", help="folder for runs.csv and trials.csv (default results/adhoc)")
-    dist = run.add_argument_group("distributed search (keras-tuner's chief oracle over gRPC; one budget for the whole search)")
-    dist.add_argument("--workers", type=int, help="start a chief and N local worker processes (one GPU each where there are several)")
-    dist.add_argument("--role", choices=("chief", "worker"), help="multi-host: serve the oracle (chief) or run its trials (worker)")
-    dist.add_argument("--oracle-address", help="HOST:PORT the chief binds (default 127.0.0.1 and a free port) or a worker connects to")
-    dist.add_argument("--run-dir", help="folder shared by chief and workers (trial records, checkpoints); required with --role")
-    dist.add_argument("--stall-timeout", type=float, default=1800.0, help="give up after S seconds without a trial starting or ending (default 1800)")
+    run.add_argument(
+        "--max-epochs",
+        type=int,
+        help="stop after E training epochs summed over all trials (the fair unit between Hyperband and the others)",
+    )
+    run.add_argument(
+        "--space", help="search space: mlp (default; the profile's) or cnn (keras-tuner's HyperResNet / HyperXception)"
+    )
+    run.add_argument(
+        "--profile",
+        default=profiles.DEFAULT_PROFILE,
+        help=f"data sizes and epochs from a profile: {', '.join(profiles.PROFILES)}",
+    )
+    run.add_argument(
+        "--data-dir",
+        help="folder with the four Fashion-MNIST IDX .gz files (default: $FMBENCH_DATA_DIR, else download "
+        "through Keras)",
+    )
+    run.add_argument(
+        "--out", default="results/adhoc", help="folder for runs.csv and trials.csv (default results/adhoc)"
+    )
+    dist = run.add_argument_group(
+        "distributed search (keras-tuner's chief oracle over gRPC; one budget for the whole search)"
+    )
+    dist.add_argument(
+        "--workers", type=int, help="start a chief and N local worker processes (one GPU each where there are several)"
+    )
+    dist.add_argument(
+        "--role", choices=("chief", "worker"), help="multi-host: serve the oracle (chief) or run its trials (worker)"
+    )
+    dist.add_argument(
+        "--oracle-address", help="HOST:PORT the chief binds (default 127.0.0.1 and a free port) or a worker connects to"
+    )
+    dist.add_argument(
+        "--run-dir", help="folder shared by chief and workers (trial records, checkpoints); required with --role"
+    )
+    dist.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=1800.0,
+        help="give up after S seconds without a trial starting or ending (default 1800)",
+    )
     run.set_defaults(command=_run, name="run")
 
     data = commands.add_parser("data", help="check a data folder and print what it holds")
@@ -60,21 +96,23 @@ def _parser() -> argparse.ArgumentParser:
     data.set_defaults(command=_data, name="data")
 
     rep = commands.add_parser("report", help="stored results -> markdown report and plots")
-    report.add_arguments(rep)
-    rep.set_defaults(command=report.command, name="report")
+    document.add_arguments(rep)
+    rep.set_defaults(command=document.command, name="report")
 
     check = commands.add_parser("check", help="stored results vs a reference: exit 1 on an accuracy drop")
-    regress.add_arguments(check)
-    check.set_defaults(command=regress.command, name="check")
+    gate_check.add_arguments(check)
+    check.set_defaults(command=gate_check.command, name="check")
 
-    calibrate = commands.add_parser("calibrate", help="the gate's false-alarm rate and power, by simulation on a noise model of real runs")
+    calibrate = commands.add_parser(
+        "calibrate", help="the gate's false-alarm rate and power, by simulation on a noise model of real runs"
+    )
     calibrate.set_defaults(command=lambda args: _calibrate().command(args), name="calibrate")
     _calibrate().add_arguments(calibrate)
     return parser
 
 
 def _calibrate():
-    from fmbench import calibrate
+    from fmbench.gate import calibrate
 
     return calibrate
 
@@ -84,7 +122,9 @@ def _run(args: argparse.Namespace) -> int:
     budget = Budget(max_trials=args.max_trials, max_seconds=args.max_seconds, max_epochs=args.max_epochs)
     if budget.is_empty:
         # No budget given: the profile's trial budget, which lets every tuner run its own algorithm.
-        budget = next((b for b in profile.budgets if b.max_trials and b.max_seconds is None and b.max_epochs is None), budget)
+        budget = next(
+            (b for b in profile.budgets if b.max_trials and b.max_seconds is None and b.max_epochs is None), budget
+        )
     spec = profile.spec(args.tuner, args.seed, budget)  # validates tuner, seed and budget before any import of TF
     if args.space is not None:
         spec = dataclasses.replace(spec, space=args.space)
@@ -93,24 +133,38 @@ def _run(args: argparse.Namespace) -> int:
         # Workers count their own epochs only; a global epoch count would need the chief to track fits.
         raise SpecError("--max-epochs is not supported with --workers/--role: use --max-trials or --max-seconds")
     if distributed:
-        from fmbench import distributed as dist
+        from fmbench.search import distributed as dist
 
         dist.check_options(args, spec)
         if args.role == "worker":
-            return dist.work(args.run_dir, args.oracle_address, data_dir=args.data_dir, expected=spec, timeout=args.stall_timeout)
+            return dist.work(
+                args.run_dir, args.oracle_address, data_dir=args.data_dir, expected=spec, timeout=args.stall_timeout
+            )
 
     from fmbench import data
 
     split = data.load(data.resolve_data_dir(args.data_dir), spec.sizes)  # bad data fails here, before TF loads
-    from fmbench import results, summary, tuners
+    from fmbench import protocol, results
+    from fmbench.report import summary
 
-    print(f"fmbench run: {spec.cell} on {len(split.y_train)} train / {len(split.y_val)} val / {len(split.y_test)} test images, profile {profile.name}", flush=True)
+    print(
+        f"fmbench run: {spec.cell} on {len(split.y_train)} train / {len(split.y_val)} val / "
+        f"{len(split.y_test)} test images, profile {profile.name}",
+        flush=True,
+    )
     if distributed:
-        result = dist.run(spec, split, progress=lambda line: print(line, flush=True), workers=args.workers or 0,
-                          address=args.oracle_address or "127.0.0.1:0", run_dir=args.run_dir, data_dir=args.data_dir,
-                          stall_timeout=args.stall_timeout)
+        result = protocol.run_distributed(
+            spec,
+            split,
+            progress=lambda line: print(line, flush=True),
+            workers=args.workers or 0,
+            address=args.oracle_address or "127.0.0.1:0",
+            run_dir=args.run_dir,
+            data_dir=args.data_dir,
+            stall_timeout=args.stall_timeout,
+        )
     else:
-        result = tuners.run(spec, split, progress=lambda line: print(line, flush=True))
+        result = protocol.run(spec, split, progress=lambda line: print(line, flush=True))
     out = Path(args.out)
     results.save_run(out, result)
     print(summary.run_summary(result))
@@ -124,7 +178,10 @@ def _data(args: argparse.Namespace) -> int:
 
     directory = data.resolve_data_dir(args.data_dir)
     split = data.load(directory, DataSizes())
-    print(f"Fashion-MNIST from {directory or 'the Keras loader'}: {len(split.y_train)} train, {len(split.y_val)} validation, {len(split.y_test)} test images; all valid")
+    print(
+        f"Fashion-MNIST from {directory or 'the Keras loader'}: {len(split.y_train)} train, "
+        f"{len(split.y_val)} validation, {len(split.y_test)} test images; all valid"
+    )
     return 0
 
 

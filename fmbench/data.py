@@ -1,4 +1,5 @@
 """Fashion-MNIST: Keras's loader or a folder of IDX .gz files; validation; the fixed split; subsets."""
+
 from __future__ import annotations
 
 import gzip
@@ -47,8 +48,10 @@ def resolve_data_dir(value: str | Path | None) -> Path | None:
     path = Path(chosen).expanduser()
     if not path.is_dir():
         source = "--data-dir" if value not in (None, "") else ENV_VAR
-        raise DataError(f"{path}: data directory (from {source}) does not exist; "
-                        f"point --data-dir / {ENV_VAR} at a folder holding {', '.join(FILES)}")
+        raise DataError(
+            f"{path}: data directory (from {source}) does not exist; "
+            f"point --data-dir / {ENV_VAR} at a folder holding {', '.join(FILES)}"
+        )
     return path
 
 
@@ -58,16 +61,19 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes())
     except FileNotFoundError:
-        raise DataError(f"{path}: file is missing; point --data-dir / {ENV_VAR} at a folder holding "
-                        f"{', '.join(FILES)}") from None
+        raise DataError(
+            f"{path}: file is missing; point --data-dir / {ENV_VAR} at a folder holding {', '.join(FILES)}"
+        ) from None
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream is EOFError
         raise DataError(f"{path}: not a readable gzip file ({_one_line(exc)}); {_FIX}") from None
     if len(raw) < 8:
         raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes); {_FIX}")
     (magic,) = struct.unpack(">I", raw[:4])
     if magic not in (MAGIC_IMAGES, MAGIC_LABELS):
-        raise DataError(f"{path}: bad magic number {magic} (expected {MAGIC_IMAGES} for images or "
-                        f"{MAGIC_LABELS} for labels), not an IDX ubyte file; {_FIX}")
+        raise DataError(
+            f"{path}: bad magic number {magic} (expected {MAGIC_IMAGES} for images or "
+            f"{MAGIC_LABELS} for labels), not an IDX ubyte file; {_FIX}"
+        )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -93,8 +99,10 @@ def load_raw(data_dir: Path | None) -> tuple[tuple[np.ndarray, np.ndarray], tupl
     else:
         data_dir = Path(data_dir)
         if not data_dir.is_dir():
-            raise DataError(f"{data_dir}: data directory does not exist; "
-                            f"point --data-dir / {ENV_VAR} at a folder holding {', '.join(FILES)}")
+            raise DataError(
+                f"{data_dir}: data directory does not exist; "
+                f"point --data-dir / {ENV_VAR} at a folder holding {', '.join(FILES)}"
+            )
         names = tuple(str(data_dir / name) for name in FILES)
         train = (read_idx(names[0]), read_idx(names[1]))
         test = (read_idx(names[2]), read_idx(names[3]))
@@ -117,8 +125,10 @@ def _load_keras() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.n
     try:
         return keras.datasets.fashion_mnist.load_data()
     except Exception as exc:  # keras's get_file raises bare Exception for URL failures, OSError for files
-        raise DataError(f"could not download Fashion-MNIST ({_one_line(exc)}); pass --data-dir DIR or set "
-                        f"{ENV_VAR} to a folder with the four IDX .gz files ({', '.join(FILES)})") from None
+        raise DataError(
+            f"could not download Fashion-MNIST ({_one_line(exc)}); pass --data-dir DIR or set "
+            f"{ENV_VAR} to a folder with the four IDX .gz files ({', '.join(FILES)})"
+        ) from None
 
 
 def split_train_val(n_train: int) -> tuple[slice, slice]:
@@ -154,8 +164,11 @@ def load(data_dir: Path | None, sizes: DataSizes = DataSizes()) -> Split:
     """
     (x_all, y_all), (x_test, y_test) = load_raw(data_dir)
     train, val = split_train_val(len(x_all))
-    parts = ((x_all[train], y_all[train], sizes.train), (x_all[val], y_all[val], sizes.val),
-             (x_test, y_test, sizes.test))
+    parts = (
+        (x_all[train], y_all[train], sizes.train),
+        (x_all[val], y_all[val], sizes.val),
+        (x_test, y_test, sizes.test),
+    )
     out: list[np.ndarray] = []
     for x, y, n in parts:
         keep = stratified_subset(y, n)

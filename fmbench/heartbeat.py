@@ -3,12 +3,13 @@ and the chief counts a worker as gone when its beat stops changing. Files, becau
 thing a chief and workers on other hosts already share; and a worker's process may be on another host,
 where the chief cannot see it die.
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from fmbench import atomic
 

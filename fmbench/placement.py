@@ -1,8 +1,10 @@
-"""Where each of several processes on one machine runs: a GPU of its own where there are several, else a share of the cores.
+"""Where each of several processes on one machine runs: a GPU of its own where there are several, else a share
+of the cores.
 
 Applied through the environment before TensorFlow is imported: TensorFlow reads CUDA_VISIBLE_DEVICES and
 its thread-pool sizes (TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS) once, when it starts.
 """
+
 from __future__ import annotations
 
 import os

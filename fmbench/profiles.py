@@ -3,9 +3,10 @@
 Every budget lets each tuner run its own algorithm: Hyperband (factor 3) finishes at least its first
 bracket, promotions included (Profile checks this for trial and epoch budgets; the committed runs show it
 for time budgets), and BayesianOptimization's Gaussian process picks at least half the trials of each
-trial and epoch budget (tuners.bayesian_initial_points). Epoch budgets are the fair unit between Hyperband
+trial and epoch budget (search.base.initial_points). Epoch budgets are the fair unit between Hyperband
 and the full-fidelity tuners; trial budgets only between full-fidelity ones.
 """
+
 from __future__ import annotations
 
 from fmbench.spec import Budget, DataSizes, Profile, SpecError
@@ -15,7 +16,8 @@ PROFILES = {
     for profile in (
         Profile(
             name="smoke",
-            description="CI: a few thousand images, 3 epochs, small budgets, 3 seeds, Keras Tuner's tuners and Optuna's; minutes on 2 CPU cores",
+            description="CI: a few thousand images, 3 epochs, small budgets, 3 seeds, Keras Tuner's tuners "
+            "and Optuna's; minutes on 2 CPU cores",
             sizes=DataSizes(train=1500, val=500, test=1000),
             epochs=3,  # Hyperband brackets of 1 and 3 epochs; its first bracket is 4 trials, 5 epochs
             batch_size=128,
@@ -25,7 +27,8 @@ PROFILES = {
         ),
         Profile(
             name="quick",
-            description="a first real answer on a laptop CPU: 6k training images, the whole test set, 3 epochs, 5 seeds",
+            description="a first real answer on a laptop CPU: 6k training images, the whole test set, 3 "
+            "epochs, 5 seeds",
             sizes=DataSizes(train=6000, val=2000, test=10000),
             epochs=3,  # Hyperband's whole iteration (brackets of 4 and 2 trials) is 6 trials, 11 epochs
             batch_size=128,
@@ -43,7 +46,8 @@ PROFILES = {
         ),
         Profile(
             name="full",
-            description="GPU: the whole dataset, Hyperband max_epochs=10 factor=3, 30 trials, 200 epochs or 10 minutes, 5 seeds",
+            description="GPU: the whole dataset, Hyperband max_epochs=10 factor=3, 30 trials, 200 epochs or "
+            "10 minutes, 5 seeds",
             sizes=DataSizes(),
             epochs=10,
             batch_size=128,
@@ -52,7 +56,8 @@ PROFILES = {
         ),
         Profile(
             name="cnn",
-            description="GPU: keras-tuner's HyperResNet / HyperXception on the whole dataset, 3 seeds, 20 trials, 100 epochs or 30 minutes",
+            description="GPU: keras-tuner's HyperResNet / HyperXception on the whole dataset, 3 seeds, 20 "
+            "trials, 100 epochs or 30 minutes",
             sizes=DataSizes(),
             epochs=10,
             batch_size=128,

@@ -1,4 +1,5 @@
 """Result rows: RunResult / TrialRecord -> flat rows; atomic CSV appends; reading back with validation."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +8,7 @@ import json
 import os
 import platform
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -18,37 +20,82 @@ from fmbench.spec import RunResult, TelemetrySummary
 RUNS_FILE = "runs.csv"
 TRIALS_FILE = "trials.csv"
 LOCK_FILE = ".fmbench.lock"  # held by every writer of a results folder; kept there, as flock needs one inode
-
-TELEMETRY_COLUMNS = [f.name for f in dataclasses.fields(TelemetrySummary)]
-MACHINE_COLUMNS = [
-    "hostname", "platform", "cpu_model", "cpu_cores", "gpu_model",
-    "python_version", "tensorflow_version", "keras_version", "keras_tuner_version", "optuna_version", "sklearn_version",
-    "commit", "keras_backend",
-]
-RUN_COLUMNS = [
-    "run_id", "started_at", "profile", "cell", "tuner", "budget", "max_trials", "max_seconds", "max_epochs", "seed",
-    "train_size", "val_size", "test_size", "epochs", "batch_size", "hyperband_factor", "num_initial_points",
-    "best_hyperparameters", "best_val_accuracy", "test_accuracy", "test_loss",
-    "search_seconds", "retrain_seconds", "evaluate_seconds", "wall_seconds",
-    "trials_completed", "trials_failed", "search_epochs", "retrain_epochs",
-    "stopped_by", "time_overrun_seconds", "error",
-    *TELEMETRY_COLUMNS, *MACHINE_COLUMNS, "workers", "trials_cut", "brackets_completed", "space",
-]
-TRIAL_COLUMNS = [
-    "run_id", "profile", "cell", "tuner", "budget", "seed", "trial_id", "hyperparameters", "status",
-    "val_accuracy", "epochs", "started_seconds", "seconds", "error", *TELEMETRY_COLUMNS, "worker",
-    "bracket", "round", "initial_epoch", "parent_trial_id",
-]
-TEXT_COLUMNS = [
-    "run_id", "started_at", "profile", "cell", "tuner", "budget", "best_hyperparameters", "hyperparameters",
-    "trial_id", "status", "stopped_by", "error", "worker", "parent_trial_id", "space",
-    *(column for column in MACHINE_COLUMNS if column != "cpu_cores"),
-]
+NOT_ADDED = object()  # Column.added of the columns every table has had
 
 
-# Columns added after tables were first committed: older tables read back with these values.
-ADDED_COLUMNS = {"keras_backend": "", "max_epochs": None, "trials_cut": 0, "brackets_completed": None, "bracket": None, "round": None, "initial_epoch": None, "parent_trial_id": None,
-                 "optuna_version": None, "sklearn_version": None, "space": "mlp"}
+@dataclass(frozen=True)
+class Column:
+    """One column of runs.csv or trials.csv: the one schema every writer and reader of the tables uses."""
+
+    name: str
+    text: bool = False  # read back as a string, never parsed ('0001' stays a trial id, '1234e5678901' a commit)
+    required: str = (
+        ""  # "always"; "ok": in every run that did not end in an error; "completed": in every completed trial
+    )
+    added: object = NOT_ADDED  # the value a table written before this column existed reads back with
+
+
+def _columns(names: str, **kind) -> list[Column]:
+    return [Column(name, **kind) for name in names.split()]
+
+
+TELEMETRY = _columns(" ".join(f.name for f in dataclasses.fields(TelemetrySummary)))
+MACHINE = [
+    *_columns("hostname platform cpu_model", text=True),
+    Column("cpu_cores"),
+    *_columns("gpu_model python_version tensorflow_version keras_version keras_tuner_version", text=True),
+    *_columns("optuna_version sklearn_version", text=True, added=None),
+    Column("commit", text=True),
+    Column("keras_backend", text=True, added=""),
+]
+RUN_SCHEMA = [
+    Column("run_id", text=True, required="always"),
+    *_columns("started_at profile cell", text=True),
+    Column("tuner", text=True, required="always"),
+    Column("budget", text=True, required="always"),
+    Column("max_trials"),
+    Column("max_seconds"),
+    Column("max_epochs", added=None),
+    Column("seed", required="always"),
+    *_columns("train_size val_size test_size epochs batch_size hyperband_factor num_initial_points"),
+    Column("best_hyperparameters", text=True),
+    *_columns("best_val_accuracy test_accuracy", required="ok"),
+    Column("test_loss"),
+    *_columns("search_seconds retrain_seconds evaluate_seconds", required="ok"),
+    Column("wall_seconds"),
+    *_columns("trials_completed trials_failed search_epochs", required="ok"),
+    Column("retrain_epochs"),
+    Column("stopped_by", text=True, required="always"),
+    Column("time_overrun_seconds"),
+    Column("error", text=True),
+    *TELEMETRY,
+    *MACHINE,
+    Column("workers"),
+    Column("trials_cut", added=0),
+    Column("brackets_completed", added=None),
+    Column("space", text=True, added="mlp"),
+]
+TRIAL_SCHEMA = [
+    Column("run_id", text=True, required="always"),
+    *_columns("profile cell tuner budget", text=True),
+    Column("seed"),
+    *_columns("trial_id hyperparameters", text=True),
+    Column("status", text=True, required="always"),
+    Column("val_accuracy", required="completed"),
+    *_columns("epochs started_seconds seconds", required="always"),
+    Column("error", text=True),
+    *TELEMETRY,
+    Column("worker", text=True),
+    *_columns("bracket round initial_epoch", added=None),
+    Column("parent_trial_id", text=True, added=None),
+]
+# Views of the schema, for readers that need names.
+RUN_COLUMNS = [column.name for column in RUN_SCHEMA]
+TRIAL_COLUMNS = [column.name for column in TRIAL_SCHEMA]
+TELEMETRY_COLUMNS = [column.name for column in TELEMETRY]
+MACHINE_COLUMNS = [column.name for column in MACHINE]
+TEXT_COLUMNS = {column.name for column in RUN_SCHEMA + TRIAL_SCHEMA if column.text}
+ADDED_COLUMNS = {column.name: column.added for column in RUN_SCHEMA + TRIAL_SCHEMA if column.added is not NOT_ADDED}
 
 
 class ResultsError(ValueError):
@@ -159,13 +206,10 @@ def append_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
         read_table(path, columns)  # refuse to extend a malformed table
         existing = path.read_text()
         if existing.split("\n", 1)[0] != header:
-            raise ResultsError(f"{path}: its columns differ from this fmbench version's; move it aside or write to a new folder")
+            raise ResultsError(
+                f"{path}: its columns differ from this fmbench version's; move it aside or write to a new folder"
+            )
         atomic.write_text(path, existing + ("" if existing.endswith("\n") else "\n") + body)
-
-
-def failed_runs(runs: pd.DataFrame) -> pd.Series:
-    """Runs that ended in an error: they count in a cell's seeds but carry no accuracy."""
-    return (runs["stopped_by"] == "error") | (runs["error"].fillna("").astype(str) != "")
 
 
 def save_run(out_dir: Path, result: RunResult) -> None:
@@ -194,7 +238,10 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
             frame[column] = value
     missing = [column for column in columns if column not in frame.columns]
     if missing:
-        raise ResultsError(f"{path}: missing columns {', '.join(missing[:5])}; it was not written by this fmbench version, rerun the benchmark")
+        raise ResultsError(
+            f"{path}: missing columns {', '.join(missing[:5])}; it was not written by this fmbench version, "
+            "rerun the benchmark"
+        )
     return frame
 
 
@@ -246,7 +293,8 @@ def _cpu_model() -> str:
 
 
 def _commit() -> str:
-    """The git commit of the fmbench checkout, with '-dirty' when its code has uncommitted changes; 'unknown' without one.
+    """The git commit of the fmbench checkout, with '-dirty' when its code has uncommitted changes; 'unknown'
+    without one.
 
     Changes under results/ and to markdown files do not count: a run rewriting the committed tables it is about
     to replace, or the README edited while a session runs, is no change to the code that produces the rows.
@@ -260,11 +308,22 @@ def _commit() -> str:
         if Path(top).resolve() != here.parent:
             return "unknown"
         sha = _git(here, "rev-parse", "--short=12", "HEAD")
-        dirty = _git(here.parent, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)*.md")
+        dirty = _git(
+            here.parent,
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":(exclude)results",
+            ":(exclude)*.md",
+        )
     except (OSError, subprocess.SubprocessError):  # no git, or not a checkout
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
 
 
 def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()

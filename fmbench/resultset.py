@@ -5,6 +5,7 @@ are read as one table. For each (profile, cell) the latest row by `started_at` i
 *superseded* (a failed cell re-run by `--fmbench-resume` leaves its failed row in the file). Report, plots,
 check and the terminal summary all read through this module, so they agree on every count.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,33 +17,35 @@ import numpy as np
 import pandas as pd
 
 from fmbench import results
+from fmbench.registry import BASELINE, TUNER_NAMES
 from fmbench.results import ResultsError
-from fmbench.spec import BASELINE, TUNER_NAMES
 
-RUN_NUMERIC = [
-    "seed", "max_trials", "max_seconds", "train_size", "val_size", "test_size", "epochs", "batch_size",
-    "best_val_accuracy", "test_accuracy", "test_loss", "search_seconds", "retrain_seconds", "evaluate_seconds",
-    "wall_seconds", "trials_completed", "trials_failed", "search_epochs", "retrain_epochs", "time_overrun_seconds",
-    *results.TELEMETRY_COLUMNS, "cpu_cores",
-]
-TRIAL_NUMERIC = ["seed", "val_accuracy", "epochs", "started_seconds", "seconds", *results.TELEMETRY_COLUMNS]
-# Needed in every row / in every run that did not fail / in every completed trial.
-RUN_REQUIRED = ["run_id", "tuner", "budget", "seed", "stopped_by"]
-RUN_REQUIRED_OK = ["best_val_accuracy", "test_accuracy", "search_seconds", "retrain_seconds", "evaluate_seconds",
-                   "trials_completed", "trials_failed", "search_epochs"]
-TRIAL_REQUIRED = ["run_id", "status", "epochs", "started_seconds", "seconds"]
+RUN_REQUIRED = [c.name for c in results.RUN_SCHEMA if c.required == "always"]  # in every row
+RUN_REQUIRED_OK = [c.name for c in results.RUN_SCHEMA if c.required == "ok"]  # in every run that did not fail
+TRIAL_REQUIRED = [c.name for c in results.TRIAL_SCHEMA if c.required == "always"]
+TRIAL_REQUIRED_COMPLETED = [c.name for c in results.TRIAL_SCHEMA if c.required == "completed"]
+
+
+def ended_in_error(runs: pd.DataFrame) -> pd.Series:
+    """Runs whose row records an error: the only rows that may lack an accuracy."""
+    return (runs["stopped_by"] == "error") | (runs["error"].fillna("").astype(str) != "")
 
 
 def failed_runs(runs: pd.DataFrame) -> pd.Series:
     """Runs that ended in an error or carry no test accuracy: they count in a cell's seeds, never in its numbers."""
     accuracy = pd.to_numeric(runs["test_accuracy"], errors="coerce")
-    return results.failed_runs(runs) | accuracy.isna()
+    return ended_in_error(runs) | accuracy.isna()
 
 
 def cell_order(pairs) -> list[tuple[str, str]]:
     """(tuner, budget) cells in report order: the baseline, then each budget's tuners in registry order."""
     order = {name: i for i, name in enumerate(TUNER_NAMES)}
     return sorted(set(pairs), key=lambda c: (c[0] != BASELINE, c[1], order.get(c[0], len(order)), c[0]))
+
+
+def cell_rows(runs: pd.DataFrame, tuner: str, budget: str) -> pd.DataFrame:
+    """The rows of one cell (tuner, budget), by seed."""
+    return runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)].sort_values("seed", kind="stable")
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class ResultSet:
 
     def cell_runs(self, tuner: str, budget: str) -> pd.DataFrame:
         """The current rows of one cell, by seed."""
-        return self.runs[(self.runs["tuner"] == tuner) & (self.runs["budget"] == budget)].sort_values("seed", kind="stable")
+        return cell_rows(self.runs, tuner, budget)
 
     def run_trials(self, run_id: str) -> pd.DataFrame:
         """One run's trials in start order."""
@@ -88,7 +91,9 @@ class ResultSet:
         shared = []
         for (seed, hps), group in ok.groupby(["seed", "best_hyperparameters"], sort=True):
             if len(group) > 1:
-                shared.append((int(seed), str(hps), [f"{t} {b}" for t, b in cell_order(zip(group["tuner"], group["budget"]))]))
+                shared.append(
+                    (int(seed), str(hps), [f"{t} {b}" for t, b in cell_order(zip(group["tuner"], group["budget"]))])
+                )
         return shared
 
 
@@ -122,7 +127,10 @@ def load(directories) -> ResultSet:
     runs = pd.concat(all_runs, ignore_index=True)
     seen = runs["run_id"].duplicated()
     if seen.any():
-        raise ResultsError(f"run {runs['run_id'][seen].iloc[0]} appears twice in {', '.join(map(str, directories))}; name each results folder once")
+        raise ResultsError(
+            f"run {runs['run_id'][seen].iloc[0]} appears twice in {', '.join(map(str, directories))}; name "
+            "each results folder once"
+        )
     trials = pd.concat(all_trials, ignore_index=True) if any(len(t) for t in all_trials) else all_trials[0]
     return from_frames(runs, trials, directories)
 
@@ -132,36 +140,42 @@ def _load_one(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs = results.read_runs(directory)
     if runs.empty:
         raise ResultsError(f"{runs_path}: no runs recorded; run the benchmark first")
-    runs = _coerce(runs, runs_path, RUN_NUMERIC, RUN_REQUIRED)
-    _require(runs, runs_path, RUN_REQUIRED_OK, ~results.failed_runs(runs).to_numpy())
+    runs = _coerce(runs, runs_path, results.RUN_SCHEMA, RUN_REQUIRED)
+    _require(runs, runs_path, RUN_REQUIRED_OK, ~ended_in_error(runs).to_numpy())
     for i, text in enumerate(runs["best_hyperparameters"]):
         try:
             json.loads(text or "{}")
         except json.JSONDecodeError:
-            raise ResultsError(f"{runs_path}: line {i + 2}: column best_hyperparameters is not JSON; fix or delete the row and rerun") from None
+            raise ResultsError(
+                f"{runs_path}: line {i + 2}: column best_hyperparameters is not JSON; fix or delete the row and rerun"
+            ) from None
     if not trials_path.is_file() and (runs["trials_completed"].fillna(0) + runs["trials_failed"].fillna(0)).sum() == 0:
         trials = pd.DataFrame(columns=results.TRIAL_COLUMNS)  # only runs without trials (e.g. baselines): none written
     else:
         trials = results.read_trials(directory)
-    trials = _coerce(trials, trials_path, TRIAL_NUMERIC, TRIAL_REQUIRED)
-    _require(trials, trials_path, ["val_accuracy"], (trials["status"] == "COMPLETED").to_numpy())
+    trials = _coerce(trials, trials_path, results.TRIAL_SCHEMA, TRIAL_REQUIRED)
+    _require(trials, trials_path, TRIAL_REQUIRED_COMPLETED, (trials["status"] == "COMPLETED").to_numpy())
     return runs, trials
 
 
-def _coerce(frame: pd.DataFrame, path: Path, numeric: list[str], required: list[str]) -> pd.DataFrame:
+def _coerce(frame: pd.DataFrame, path: Path, schema: list[results.Column], required: list[str]) -> pd.DataFrame:
+    """Numbers parsed (a bad one names its line), text as text with empty for missing, required cells present."""
     frame = frame.copy()
-    for column in numeric:
-        if column not in frame.columns:
-            continue
+    for column in (c.name for c in schema if not c.text):
         parsed = pd.to_numeric(frame[column], errors="coerce")
         bad = parsed.isna() & frame[column].notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ResultsError(f"{path}: line {i + 2}: column {column} is {frame[column].iloc[i]!r}, not a number; fix or delete the row and rerun")
+            raise ResultsError(
+                f"{path}: line {i + 2}: column {column} is {frame[column].iloc[i]!r}, not a number; fix or "
+                "delete the row and rerun"
+            )
         frame[column] = parsed.astype(float)
-    for column in results.TEXT_COLUMNS:
+    for column in (c.name for c in schema if c.text):
         if column in frame.columns:
-            frame[column] = frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+            frame[column] = frame[column].map(
+                lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+            )
     _require(frame, path, required, np.ones(len(frame), dtype=bool))
     return frame
 

@@ -1,19 +1,17 @@
 """The contract: every type shared between fmbench's modules, in one place."""
+
 from __future__ import annotations
 
 import math
 import numbers
 from dataclasses import dataclass, field
 
-DEFAULT_TUNERS = ("random", "hyperband", "bayesian")  # what a profile runs unless it names its tuners
-TUNER_NAMES = DEFAULT_TUNERS + ("grid", "tpe", "tpe-hyperband", "sklearn")
-BASELINE = "baseline"
-BASELINES = (BASELINE, "sklearn-baseline")  # fixed models: no search, no budget
-RUNNER_NAMES = TUNER_NAMES + BASELINES
-# Search spaces: the MLP of fmbench/hypermodel.py, or keras-tuner's HyperResNet / HyperXception (fmbench/cnn.py),
-# which keras-tuner's own tuners search.
+from fmbench import registry
+from fmbench.registry import BASELINE, BASELINES, DEFAULT_TUNERS, RUNNER_NAMES, RUNNERS
+
+# Search spaces: the MLP of fmbench/models/mlp.py, or keras-tuner's HyperResNet / HyperXception
+# (fmbench/models/cnn.py); which tuner searches which is the registry's.
 SPACES = ("mlp", "cnn")
-CNN_RUNNERS = ("random", "hyperband", "bayesian", "grid", BASELINE)
 
 # Why a search ended. Every run row carries exactly one of these.
 STOPPED_BY = ("trials", "time", "epochs", "exhausted", "error")
@@ -25,6 +23,13 @@ CUT = "CUT"
 
 class SpecError(ValueError):
     """Bad user input: the message names the problem and the fix, on one line."""
+
+
+def _stops(tuner: str, budget: Budget) -> bool:
+    """Whether the budget can stop the tuner's search: an epoch budget alone never stops one that trains none
+    (a fixed model has no search to stop)."""
+    runner = RUNNERS[tuner]
+    return runner.fixed or runner.trains_epochs or budget.max_trials is not None or budget.max_seconds is not None
 
 
 def _is_int(value) -> bool:
@@ -44,8 +49,10 @@ class Budget:
         if self.max_trials is not None and not (_is_int(self.max_trials) and self.max_trials >= 1):
             raise SpecError(f"max_trials must be a whole number >= 1, got {self.max_trials!r}")
         if self.max_seconds is not None and not (
-            isinstance(self.max_seconds, numbers.Real) and not isinstance(self.max_seconds, bool)
-            and math.isfinite(self.max_seconds) and self.max_seconds > 0
+            isinstance(self.max_seconds, numbers.Real)
+            and not isinstance(self.max_seconds, bool)
+            and math.isfinite(self.max_seconds)
+            and self.max_seconds > 0
         ):
             raise SpecError(f"max_seconds must be a finite number > 0, got {self.max_seconds!r}")
         if self.max_epochs is not None and not (_is_int(self.max_epochs) and self.max_epochs >= 1):
@@ -100,22 +107,34 @@ class RunSpec:
     def __post_init__(self) -> None:
         if self.space not in SPACES:
             raise SpecError(f"unknown search space {self.space!r}: choose one of {', '.join(SPACES)}")
-        if self.space == "cnn" and self.tuner not in CNN_RUNNERS:
-            raise SpecError(f"tuner {self.tuner!r} searches the mlp space only: with --space cnn use one of {', '.join(CNN_RUNNERS)}")
-        if self.tuner not in RUNNER_NAMES:
+        if self.tuner not in RUNNERS:
             raise SpecError(f"unknown tuner {self.tuner!r}: choose one of {', '.join(RUNNER_NAMES)}")
+        if self.space not in RUNNERS[self.tuner].spaces:
+            raise SpecError(
+                f"tuner {self.tuner!r} searches the mlp space only: with --space {self.space} "
+                f"use one of {', '.join(registry.names_for_space(self.space))}"
+            )
         if not (_is_int(self.seed) and self.seed >= 1):
-            raise SpecError(f"seed must be an integer >= 1 (keras-tuner turns seed 0 into a random seed), got {self.seed!r}")
+            raise SpecError(
+                f"seed must be an integer >= 1 (keras-tuner turns seed 0 into a random seed), got {self.seed!r}"
+            )
         if self.tuner not in BASELINES and self.budget.is_empty:
-            raise SpecError(f"tuner {self.tuner!r} needs a budget: give --max-trials N, --max-epochs E and/or --max-seconds S")
-        if self.tuner == "sklearn" and self.budget.max_trials is None and self.budget.max_seconds is None:
-            raise SpecError("tuner 'sklearn' trains no epochs, so an epoch budget never stops it: give --max-trials N or --max-seconds S")
+            raise SpecError(
+                f"tuner {self.tuner!r} needs a budget: give --max-trials N, --max-epochs E and/or --max-seconds S"
+            )
+        if not _stops(self.tuner, self.budget):
+            raise SpecError(
+                f"tuner {self.tuner!r} trains no epochs, so an epoch budget never stops it: give --max-trials "
+                "N or --max-seconds S"
+            )
         if self.epochs < 1:
             raise SpecError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise SpecError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.hyperband_factor < 2:
-            raise SpecError(f"hyperband_factor must be >= 2 (keras-tuner's Hyperband halves by it), got {self.hyperband_factor}")
+            raise SpecError(
+                f"hyperband_factor must be >= 2 (keras-tuner's Hyperband halves by it), got {self.hyperband_factor}"
+            )
 
     @property
     def cell(self) -> str:
@@ -124,26 +143,6 @@ class RunSpec:
         if self.tuner in BASELINES:
             return f"{prefix}{self.tuner}-seed{self.seed}"
         return f"{prefix}{self.tuner}-{self.budget.label}-seed{self.seed}"
-
-
-def hyperband_first_bracket(max_epochs: int, factor: int) -> tuple[int, int]:
-    """(trials, epochs) of the first, most aggressive bracket of keras-tuner's Hyperband.
-
-    Same arithmetic as keras_tuner's HyperbandOracle (_get_num_brackets, _get_size, _get_epochs); a
-    promoted trial trains only the epochs it adds to its parent's. max_epochs=9, factor=3: 13 trials of
-    1, 3 and 9 epochs, 21 epochs in all. A budget below this never promotes a trial.
-    """
-    brackets, epochs = 0, float(max_epochs)
-    while epochs >= 1:
-        epochs, brackets = epochs / factor, brackets + 1
-    bracket = brackets - 1
-    end_size = math.ceil(1 + math.log(max_epochs, factor)) / (bracket + 1)
-    trials = total_epochs = previous = 0
-    for round_ in range(bracket + 1):
-        size = math.ceil(end_size * factor ** (bracket - round_))
-        rung = math.ceil(max_epochs / factor ** (bracket - round_))
-        trials, total_epochs, previous = trials + size, total_epochs + size * (rung - previous), rung
-    return trials, total_epochs
 
 
 @dataclass(frozen=True)
@@ -166,13 +165,18 @@ class Profile:
         if "hyperband" not in self.tuners:
             return
         if self.epochs < self.hyperband_factor:
-            raise SpecError(f"profile {self.name!r}: {self.epochs} epochs give Hyperband (factor {self.hyperband_factor}) "
-                            f"a single round and no promotion; use epochs >= {self.hyperband_factor}")
-        trials, epochs = hyperband_first_bracket(self.epochs, self.hyperband_factor)
+            raise SpecError(
+                f"profile {self.name!r}: {self.epochs} epochs give Hyperband (factor {self.hyperband_factor}) "
+                f"a single round and no promotion; use epochs >= {self.hyperband_factor}"
+            )
+        trials, epochs = registry.hyperband_first_bracket(self.epochs, self.hyperband_factor)
         for budget in self.budgets:
             if (budget.max_trials or trials) < trials or (budget.max_epochs or epochs) < epochs:
-                raise SpecError(f"profile {self.name!r}: budget {budget.label} ends inside Hyperband's first bracket "
-                                f"({trials} trials, {epochs} epochs at {self.epochs} epochs, factor {self.hyperband_factor}); raise it")
+                raise SpecError(
+                    f"profile {self.name!r}: budget {budget.label} ends inside Hyperband's first bracket "
+                    f"({trials} trials, {epochs} epochs at {self.epochs} epochs, factor "
+                    f"{self.hyperband_factor}); raise it"
+                )
 
     def spec(self, tuner: str, seed: int, budget: Budget = Budget()) -> RunSpec:
         """The RunSpec of one cell of this profile (the baseline takes no budget)."""
@@ -195,8 +199,8 @@ class Profile:
         specs = [self.spec(BASELINE, seed) for seed in seeds]
         for tuner in tuners:
             for budget in [Budget()] if tuner in BASELINES else self.budgets:  # a fixed model has no budget
-                if tuner == "sklearn" and budget.max_trials is None and budget.max_seconds is None:
-                    continue  # no epochs to count: an epoch budget has no sklearn cell
+                if not _stops(tuner, budget):
+                    continue  # no epochs to count: an epoch budget has no cell for it
                 specs.extend(self.spec(tuner, seed, budget) for seed in seeds)
         return specs
 
@@ -261,7 +265,7 @@ class RunResult:
     error: str = ""
     trials: tuple[TrialRecord, ...] = ()
     telemetry: TelemetrySummary = TelemetrySummary()
-    workers: int = 1  # processes that ran trials (fmbench.distributed); 1 for the single-process search
+    workers: int = 1  # processes that ran trials (fmbench.search.distributed); 1 for the single-process search
     trials_cut: int = 0  # stopped by the budget before their planned epochs (never chosen as best)
     # Hyperband: successive-halving brackets (bracket >= 1) whose last, promoted round completed; None for others.
     brackets_completed: int | None = None

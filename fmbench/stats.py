@@ -2,6 +2,7 @@
 detectable drop. Report and check both read these; the tests are scipy's (ttest_rel, ttest_ind(equal_var=False)
 and their confidence_interval(); nct for power), not hand formulas.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,6 +16,8 @@ CONFIDENCE = 0.95
 POWER = 0.80
 # Accuracies are float32 fractions of a test set; differences below this are rounding, not spread.
 RESOLUTION = 1e-9
+
+
 @dataclass(frozen=True)
 class Interval:
     """Mean of n values with its two-sided t confidence interval (None bounds when n < 2)."""
@@ -75,8 +78,13 @@ def mean_interval(values, confidence: float = CONFIDENCE) -> Interval:
     return Interval(n, mean, std, mean - half, mean + half)
 
 
-def paired_difference(current: dict[int, float], reference: dict[int, float], alternative: str = "two-sided",
-                      confidence: float = CONFIDENCE, step: float = 0.0) -> Difference:
+def paired_difference(
+    current: dict[int, float],
+    reference: dict[int, float],
+    alternative: str = "two-sided",
+    confidence: float = CONFIDENCE,
+    step: float = 0.0,
+) -> Difference:
     """Differences on the keys (seeds) both sides have, by scipy's paired t-test; keys on one side only are left out.
 
     step: the finest difference the measure can show (one image of the evaluated set, as accuracy). When given,
@@ -93,11 +101,28 @@ def paired_difference(current: dict[int, float], reference: dict[int, float], al
     n = len(keys)
     spread = float(diffs.std(ddof=1)) if n >= 2 else 0.0
     if n < 2 or (not step and spread < RESOLUTION):
-        return Difference("paired", n, mean, None, None, None, None, alternative=alternative,
-                          unknown="one pair" if n < 2 else "zero spread")
+        return Difference(
+            "paired",
+            n,
+            mean,
+            None,
+            None,
+            None,
+            None,
+            alternative=alternative,
+            unknown="one pair" if n < 2 else "zero spread",
+        )
     if spread < step:
-        return _figures("paired", n, mean, _FlooredTest(mean, step / math.sqrt(n), n - 1, alternative),
-                        step / math.sqrt(n), alternative, confidence, floored=True)
+        return _figures(
+            "paired",
+            n,
+            mean,
+            _FlooredTest(mean, step / math.sqrt(n), n - 1, alternative),
+            step / math.sqrt(n),
+            alternative,
+            confidence,
+            floored=True,
+        )
     test = scipy_stats.ttest_rel(cur, ref, alternative=alternative)
     return _figures("paired", n, mean, test, spread / math.sqrt(n), alternative, confidence)
 
@@ -133,7 +158,9 @@ def welch_difference(current, reference, alternative: str = "two-sided", confide
     mean, n = float(cur.mean() - ref.mean()), min(len(cur), len(ref))
     spread = [float(x.std(ddof=1)) for x in (cur, ref) if len(x) >= 2]
     if len(cur) < 2 or len(ref) < 2:
-        return Difference("Welch", n, mean, None, None, None, None, alternative=alternative, unknown="one run on a side")
+        return Difference(
+            "Welch", n, mean, None, None, None, None, alternative=alternative, unknown="one run on a side"
+        )
     if max(spread) < RESOLUTION:
         return Difference("Welch", n, mean, None, None, None, None, alternative=alternative, unknown="zero spread")
     test = scipy_stats.ttest_ind(cur, ref, equal_var=False, alternative=alternative)
@@ -141,18 +168,22 @@ def welch_difference(current, reference, alternative: str = "two-sided", confide
     return _figures("Welch", n, mean, test, se, alternative, confidence)
 
 
-def _figures(method: str, n: int, mean: float, test, se: float, alternative: str, confidence: float,
-             floored: bool = False) -> Difference:
+def _figures(
+    method: str, n: int, mean: float, test, se: float, alternative: str, confidence: float, floored: bool = False
+) -> Difference:
     low, high = test.confidence_interval(confidence)
     low = None if math.isinf(low) else float(low)
     high = None if math.isinf(high) else float(high)
     # The margin is the distance from the mean difference to the bound of the interval on the tested side.
     margin = float(mean - low) if alternative == "greater" else float(high - mean)
-    return Difference(method, n, mean, low, high, float(test.pvalue), margin, float(test.df), se, alternative, floored=floored)
+    return Difference(
+        method, n, mean, low, high, float(test.pvalue), margin, float(test.df), se, alternative, floored=floored
+    )
 
 
-def detectable_difference(df: float, se: float, alternative: str = "two-sided", alpha: float = 1 - CONFIDENCE,
-                          power: float = POWER) -> float | None:
+def detectable_difference(
+    df: float, se: float, alternative: str = "two-sided", alpha: float = 1 - CONFIDENCE, power: float = POWER
+) -> float | None:
     """Smallest true difference (in size) that a t-test with df degrees of freedom and standard error se finds
     with the given power; None when there is no spread (se == 0) to scale it by."""
     if not se > 0 or not df > 0:
@@ -173,8 +204,11 @@ def detectable_difference(df: float, se: float, alternative: str = "two-sided", 
     return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-12))
 
 
-def reach_target(started: list[float], seconds: list[float], epochs: list[int], values: list[float | None], target: float) -> tuple[float, int] | None:
-    """First trial (in start order) whose value >= target: (its end in search seconds, epochs spent up to and including it)."""
+def reach_target(
+    started: list[float], seconds: list[float], epochs: list[int], values: list[float | None], target: float
+) -> tuple[float, int] | None:
+    """First trial (in start order) whose value >= target: (its end in search seconds, epochs spent up to and
+    including it)."""
     order = sorted(range(len(started)), key=lambda i: (started[i], i))
     spent = 0
     for i in order:

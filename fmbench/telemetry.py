@@ -1,11 +1,13 @@
 """Resource telemetry: a background sampler of CPU, memory and (through NVML) GPU use during a run."""
+
 from __future__ import annotations
 
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import psutil
@@ -63,8 +65,10 @@ class NvmlGpuReader:
     def read(self) -> GpuFigures:
         nvml = self._nvml
         try:
-            return [(float(nvml.nvmlDeviceGetUtilizationRates(h).gpu), nvml.nvmlDeviceGetMemoryInfo(h).used / MIB)
-                    for h in self._handles]
+            return [
+                (float(nvml.nvmlDeviceGetUtilizationRates(h).gpu), nvml.nvmlDeviceGetMemoryInfo(h).used / MIB)
+                for h in self._handles
+            ]
         except Exception:  # a GPU lost mid-run (or NVML shut down) costs its figures, never the run
             return []
 
@@ -111,8 +115,9 @@ def open_gpu_reader() -> GpuReader:
         return NullGpuReader()
     try:
         handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        chosen = visible_gpu_indices(os.environ.get("CUDA_VISIBLE_DEVICES"),
-                                     [_text(pynvml.nvmlDeviceGetUUID(h)) for h in handles])
+        chosen = visible_gpu_indices(
+            os.environ.get("CUDA_VISIBLE_DEVICES"), [_text(pynvml.nvmlDeviceGetUUID(h)) for h in handles]
+        )
         if chosen:
             return NvmlGpuReader(pynvml, [handles[i] for i in chosen])
     except Exception:
@@ -158,8 +163,11 @@ class HostReader:
             self._last = last or (now, process_busy, system_busy, total)
             return None, None, rss_mb
         self._last = (now, process_busy, system_busy, total)
-        return (100 * (process_busy - last[1]) / (now - last[0]),
-                100 * (system_busy - last[2]) / (total - last[3]), rss_mb)
+        return (
+            100 * (process_busy - last[1]) / (now - last[0]),
+            100 * (system_busy - last[2]) / (total - last[3]),
+            rss_mb,
+        )
 
 
 def _stat(values: Sequence[float], fn: Callable[[Sequence[float]], Any]) -> float | None:
@@ -188,8 +196,14 @@ class Sampler:
     data; call sample() at a trial boundary for the same reason. Runs once.
     """
 
-    def __init__(self, interval: float = 0.5, *, gpu: GpuReader | None = None,
-                 host: HostReader | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        interval: float = 0.5,
+        *,
+        gpu: GpuReader | None = None,
+        host: HostReader | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not interval > 0:
             raise ValueError(f"telemetry interval must be > 0 seconds, got {interval!r}")
         self.interval = interval
@@ -208,9 +222,14 @@ class Sampler:
             now = self._clock()
             cpu, system, rss_mb = self._host.read(now)
             per_gpu = self._gpu.read()
-            reading = Reading(now, cpu, system, rss_mb,
-                              gpu_util=max(u for u, _ in per_gpu) if per_gpu else None,
-                              gpu_mem_mb=sum(m for _, m in per_gpu) if per_gpu else None)
+            reading = Reading(
+                now,
+                cpu,
+                system,
+                rss_mb,
+                gpu_util=max(u for u, _ in per_gpu) if per_gpu else None,
+                gpu_mem_mb=sum(m for _, m in per_gpu) if per_gpu else None,
+            )
             self._readings.append(reading)
             return reading
 
@@ -247,8 +266,9 @@ class Sampler:
 
     def summary(self, start: float | None = None, end: float | None = None) -> TelemetrySummary:
         """Summary over the readings taken within [start, end] (time.monotonic(); None leaves it open)."""
-        return summarize([r for r in self.readings
-                          if (start is None or r.time >= start) and (end is None or r.time <= end)])
+        return summarize(
+            [r for r in self.readings if (start is None or r.time >= start) and (end is None or r.time <= end)]
+        )
 
     def __enter__(self) -> Sampler:
         return self.start()

@@ -5,6 +5,7 @@
 Each session runs benchmarks/test_matrix.py with `-n N` into a fresh scratch folder; the figure is the cells
 that left a complete row divided by the session's wall-clock time (start-up included). Run it on a quiet machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,12 +18,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fmbench import profiles, results  # noqa: E402
+from fmbench import profiles, results  # noqa: E402 - after sys.path holds the checkout
 
 
 def session(profile: str, workers: int, out: Path) -> float:
-    command = [sys.executable, "-m", "pytest", "benchmarks/test_matrix.py", "-p", "no:cacheprovider", "-q",
-               "-n", str(workers), "--fmbench-profile", profile, "--fmbench-out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "benchmarks/test_matrix.py",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-n",
+        str(workers),
+        "--fmbench-profile",
+        profile,
+        "--fmbench-out",
+        str(out),
+    ]
     started = time.monotonic()
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     seconds = time.monotonic() - started
@@ -44,7 +58,10 @@ def main() -> int:
             runs = results.read_runs(Path(scratch))
         complete = runs.dropna(subset=["test_accuracy"])
         if sorted(runs.cell) != expected or len(complete) != len(expected):
-            sys.exit(f"-n {workers}: rows are not one complete row per cell ({len(runs)} rows, {len(complete)} complete, {len(expected)} cells)")
+            sys.exit(
+                f"-n {workers}: rows are not one complete row per cell ({len(runs)} rows, {len(complete)} "
+                f"complete, {len(expected)} cells)"
+            )
         rates[workers] = 3600 * len(complete) / seconds
         print(f"-n {workers}: {len(complete)} cells in {seconds:.1f} s = {rates[workers]:.1f} cells/hour", flush=True)
     first = next(iter(rates))

@@ -6,6 +6,7 @@ Test file: 400 stratified images from the test set.
 
     python scripts/make_subset.py [--source ../shared/data/fashion-mnist] [--out tests/data/fashion-mnist-subset]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,9 +21,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from a checkout, without installing
 
-from fmbench.data import (  # noqa: E402
-    FILES, MAGIC_IMAGES, MAGIC_LABELS, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
-    load_raw, split_train_val, stratified_subset,
+from fmbench.data import (  # noqa: E402 - after sys.path holds the checkout
+    FILES,
+    MAGIC_IMAGES,
+    MAGIC_LABELS,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    load_raw,
+    split_train_val,
+    stratified_subset,
 )
 
 N_TRAIN, N_VAL, N_TEST = 1500, 300, 400
@@ -52,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     outputs = {
-        TRAIN_IMAGES: x_all[keep], TRAIN_LABELS: y_all[keep],
-        TEST_IMAGES: x_test[keep_test], TEST_LABELS: y_test[keep_test],
+        TRAIN_IMAGES: x_all[keep],
+        TRAIN_LABELS: y_all[keep],
+        TEST_IMAGES: x_test[keep_test],
+        TEST_LABELS: y_test[keep_test],
     }
     for name in FILES:
         write_idx(args.out / name, outputs[name])

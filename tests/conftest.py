@@ -1,4 +1,5 @@
 """Shared fixtures: the shipped real Fashion-MNIST subset, as a path and as a small loaded split."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,10 @@ def visible_gpus() -> list[str]:
     try:
         handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
         uuids = [_text(pynvml.nvmlDeviceGetUUID(h)) for h in handles]
-        return [_text(pynvml.nvmlDeviceGetName(handles[i]))
-                for i in visible_gpu_indices(os.environ.get("CUDA_VISIBLE_DEVICES"), uuids)]
+        return [
+            _text(pynvml.nvmlDeviceGetName(handles[i]))
+            for i in visible_gpu_indices(os.environ.get("CUDA_VISIBLE_DEVICES"), uuids)
+        ]
     finally:
         pynvml.nvmlShutdown()
 

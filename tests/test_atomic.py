@@ -1,4 +1,5 @@
 """fmbench.atomic: whole files or nothing, the caller's umask honoured without changing it, the folder fsynced."""
+
 from __future__ import annotations
 
 import os

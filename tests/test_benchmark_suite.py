@@ -1,7 +1,7 @@
 """The pytest-benchmark suite in benchmarks/, driven as a user drives it: `pytest benchmarks ...` in a subprocess."""
+
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fmbench import profiles, results, telemetry
+from fmbench import profiles, results, suite, telemetry
 
 REPO = Path(__file__).resolve().parents[1]
 SUBSET = REPO / "tests" / "data" / "fashion-mnist-subset"
@@ -23,13 +23,6 @@ def _pytest_benchmarks(*args: str) -> subprocess.CompletedProcess:
     # would make pytest-benchmark in the child believe it is one too and refuse --benchmark-only.
     env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_XDIST")}
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
-
-
-def _benchmarks_conftest():
-    spec = importlib.util.spec_from_file_location("benchmarks_conftest", REPO / "benchmarks" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -51,26 +44,52 @@ def test_bad_options_are_a_usage_error(option: str, value: str, message: str) ->
 
 
 def test_shards_split_the_cells_into_disjoint_deterministic_shares() -> None:
-    conftest = _benchmarks_conftest()
-    specs = conftest.selected_specs("smoke", None, None)
-    shares = [conftest.shard(specs, f"{k}/3") for k in (1, 2, 3)]
-    assert sorted((s.cell for share in shares for s in share), key=[s.cell for s in specs].index) == [s.cell for s in specs]
+    specs = suite.selected_specs("smoke", None, None)
+    shares = [suite.shard(specs, f"{k}/3") for k in (1, 2, 3)]
+    assert sorted((s.cell for share in shares for s in share), key=[s.cell for s in specs].index) == [
+        s.cell for s in specs
+    ]
     assert [len(share) for share in shares] == [16, 16, 16]  # 48 smoke cells, round robin
-    assert conftest.shard(specs, "2/3") == shares[1]  # the same share on every host
-    assert conftest.shard(specs, "1/1") == specs and conftest.shard(specs, None) == specs
+    assert suite.shard(specs, "2/3") == shares[1]  # the same share on every host
+    assert suite.shard(specs, "1/1") == specs and suite.shard(specs, None) == specs
 
 
 def _smoke_args(out: Path, *extra: str) -> list[str]:
-    return ["--fmbench-profile", "smoke", "--fmbench-tuners", "random", "--fmbench-seeds", "1",
-            "--fmbench-data-dir", str(SUBSET), "--fmbench-out", str(out), *extra]
+    return [
+        "--fmbench-profile",
+        "smoke",
+        "--fmbench-tuners",
+        "random",
+        "--fmbench-seeds",
+        "1",
+        "--fmbench-data-dir",
+        str(SUBSET),
+        "--fmbench-out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_the_other_libraries_tuners_and_the_sklearn_baseline_are_cells(tmp_path: Path) -> None:
-    proc = _pytest_benchmarks("--co", "-q", "--fmbench-profile", "smoke", "--fmbench-seeds", "1",
-                              "--fmbench-tuners", "tpe,tpe-hyperband,grid,sklearn,sklearn-baseline")
+    proc = _pytest_benchmarks(
+        "--co",
+        "-q",
+        "--fmbench-profile",
+        "smoke",
+        "--fmbench-seeds",
+        "1",
+        "--fmbench-tuners",
+        "tpe,tpe-hyperband,grid,sklearn,sklearn-baseline",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for cell in ("test_baseline[seed1]", "test_baseline[sklearn-baseline-seed1]", "test_tuner[tpe-trials4-seed1]",
-                 "test_tuner[tpe-hyperband-epochs12-seed1]", "test_tuner[grid-time20s-seed1]", "test_tuner[sklearn-trials4-seed1]"):
+    for cell in (
+        "test_baseline[seed1]",
+        "test_baseline[sklearn-baseline-seed1]",
+        "test_tuner[tpe-trials4-seed1]",
+        "test_tuner[tpe-hyperband-epochs12-seed1]",
+        "test_tuner[grid-time20s-seed1]",
+        "test_tuner[sklearn-trials4-seed1]",
+    ):
         assert cell in proc.stdout, cell
     assert "sklearn-baseline-trials4" not in proc.stdout, "a fixed model runs once per seed, without a budget"
     assert "sklearn-epochs12" not in proc.stdout, "scikit-learn trains no epochs"
@@ -78,9 +97,17 @@ def test_the_other_libraries_tuners_and_the_sklearn_baseline_are_cells(tmp_path:
 
 def _rows(*cells: tuple[str, str, float | None, str]) -> pd.DataFrame:
     """runs.csv rows with only what resume reads: (cell, started_at, test_accuracy, stopped_by)."""
-    rows = [{column: None for column in results.RUN_COLUMNS}
-            | {"cell": cell, "started_at": started, "test_accuracy": accuracy, "stopped_by": stopped, "error": "" if accuracy else "killed"}
-            for cell, started, accuracy, stopped in cells]
+    rows = [
+        {column: None for column in results.RUN_COLUMNS}
+        | {
+            "cell": cell,
+            "started_at": started,
+            "test_accuracy": accuracy,
+            "stopped_by": stopped,
+            "error": "" if accuracy else "killed",
+        }
+        for cell, started, accuracy, stopped in cells
+    ]
     return pd.DataFrame(rows, columns=results.RUN_COLUMNS)
 
 
@@ -92,20 +119,23 @@ def test_resume_counts_a_cell_finished_only_when_its_latest_row_succeeded() -> N
         ("random-trials4-seed1", "2026-01-01T13:00:00+00:00", None, "error"),
         ("random-time20s-seed1", "2026-01-01T10:30:00+00:00", None, "time"),  # no accuracy: runs again
     )
-    assert _benchmarks_conftest().finished_cells(runs.iloc[::-1]) == {"baseline-seed1"}  # row order does not matter
+    assert suite.finished_cells(runs.iloc[::-1]) == {"baseline-seed1"}  # row order does not matter
 
 
 def test_resume_skips_finished_cells_and_reruns_failed_ones_keeping_the_failed_row(tmp_path: Path) -> None:
-    _rows(("baseline-seed1", "2026-01-01T10:00:00+00:00", None, "error"),
-          ("random-trials4-seed1", "2026-01-01T10:00:00+00:00", 0.8, "trials")).to_csv(tmp_path / results.RUNS_FILE, index=False)
-    proc = _pytest_benchmarks(*_smoke_args(tmp_path, "--fmbench-resume", "-rs", "--benchmark-disable",
-                                           "-k", "baseline or trials4"))
+    _rows(
+        ("baseline-seed1", "2026-01-01T10:00:00+00:00", None, "error"),
+        ("random-trials4-seed1", "2026-01-01T10:00:00+00:00", 0.8, "trials"),
+    ).to_csv(tmp_path / results.RUNS_FILE, index=False)
+    proc = _pytest_benchmarks(
+        *_smoke_args(tmp_path, "--fmbench-resume", "-rs", "--benchmark-disable", "-k", "baseline or trials4")
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed, 1 skipped" in proc.stdout and "random-trials4-seed1 finished in" in proc.stdout
     runs = results.read_runs(tmp_path)
     assert runs.cell.tolist() == ["baseline-seed1", "random-trials4-seed1", "baseline-seed1"]  # the failed row stays
     assert runs.started_at.iloc[2] > runs.started_at.iloc[0] and runs.test_accuracy.iloc[2] > 0
-    assert _benchmarks_conftest().finished_cells(runs) == {"baseline-seed1", "random-trials4-seed1"}
+    assert suite.finished_cells(runs) == {"baseline-seed1", "random-trials4-seed1"}
 
 
 def test_a_fresh_session_moves_earlier_tables_aside(tmp_path: Path) -> None:
@@ -125,14 +155,25 @@ def test_smoke_cells_leave_rows_extra_info_and_a_report(tmp_path: Path) -> None:
     proc = _pytest_benchmarks(*_smoke_args(out, "--benchmark-only", "--benchmark-json", str(tmp_path / "bench.json")))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = results.read_runs(out)
-    assert sorted(runs.cell) == ["baseline-seed1", "random-epochs12-seed1", "random-time20s-seed1", "random-trials4-seed1"]
+    assert sorted(runs.cell) == [
+        "baseline-seed1",
+        "random-epochs12-seed1",
+        "random-time20s-seed1",
+        "random-trials4-seed1",
+    ]
     assert runs.test_accuracy.between(0.1, 1.0).all()
-    assert set(results.read_trials(out).cell) == {"random-epochs12-seed1", "random-time20s-seed1", "random-trials4-seed1"}
+    assert set(results.read_trials(out).cell) == {
+        "random-epochs12-seed1",
+        "random-time20s-seed1",
+        "random-trials4-seed1",
+    }
     benchmarks = json.loads((tmp_path / "bench.json").read_text())["benchmarks"]
     extra = {b["name"]: b["extra_info"] for b in benchmarks}
     assert extra["test_tuner[random-trials4-seed1]"]["trials_completed"] == 4
     assert extra["test_tuner[random-trials4-seed1]"]["stopped_by"] == "trials"
-    assert extra["test_baseline[seed1]"]["test_accuracy"] == pytest.approx(runs.set_index("cell").test_accuracy["baseline-seed1"])
+    assert extra["test_baseline[seed1]"]["test_accuracy"] == pytest.approx(
+        runs.set_index("cell").test_accuracy["baseline-seed1"]
+    )
     if telemetry.gpu_names():  # what this machine has, as the subprocess sees it
         assert "gpu" not in extra["test_baseline[seed1]"] and extra["test_baseline[seed1]"]["gpu_util_mean"] >= 0
     else:
@@ -148,8 +189,20 @@ def test_parallel_cells_leave_complete_unique_rows_and_one_report(tmp_path: Path
     out.mkdir()
     (out / results.RUNS_FILE).write_text("old table\n")
     # The time-budget cells add 20 s each and nothing the other cells do not show about parallel writers.
-    command = [sys.executable, "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-n", "2", "-rs",
-               "-k", "not time20s", *_smoke_args(out, "--fmbench-seeds", "1,2")]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "benchmarks",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+        "-rs",
+        "-k",
+        "not time20s",
+        *_smoke_args(out, "--fmbench-seeds", "1,2"),
+    ]
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = results.read_runs(out)

@@ -2,6 +2,7 @@
 
 Imports keras (fmbench.budget subclasses keras.callbacks.Callback), but trains nothing.
 """
+
 from __future__ import annotations
 
 import copy
@@ -109,7 +110,8 @@ def test_epoch_limit_before_time_limit_when_both_are_spent() -> None:
     assert search.should_stop(1) and search.stop_reason == "epochs"
 
 
-# --- BudgetCallback: counts epochs and stops a running fit -------------------------------------------------------------
+# --- BudgetCallback: counts epochs and stops a running fit -----------------------------------------------
+
 
 def _fit_callback(budget: Budget, clock: FakeClock, planned_epochs: int, initial_epoch: int = 0):
     callback = BudgetCallback(SearchClock(budget, clock=clock))
@@ -156,6 +158,7 @@ def test_budget_callback_stops_mid_epoch_at_the_deadline_and_does_not_count_that
 
 
 # --- DeadlineCallback ----------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeClock:

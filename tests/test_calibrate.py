@@ -1,4 +1,5 @@
 """Calibration: a noise model built from runs, and the simulated false-alarm rate and power of the gate."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmbench import calibrate, cli, resultset
-from fmbench import reference as ref_io
+from fmbench import cli, resultset
+from fmbench.gate import calibrate
+from fmbench.gate import reference as ref_io
 
 GOLDEN = Path(__file__).parent / "golden_regress" / "smoke"
 REPO = Path(__file__).resolve().parents[1]
@@ -73,10 +75,23 @@ def test_normal_noise_holds_the_family_wise_rate_of_holm():
 def test_committed_noise_model_calibrates_the_committed_reference(tmp_path, capsys):
     """The CI gate's own figures: >= 1,000 simulated runs of unchanged code, false alarms <= 5% (exit 0)."""
     out = tmp_path / "figures.json"
-    code = cli.main(["calibrate", "check", str(REPO / "results/reference/smoke.json"),
-                     "--noise", str(REPO / "results/noise/smoke.json"), "--runs", "1000", "--json", str(out)])
+    code = cli.main(
+        [
+            "calibrate",
+            "check",
+            str(REPO / "results/reference/smoke.json"),
+            "--noise",
+            str(REPO / "results/noise/smoke.json"),
+            "--runs",
+            "1000",
+            "--json",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0, text
     figures = json.loads(out.read_text())
     assert figures["runs"] >= 1000 and figures["false_alarm_rate"] <= 0.05
-    assert "family-wise false-alarm rate" in text and re.search(r"real pairs of runs judged by the gate: \d+ of \d+ failed", text)
+    assert "family-wise false-alarm rate" in text and re.search(
+        r"real pairs of runs judged by the gate: \d+ of \d+ failed", text
+    )

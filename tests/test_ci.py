@@ -1,4 +1,5 @@
 """The CI gate is one set of make targets, called by .ci/run and the workflow alike; the workflow passes actionlint."""
+
 from __future__ import annotations
 
 import re
@@ -20,7 +21,9 @@ def _actionlint() -> str:
 
 
 def test_workflow_passes_actionlint():
-    result = subprocess.run([_actionlint(), "-no-color", str(WORKFLOW)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = subprocess.run(
+        [_actionlint(), "-no-color", str(WORKFLOW)], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -28,7 +31,9 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     broken = tmp_path / ".github" / "workflows" / "broken.yml"
     broken.parent.mkdir(parents=True)
     broken.write_text(WORKFLOW.read_text().replace("needs: gate-shard", "needs: no-such-job"))
-    result = subprocess.run([_actionlint(), "-no-color", str(broken)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [_actionlint(), "-no-color", str(broken)], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 1 and "no-such-job" in result.stdout
 
 
@@ -43,15 +48,28 @@ def test_ci_script_and_workflow_call_the_same_gate():
     assert "make gate-run SHARD=${{ matrix.shard }}/${{ env.SHARDS }}" in runs and "make gate-check" in runs
     assert len(workflow["jobs"]["gate-shard"]["strategy"]["matrix"]["shard"]) == int(workflow["env"]["SHARDS"])
     makefile = (REPO / "Makefile").read_text()
-    recipes = {name: makefile.split(f"\n{name}: ", 1)[1].split("\n\n", 1)[0] for name in ("gate", "gate-run", "gate-check")}
+    recipes = {
+        name: makefile.split(f"\n{name}: ", 1)[1].split("\n\n", 1)[0] for name in ("gate", "gate-run", "gate-check")
+    }
     # `make gate` runs exactly the workflow's two halves: the same two commands, in one scratch folder
     assert "$(GATE_RUN)" in recipes["gate"] and "$(GATE_RUN)" in recipes["gate-run"]
     assert "$(GATE_CHECK)" in recipes["gate"] and "$(GATE_CHECK)" in recipes["gate-check"]
 
 
 def _collected(*args: str) -> set[str]:
-    command = [sys.executable, "-m", "pytest", "benchmarks/test_matrix.py", "--co", "-q", "-p", "no:cacheprovider",
-               "--fmbench-profile", "smoke", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "benchmarks/test_matrix.py",
+        "--co",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--fmbench-profile",
+        "smoke",
+        *args,
+    ]
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return {line for line in proc.stdout.splitlines() if "::" in line}

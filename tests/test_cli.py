@@ -2,6 +2,7 @@
 
 Nothing here trains. The subprocess tests block TensorFlow's import to prove validation happens before it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,8 +39,20 @@ def corrupt_dir(tmp_path: Path, subset_dir: Path) -> Path:
 
 
 def _run_args(subset_dir: Path, out: Path, *extra: str) -> list[str]:
-    return ["run", "--tuner", "random", "--max-trials", "2", "--profile", "smoke",
-            "--data-dir", str(subset_dir), "--out", str(out), *extra]
+    return [
+        "run",
+        "--tuner",
+        "random",
+        "--max-trials",
+        "2",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        str(subset_dir),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _override(args: list[str], flag: str, value: str) -> list[str]:
@@ -71,8 +84,9 @@ def _assert_one_error_line(capsys: pytest.CaptureFixture, words: list[str]) -> s
 
 
 @pytest.mark.parametrize("case", list(BAD_RUNS))
-def test_bad_run_arguments_exit_2_with_one_line(case: str, subset_dir: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture) -> None:
+def test_bad_run_arguments_exit_2_with_one_line(
+    case: str, subset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     (flag, value), words = BAD_RUNS[case]
     args = _run_args(subset_dir, tmp_path / "out")
     args = _override(args, flag, value) if flag in args else args + [flag, value]
@@ -82,17 +96,19 @@ def test_bad_run_arguments_exit_2_with_one_line(case: str, subset_dir: Path, tmp
 
 
 def test_tuner_without_budget_takes_the_profiles_trial_budget(subset_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    from fmbench import results, tuners
+    from fmbench import protocol, results
 
     seen = []
-    monkeypatch.setattr(tuners, "run", lambda spec, split, progress: seen.append(spec) or _stub_result(spec))
+    monkeypatch.setattr(protocol, "run", lambda spec, split, progress: seen.append(spec) or _stub_result(spec))
     monkeypatch.setattr(results, "save_run", lambda out, result: None)
     args = ["run", "--tuner", "hyperband", "--profile", "smoke", "--data-dir", str(subset_dir), "--out", str(tmp_path)]
     assert cli.main(args) == 0
     assert [spec.budget for spec in seen] == [Budget(max_trials=4)]  # smoke's trial budget: Hyperband's first bracket
 
 
-def test_profile_without_a_trial_budget_still_asks_for_one(subset_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_profile_without_a_trial_budget_still_asks_for_one(
+    subset_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
     from fmbench import profiles
 
     smoke = profiles.PROFILES["smoke"]
@@ -105,9 +121,24 @@ def test_profile_without_a_trial_budget_still_asks_for_one(subset_dir: Path, tmp
 def _stub_result(spec):
     from fmbench.spec import RunResult
 
-    return RunResult(spec=spec, run_id="r", started_at="t", best_hyperparameters={}, best_val_accuracy=None, test_accuracy=0.5,
-                     test_loss=1.0, search_seconds=0.0, retrain_seconds=0.0, evaluate_seconds=0.0, trials_completed=0,
-                     trials_failed=0, search_epochs=0, retrain_epochs=0, stopped_by="trials", time_overrun_seconds=None)
+    return RunResult(
+        spec=spec,
+        run_id="r",
+        started_at="t",
+        best_hyperparameters={},
+        best_val_accuracy=None,
+        test_accuracy=0.5,
+        test_loss=1.0,
+        search_seconds=0.0,
+        retrain_seconds=0.0,
+        evaluate_seconds=0.0,
+        trials_completed=0,
+        trials_failed=0,
+        search_epochs=0,
+        retrain_epochs=0,
+        stopped_by="trials",
+        time_overrun_seconds=None,
+    )
 
 
 def test_missing_data_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -154,8 +185,14 @@ _BLOCK_TF = textwrap.dedent(
 
 
 def _cli_without_tf(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", _BLOCK_TF, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return subprocess.run(
+        [sys.executable, "-c", _BLOCK_TF, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
 
 
 def test_spec_errors_are_reported_before_importing_tensorflow(subset_dir: Path, tmp_path: Path) -> None:

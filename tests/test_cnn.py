@@ -1,10 +1,12 @@
-"""fmbench.cnn: the HyperResNet / HyperXception space. Builds models (seconds); one e2e test trains two tiny trials."""
+"""fmbench.models.cnn: the HyperResNet / HyperXception space. Builds models; one e2e test trains two tiny trials."""
+
 from __future__ import annotations
 
 import keras_tuner as kt
 import pytest
 
-from fmbench import cnn, data, tuners
+from fmbench import data, protocol
+from fmbench.models import cnn
 from fmbench.spec import Budget, DataSizes, RunSpec, SpecError
 
 
@@ -15,7 +17,9 @@ def test_each_architecture_takes_the_28x28_images_and_integer_labels(architectur
     model = cnn.build_model(hp)
     assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
     assert model.loss == "sparse_categorical_crossentropy"
-    assert {h.name.split("/")[0] for h in hp.space} == {"architecture", architecture}, "the other one's knobs are inactive"
+    assert {h.name.split("/")[0] for h in hp.space} == {"architecture", architecture}, (
+        "the other one's knobs are inactive"
+    )
     assert hp.values["architecture"] == architecture
     rebuilt = cnn.make_model(dict(hp.values))
     assert rebuilt.count_params() == model.count_params()
@@ -40,8 +44,10 @@ def test_cnn_space_is_for_keras_tuner_tuners_and_names_its_cells() -> None:
 def test_two_trial_hyperresnet_search_on_the_subset(subset_dir) -> None:
     # Grid search starts at the defaults (HyperResNet) and turns its last knob first: two HyperResNet trials.
     split = data.load(subset_dir, DataSizes(train=100, val=50, test=50))
-    spec = RunSpec(tuner="grid", seed=1, budget=Budget(max_trials=2), epochs=1, batch_size=50, space="cnn", profile="test")
-    result = tuners.run(spec, split, progress=lambda line: None)
+    spec = RunSpec(
+        tuner="grid", seed=1, budget=Budget(max_trials=2), epochs=1, batch_size=50, space="cnn", profile="test"
+    )
+    result = protocol.run(spec, split, progress=lambda line: None)
     assert result.error == "" and result.stopped_by == "trials" and result.trials_completed == 2
     assert all(t.hyperparameters["architecture"] == "resnet" and t.epochs == 1 for t in result.trials)
     assert result.best_hyperparameters["architecture"] == "resnet"

@@ -1,4 +1,5 @@
 """fmbench.data on the shipped real subset: loading, the split rule, subsets, and every way a file can be bad."""
+
 from __future__ import annotations
 
 import gzip
@@ -45,6 +46,7 @@ def _assert_one_line_naming(excinfo: pytest.ExceptionInfo, path: Path) -> None:
 
 # --- the shipped subset ------------------------------------------------------------------------------------------
 
+
 def test_subset_loads_with_expected_shapes_types_and_classes(split: data.Split) -> None:
     for name, n in (("train", 1500), ("val", 300), ("test", 400)):
         x, y = getattr(split, f"x_{name}"), getattr(split, f"y_{name}")
@@ -64,6 +66,7 @@ def test_subset_is_small_enough_to_ship() -> None:
 
 
 # --- the split rule ----------------------------------------------------------------------------------------------
+
 
 def test_validation_is_the_last_sixth_of_the_training_file(split: data.Split) -> None:
     raw_x = read_idx(SUBSET / data.TRAIN_IMAGES)
@@ -90,6 +93,7 @@ def test_sizes_subset_each_split_and_oversized_means_whole_split() -> None:
 
 
 # --- stratified_subset -------------------------------------------------------------------------------------------
+
 
 def test_stratified_subset_is_deterministic_balanced_and_sorted() -> None:
     y = np.random.default_rng(0).integers(0, 10, size=5000)
@@ -118,6 +122,7 @@ def test_stratified_subset_edges() -> None:
 
 
 # --- damaged files -----------------------------------------------------------------------------------------------
+
 
 def test_truncated_payload(copy: Path) -> None:
     path = copy / data.TRAIN_IMAGES
@@ -213,6 +218,7 @@ def test_data_dir_that_does_not_exist(tmp_path: Path) -> None:
 
 # --- where the data comes from -----------------------------------------------------------------------------------
 
+
 def test_resolve_data_dir_honours_env_and_cli_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(data.ENV_VAR, raising=False)
     assert resolve_data_dir(None) is None
@@ -241,8 +247,9 @@ def test_keras_loader_result_is_validated(monkeypatch: pytest.MonkeyPatch) -> No
     x, y = read_idx(SUBSET / data.TEST_IMAGES), read_idx(SUBSET / data.TEST_LABELS)
     bad = y.copy()
     bad[0] = 10
-    fake = types.SimpleNamespace(datasets=types.SimpleNamespace(
-        fashion_mnist=types.SimpleNamespace(load_data=lambda: ((x, y), (x, bad)))))
+    fake = types.SimpleNamespace(
+        datasets=types.SimpleNamespace(fashion_mnist=types.SimpleNamespace(load_data=lambda: ((x, y), (x, bad))))
+    )
     monkeypatch.setitem(sys.modules, "keras", fake)
     with pytest.raises(DataError, match="out of range"):
         load_raw(None)

@@ -1,4 +1,5 @@
 """Distributed search: port binding, record files, CLI options (fast); chief + 2 local workers on loopback (e2e)."""
+
 from __future__ import annotations
 
 import signal
@@ -8,21 +9,30 @@ import time
 import psutil
 import pytest
 
-from fmbench import distributed, heartbeat
+from fmbench import heartbeat, protocol
+from fmbench.search import distributed
 from fmbench.spec import Budget, DataSizes, RunSpec, SpecError, TelemetrySummary, TrialRecord
 
 
 def _spec(max_trials: int, split) -> RunSpec:
     """The sizes of the conftest's tiny split: the workers load the same subset with them."""
     sizes = DataSizes(train=len(split.y_train), val=len(split.y_val), test=len(split.y_test))
-    return RunSpec(tuner="random", seed=1, budget=Budget(max_trials=max_trials), sizes=sizes, epochs=1, batch_size=64, profile="test")
+    return RunSpec(
+        tuner="random",
+        seed=1,
+        budget=Budget(max_trials=max_trials),
+        sizes=sizes,
+        epochs=1,
+        batch_size=64,
+        profile="test",
+    )
 
 
 def _worker_processes() -> list[psutil.Process]:
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if "fmbench.distributed" in " ".join(child.cmdline()):
+            if "fmbench.search.distributed" in " ".join(child.cmdline()):
                 found.append(child)
         except psutil.NoSuchProcess:
             pass
@@ -64,7 +74,9 @@ def test_parse_address():
 
 
 def test_records_round_trip_and_partial_lines_wait(tmp_path):
-    record = TrialRecord("03", {"units": 64}, "COMPLETED", 0.8, 2, 1.5, 3.0, telemetry=TelemetrySummary(samples=2), worker="worker-1")
+    record = TrialRecord(
+        "03", {"units": 64}, "COMPLETED", 0.8, 2, 1.5, 3.0, telemetry=TelemetrySummary(samples=2), worker="worker-1"
+    )
     path = tmp_path / "trials-worker-1.jsonl"
     line = distributed.record_to_json(record) + "\n"
     path.write_text(line + line[:10])  # a second record half written
@@ -75,13 +87,16 @@ def test_records_round_trip_and_partial_lines_wait(tmp_path):
     assert tail.poll() == [record] and len(tail.records) == 2
 
 
-@pytest.mark.parametrize("args", [
-    ["--workers", "0"],
-    ["--role", "chief"],  # no --run-dir
-    ["--role", "worker", "--run-dir", "x"],  # no --oracle-address
-    ["--oracle-address", "127.0.0.1:1"],  # neither role nor workers
-    ["--workers", "2", "--oracle-address", "nonsense"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--workers", "0"],
+        ["--role", "chief"],  # no --run-dir
+        ["--role", "worker", "--run-dir", "x"],  # no --oracle-address
+        ["--oracle-address", "127.0.0.1:1"],  # neither role nor workers
+        ["--workers", "2", "--oracle-address", "nonsense"],
+    ],
+)
 def test_cli_rejects_bad_distributed_options(args, capsys):
     from fmbench import cli
 
@@ -126,10 +141,10 @@ def test_a_worker_beats_while_it_runs_and_leaves_no_file_when_it_ends_cleanly(tm
 
 
 def _oracle(tmp_path, max_trials: int):
-    from fmbench import tuners
     from fmbench.budget import SearchClock
+    from fmbench.search import keras_tuner
 
-    oracle = tuners.RandomOracle(objective=tuners.OBJECTIVE, max_trials=None, seed=1)
+    oracle = keras_tuner.RandomOracle(objective=keras_tuner.OBJECTIVE, max_trials=None, seed=1)
     oracle._set_project_dir(str(tmp_path), "search")
     oracle.hyperparameters.Int("units", 32, 512, step=32)
     oracle.clock = SearchClock(Budget(max_trials=max_trials))
@@ -146,7 +161,11 @@ def test_a_vanished_workers_trial_goes_to_the_next_worker_and_counts_once(tmp_pa
     assert distributed.return_trial(oracle, "worker-1") == held.trial_id
     assert "worker-1" not in oracle.tuner_ids and distributed.return_trial(oracle, "worker-1") is None
     rerun = oracle.create_trial("worker-0")
-    assert (rerun.trial_id, rerun.status, rerun.hyperparameters.values) == (held.trial_id, "RUNNING", held.hyperparameters.values)
+    assert (rerun.trial_id, rerun.status, rerun.hyperparameters.values) == (
+        held.trial_id,
+        "RUNNING",
+        held.hyperparameters.values,
+    )
     assert len(oracle.trials) == 1  # the same trial, not a new one: the budget counts it once
     oracle.update_trial(rerun.trial_id, {"val_accuracy": 0.5})
     rerun.status = "COMPLETED"
@@ -161,11 +180,23 @@ def test_a_vanished_workers_trial_goes_to_the_next_worker_and_counts_once(tmp_pa
 def test_chief_and_two_workers_share_one_budget(subset_dir, subset_split):
     from fmbench import results
 
-    result = distributed.run(_spec(4, subset_split), subset_split, progress=lambda line: None, workers=2, data_dir=str(subset_dir), stall_timeout=120)
+    result = protocol.run_distributed(
+        _spec(4, subset_split),
+        subset_split,
+        progress=lambda line: None,
+        workers=2,
+        data_dir=str(subset_dir),
+        stall_timeout=120,
+    )
     assert result.error == "", result.error
     assert result.workers == 2
     assert result.trials_completed == 4 and len(result.trials) == 4  # the global budget: 4, not 4 per worker
-    assert sorted(r.trial_id for r in result.trials) == ["0000", "0001", "0002", "0003"]  # keras-tuner's ids without max_trials
+    assert sorted(r.trial_id for r in result.trials) == [
+        "0000",
+        "0001",
+        "0002",
+        "0003",
+    ]  # keras-tuner's ids without max_trials
     assert {r.worker for r in result.trials} == {"worker-0", "worker-1"}
     assert all(r.epochs == 1 and r.started_seconds >= 0 for r in result.trials)
     assert result.stopped_by == "trials" and result.test_accuracy is not None and result.retrain_epochs == 1
@@ -186,14 +217,23 @@ def test_a_killed_workers_trial_goes_back_and_the_run_completes_its_budget(subse
             killed.append(victim.pid)
             victim.send_signal(signal.SIGKILL)
 
-    result = distributed.run(_spec(6, subset_split), subset_split, progress=kill_worker_1, workers=2, data_dir=str(subset_dir), stall_timeout=120)
+    result = protocol.run_distributed(
+        _spec(6, subset_split),
+        subset_split,
+        progress=kill_worker_1,
+        workers=2,
+        data_dir=str(subset_dir),
+        stall_timeout=120,
+    )
     assert killed, "no trial finished before the test could kill a worker"
     assert result.error == "", result.error
     returned = [line for line in lines if "worker-1 was killed by signal 9" in line]
     assert len(returned) == 1 and "goes back to the oracle" in returned[0], lines
     assert result.trials_completed == 6 and sorted(r.trial_id for r in result.trials) == [f"000{i}" for i in range(6)]
     trial_id = returned[0].split("its trial ")[1].split()[0]
-    assert [r.worker for r in result.trials if r.trial_id == trial_id] == ["worker-0"]  # rerun by the survivor, recorded once
+    assert [r.worker for r in result.trials if r.trial_id == trial_id] == [
+        "worker-0"
+    ]  # rerun by the survivor, recorded once
     assert result.stopped_by == "trials" and result.test_accuracy is not None
     assert _worker_processes() == []
 
@@ -209,7 +249,14 @@ def test_the_run_fails_when_no_worker_remains(subset_dir, subset_split):
                 process.send_signal(signal.SIGKILL)
 
     started = time.monotonic()
-    result = distributed.run(_spec(200, subset_split), subset_split, progress=kill_both, workers=2, data_dir=str(subset_dir), stall_timeout=60)
+    result = protocol.run_distributed(
+        _spec(200, subset_split),
+        subset_split,
+        progress=kill_both,
+        workers=2,
+        data_dir=str(subset_dir),
+        stall_timeout=60,
+    )
     assert len(killed) == 2
     assert result.stopped_by == "error" and result.error.startswith("no worker remains")
     assert "worker-0 was killed by signal 9" in result.error and "worker-1 was killed by signal 9" in result.error
@@ -228,7 +275,14 @@ def test_hung_workers_end_the_run_after_the_stall_timeout(subset_dir, subset_spl
             for process in stopped:
                 process.send_signal(signal.SIGSTOP)  # alive but silent: only the stall timeout can tell
 
-    result = distributed.run(_spec(200, subset_split), subset_split, progress=freeze_workers, workers=2, data_dir=str(subset_dir), stall_timeout=15)
+    result = protocol.run_distributed(
+        _spec(200, subset_split),
+        subset_split,
+        progress=freeze_workers,
+        workers=2,
+        data_dir=str(subset_dir),
+        stall_timeout=15,
+    )
     # 15 s: long enough for a worker on a loaded machine to start its first trial, which is when they freeze.
     assert stopped and result.stopped_by == "error"
     assert "no trial started or ended for 15s" in result.error

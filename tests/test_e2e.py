@@ -1,10 +1,11 @@
 """End to end: keras-tuner's tuners and the baseline through `fmbench run` on the shipped real subset.
 
-Optuna's tuners have their own end-to-end test in tests/test_optuna_search.py.
+Optuna's tuners have their own end-to-end test in tests/test_optuna.py.
 
 Smoke profile (3 epochs per trial, batch 128) with --max-trials 2; the subset caps the profile's sizes to
 1500 train / 300 val / 400 test images. About half a minute on 2 CPU cores.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 from fmbench import cli, results
-from fmbench.spec import DEFAULT_TUNERS as TUNER_NAMES
+from fmbench.registry import DEFAULT_TUNERS as TUNER_NAMES
 
 pytestmark = pytest.mark.e2e
 
@@ -26,8 +27,22 @@ def out_dir(tmp_path_factory: pytest.TempPathFactory, subset_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("e2e")
     for runner in RUNNERS:
         budget = [] if runner == "baseline" else ["--max-trials", "2"]
-        code = cli.main(["run", "--tuner", runner, *budget, "--seed", "1", "--profile", "smoke",
-                         "--data-dir", str(subset_dir), "--out", str(out)])
+        code = cli.main(
+            [
+                "run",
+                "--tuner",
+                runner,
+                *budget,
+                "--seed",
+                "1",
+                "--profile",
+                "smoke",
+                "--data-dir",
+                str(subset_dir),
+                "--out",
+                str(out),
+            ]
+        )
         assert code == 0, f"{runner}: exit {code}"
     return out
 
@@ -51,7 +66,9 @@ def test_one_run_row_per_runner_with_a_real_test_accuracy(runs: pd.DataFrame, vi
         assert 0.0 < row.best_val_accuracy <= 1.0
         assert pd.isna(row.error) or row.error == "", row.error
         assert row.retrain_epochs == 3 and row.epochs == 3 and row.profile == "smoke" and row.seed == 1
-        assert row.wall_seconds == pytest.approx(row.search_seconds + row.retrain_seconds + row.evaluate_seconds, abs=0.01)
+        assert row.wall_seconds == pytest.approx(
+            row.search_seconds + row.retrain_seconds + row.evaluate_seconds, abs=0.01
+        )
         assert row.gpu_model == (", ".join(visible_gpus) or "no GPU") and row.cpu_model
         gpu_fields = [row.gpu_util_mean, row.gpu_util_max, row.gpu_mem_peak_mb]
         if visible_gpus:
@@ -88,6 +105,10 @@ def test_two_trials_per_tuner_run_each_with_epochs(runs: pd.DataFrame, trials: p
 
 def test_baseline_row_is_the_baseline_model(runs: pd.DataFrame) -> None:
     row = runs[runs["tuner"] == "baseline"].iloc[0]
-    assert json.loads(row["best_hyperparameters"]) == {"num_layers": 1, "units_0": 128, "dropout_0": 0.0,
-                                                        "learning_rate": 1e-3}
+    assert json.loads(row["best_hyperparameters"]) == {
+        "num_layers": 1,
+        "units_0": 128,
+        "dropout_0": 0.0,
+        "learning_rate": 1e-3,
+    }
     assert row["trials_completed"] == 0 and row["search_epochs"] == 0

@@ -2,24 +2,26 @@
 
 No training: the oracle is asked for trials directly and told a score for each.
 """
+
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from fmbench import hypermodel, tuners
 from fmbench.budget import SearchClock
+from fmbench.models import mlp
+from fmbench.search import keras_tuner
 from fmbench.spec import Budget, RunSpec
 
 
 def _walk(tmp_path: Path, seed: int, max_trials: int, asks: int) -> list[dict | None]:
     """The values the grid oracle proposes for `asks` trials in a row (None once it stops)."""
     spec = RunSpec(tuner="grid", seed=seed, budget=Budget(max_trials=max_trials))
-    _, oracle = tuners.TUNERS["grid"](spec)
+    _, oracle = keras_tuner.ORACLES["grid"](spec)
     oracle.clock, oracle.verbose = SearchClock(spec.budget), 0
     oracle._set_project_dir(str(tmp_path / f"seed{seed}"), "search")
     hp = oracle.get_space()
-    hypermodel.build_model(hp)
+    mlp.build_model(hp)
     oracle.update_space(hp)
     walked = []
     for i in range(asks):
@@ -27,9 +29,9 @@ def _walk(tmp_path: Path, seed: int, max_trials: int, asks: int) -> list[dict | 
         if trial.status == "STOPPED":
             walked.append(None)
             continue
-        walked.append(hypermodel.active_values(trial.hyperparameters.values))
+        walked.append(mlp.active_values(trial.hyperparameters.values))
         hp = trial.hyperparameters.copy()
-        hypermodel.build_model(hp)  # as a tuner does: declares the knobs this trial made active
+        mlp.build_model(hp)  # as a tuner does: declares the knobs this trial made active
         oracle.update_space(hp)
         oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
         trial.status = "COMPLETED"
@@ -41,8 +43,10 @@ def test_grid_starts_at_the_defaults_and_turns_the_learning_rate_fastest(tmp_pat
     walked = _walk(tmp_path, seed=1, max_trials=12, asks=12)
     assert walked[0] == {"num_layers": 1, "units_0": 32, "dropout_0": 0.0, "learning_rate": 1e-4}
     sweep = walked[:11]
-    assert all({k: v for k, v in w.items() if k != "learning_rate"} == {"num_layers": 1, "units_0": 32, "dropout_0": 0.0}
-               for w in sweep)
+    assert all(
+        {k: v for k, v in w.items() if k != "learning_rate"} == {"num_layers": 1, "units_0": 32, "dropout_0": 0.0}
+        for w in sweep
+    )
     # The default, then the centres of ten equal log-scale bins of [1e-4, 1e-2]: 11 distinct rates.
     rates = sorted(math.log10(w["learning_rate"]) for w in sweep)
     assert rates[0] == -4.0 and len(set(rates)) == 11

@@ -1,4 +1,5 @@
 """Each parallel process's share of the machine: a GPU of its own, else a share of the cores."""
+
 from __future__ import annotations
 
 from fmbench import placement
@@ -7,7 +8,10 @@ from fmbench import placement
 def test_several_gpus_give_each_process_one_round_robin():
     gpus = ["0", "1"]
     assert [placement.process_env(i, 3, gpus, cores=16) for i in range(3)] == [
-        {"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}, {"CUDA_VISIBLE_DEVICES": "0"}]
+        {"CUDA_VISIBLE_DEVICES": "0"},
+        {"CUDA_VISIBLE_DEVICES": "1"},
+        {"CUDA_VISIBLE_DEVICES": "0"},
+    ]
 
 
 def test_gpu_names_pass_through_as_the_parent_named_them():

@@ -1,4 +1,5 @@
 """The report from the hand-made golden results: numbers checked against numpy/scipy directly, errors, stability."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from fmbench import report, resultset, stats
+from fmbench import resultset, stats
+from fmbench.report import document as report
 from fmbench.results import ResultsError
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -40,13 +42,13 @@ def raw_runs() -> pd.DataFrame:
 def section(md: str, heading: str) -> str:
     start = md.index(f"## {heading}")
     end = md.find("\n## ", start + 3)
-    return md[start: end if end >= 0 else len(md)]
+    return md[start : end if end >= 0 else len(md)]
 
 
 def table(md: str, heading: str) -> list[dict[str, str]]:
     """The first github table under a heading, as dicts of stripped cell text."""
     lines = [line for line in section(md, heading).splitlines() if line.startswith("|")]
-    split = lambda line: [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]  # noqa: E731
+    split = lambda line: [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]  # noqa: E731 - one-line helper
     headers = split(lines[0])
     rows = []
     for line in lines[2:]:
@@ -69,7 +71,7 @@ def numbers(text: str) -> list[float]:
 def close(text: str, expected: float, digits: int) -> None:
     """The printed number equals expected to the printed precision."""
     (value,) = numbers(text) if not isinstance(text, float) else [text]
-    assert abs(value - expected) <= 0.5 * 10 ** -digits + 1e-12, (text, expected)
+    assert abs(value - expected) <= 0.5 * 10**-digits + 1e-12, (text, expected)
 
 
 def accuracies(tuner: str) -> dict[int, float]:
@@ -186,7 +188,9 @@ def test_failed_run_and_trial_are_shown_and_counted(markdown):
     cost = table(markdown, "Cost")
     assert row(cost, tuner="hyperband")["stopped by"] == "error×1, trials×2"
     assert row(cost, tuner="random")["trials completed (failed)"].endswith("(1)")
-    assert "(failed run)" in row(table(markdown, "Best hyperparameters"), tuner="hyperband", seed="3")["hyperparameters"]
+    assert (
+        "(failed run)" in row(table(markdown, "Best hyperparameters"), tuner="hyperband", seed="3")["hyperparameters"]
+    )
 
 
 def test_cost_table_means_and_gpu(markdown):
@@ -206,8 +210,19 @@ def test_cost_table_means_and_gpu(markdown):
 
 def test_header_lists_every_commit_and_machine(markdown):
     header = markdown.split("## ")[0]
-    for text in ("golden", "trials3", "1000 / 200 / 500", "Seeds: 1, 2, 3", "abc123def456", "fedcba987654",
-                 "NVIDIA H100 80GB HBM3", "GPU: no GPU", "keras-tuner 1.4.8", "tensorflow 2.21.0", "batch size: 128"):
+    for text in (
+        "golden",
+        "trials3",
+        "1000 / 200 / 500",
+        "Seeds: 1, 2, 3",
+        "abc123def456",
+        "fedcba987654",
+        "NVIDIA H100 80GB HBM3",
+        "GPU: no GPU",
+        "keras-tuner 1.4.8",
+        "tensorflow 2.21.0",
+        "batch size: 128",
+    ):
         assert text in header, text
 
 
@@ -227,11 +242,15 @@ def test_superseded_duplicate_is_listed_not_counted(golden):
     md = report.render(resultset.load(golden), generated_at=FIXED)
     assert "old-run" in section(md, "⚠ Failed runs and trials")
     assert row(table(md, "Test accuracy"), tuner="random")["seeds ok / total"] == "3 / 3"
-    close(numbers(row(table(md, "Test accuracy"), tuner="random")["test acc mean ± std"])[0],
-          np.mean(list(accuracies("random").values())), 4)
+    close(
+        numbers(row(table(md, "Test accuracy"), tuner="random")["test acc mean ± std"])[0],
+        np.mean(list(accuracies("random").values())),
+        4,
+    )
 
 
 # ---------------------------------------------------------------- stability and files
+
 
 def test_rebuild_differs_only_in_timestamp_and_pngs_are_stable(golden):
     out = golden / "report.md"
@@ -243,7 +262,7 @@ def test_rebuild_differs_only_in_timestamp_and_pngs_are_stable(golden):
     assert len(a) == len(b)
     differing = [(x, y) for x, y in zip(a, b) if x != y]
     assert all(x.startswith(report.TIMESTAMP_PREFIX) for x, _ in differing)
-    strip = lambda text: [line for line in text.splitlines() if not line.startswith(report.TIMESTAMP_PREFIX)]  # noqa: E731
+    strip = lambda text: [line for line in text.splitlines() if not line.startswith(report.TIMESTAMP_PREFIX)]  # noqa: E731 - one-line helper
     assert strip(first) == strip(second)
     assert sum(line.startswith(report.TIMESTAMP_PREFIX) for line in a) == 1
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", first)
@@ -308,6 +327,7 @@ def test_only_baselines_without_trials_file(golden):
 
 
 # ---------------------------------------------------------------- bad input
+
 
 def _edit_runs(directory: Path, line: int, column: str, value) -> None:
     runs = pd.read_csv(directory / "runs.csv", dtype=str, keep_default_na=False)
@@ -399,6 +419,7 @@ def test_completed_trial_without_accuracy(golden):
 
 # ---------------------------------------------------------------- the stats helpers behind the report
 
+
 def test_reach_target_orders_by_start_and_counts_epochs():
     assert stats.reach_target([10, 0, 5], [4, 3, 2], [3, 1, 2], [0.9, 0.5, float("nan")], 0.8) == (14, 6)
     assert stats.reach_target([0, 1], [1, 1], [1, 1], [0.1, None], 0.8) is None
@@ -416,6 +437,7 @@ def test_rank_descending_shares_ties():
 
 def test_golden_files_are_in_the_real_schema():
     from fmbench.results import RUN_COLUMNS, TRIAL_COLUMNS
+
     assert list(pd.read_csv(GOLDEN / "runs.csv").columns) == RUN_COLUMNS
     assert list(pd.read_csv(GOLDEN / "trials.csv").columns) == TRIAL_COLUMNS
     hps = [json.loads(text) for text in pd.read_csv(GOLDEN / "runs.csv").best_hyperparameters]
@@ -443,9 +465,12 @@ def test_runs_that_retrain_one_model_are_listed_together(golden):
     rs = resultset.load(golden)
     assert [(seed, cells) for seed, _, cells in rs.shared_models()] == [(1, ["random trials3", "hyperband trials3"])]
     shown = table(report.render(rs, generated_at=FIXED), "Same model, several cells")
-    assert shown == [{"seed": "1", "cells": "random trials3, hyperband trials3", "best hyperparameters": seed1.best_hyperparameters}]
-    assert "Every finished tuned run retrained a model of its own." in section(report.render(resultset.load(GOLDEN), generated_at=FIXED),
-                                                                                "Same model, several cells")
+    assert shown == [
+        {"seed": "1", "cells": "random trials3, hyperband trials3", "best hyperparameters": seed1.best_hyperparameters}
+    ]
+    assert "Every finished tuned run retrained a model of its own." in section(
+        report.render(resultset.load(GOLDEN), generated_at=FIXED), "Same model, several cells"
+    )
 
 
 def test_hyperband_runs_without_a_promotion_are_flagged(golden):

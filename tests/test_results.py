@@ -2,6 +2,7 @@
 
 Only test_machine_info imports TensorFlow (machine_info reports its version); the rest needs pandas alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,35 +23,98 @@ from fmbench.results import RUN_COLUMNS, TRIAL_COLUMNS, ResultsError
 from fmbench.spec import Budget, DataSizes, RunResult, RunSpec, TelemetrySummary, TrialRecord
 
 MACHINE = {
-    "hostname": "host-a", "platform": "Linux-x", "cpu_model": "Test CPU", "cpu_cores": 2, "gpu_model": "no GPU",
-    "python_version": "3.11.0", "tensorflow_version": "2.21.0", "keras_version": "3.0.0",
-    "keras_tuner_version": "1.4.8", "optuna_version": "5.0.0", "sklearn_version": "1.9.1", "commit": "abcdef123456", "keras_backend": "tensorflow",
+    "hostname": "host-a",
+    "platform": "Linux-x",
+    "cpu_model": "Test CPU",
+    "cpu_cores": 2,
+    "gpu_model": "no GPU",
+    "python_version": "3.11.0",
+    "tensorflow_version": "2.21.0",
+    "keras_version": "3.0.0",
+    "keras_tuner_version": "1.4.8",
+    "optuna_version": "5.0.0",
+    "sklearn_version": "1.9.1",
+    "commit": "abcdef123456",
+    "keras_backend": "tensorflow",
 }
-TELEMETRY = TelemetrySummary(samples=7, cpu_util_mean=150.0, system_cpu_util_mean=80.0, rss_peak_mb=900.0,
-                             gpu_util_mean=55.0, gpu_util_p95=90.0, gpu_util_max=99.0, gpu_mem_peak_mb=1234.0)
+TELEMETRY = TelemetrySummary(
+    samples=7,
+    cpu_util_mean=150.0,
+    system_cpu_util_mean=80.0,
+    rss_peak_mb=900.0,
+    gpu_util_mean=55.0,
+    gpu_util_p95=90.0,
+    gpu_util_max=99.0,
+    gpu_mem_peak_mb=1234.0,
+)
 
 
-def _result(run_id: str = "hyperband-trials2-epochs20-time30s-seed3-0123abcd", error: str = "partial failure") -> RunResult:
-    spec = RunSpec(tuner="hyperband", seed=3, budget=Budget(max_trials=2, max_seconds=30, max_epochs=20),
-                   sizes=DataSizes(train=300, val=100, test=100), epochs=4, batch_size=64, profile="smoke")
+def _result(
+    run_id: str = "hyperband-trials2-epochs20-time30s-seed3-0123abcd", error: str = "partial failure"
+) -> RunResult:
+    spec = RunSpec(
+        tuner="hyperband",
+        seed=3,
+        budget=Budget(max_trials=2, max_seconds=30, max_epochs=20),
+        sizes=DataSizes(train=300, val=100, test=100),
+        epochs=4,
+        batch_size=64,
+        profile="smoke",
+    )
     trials = (
-        TrialRecord(trial_id="0000", hyperparameters={"num_layers": 1, "units_0": 64, "dropout_0": 0.1, "learning_rate": 1e-3},
-                    status="COMPLETED", val_accuracy=0.81, epochs=2, started_seconds=0.51234, seconds=3.25678,
-                    telemetry=TELEMETRY, bracket=1, round=1, initial_epoch=1, parent_trial_id="0003"),
-        TrialRecord(trial_id="0001", hyperparameters={"num_layers": 2}, status="FAILED", val_accuracy=None, epochs=0,
-                    started_seconds=3.9, seconds=0.2, error="ValueError: boom"),
+        TrialRecord(
+            trial_id="0000",
+            hyperparameters={"num_layers": 1, "units_0": 64, "dropout_0": 0.1, "learning_rate": 1e-3},
+            status="COMPLETED",
+            val_accuracy=0.81,
+            epochs=2,
+            started_seconds=0.51234,
+            seconds=3.25678,
+            telemetry=TELEMETRY,
+            bracket=1,
+            round=1,
+            initial_epoch=1,
+            parent_trial_id="0003",
+        ),
+        TrialRecord(
+            trial_id="0001",
+            hyperparameters={"num_layers": 2},
+            status="FAILED",
+            val_accuracy=None,
+            epochs=0,
+            started_seconds=3.9,
+            seconds=0.2,
+            error="ValueError: boom",
+        ),
     )
     return RunResult(
-        spec=spec, run_id=run_id, started_at="2026-01-02T03:04:05+00:00",
+        spec=spec,
+        run_id=run_id,
+        started_at="2026-01-02T03:04:05+00:00",
         best_hyperparameters={"units_0": 64, "num_layers": 1, "dropout_0": 0.1, "learning_rate": 1e-3},
-        best_val_accuracy=0.81, test_accuracy=0.8, test_loss=0.55, search_seconds=4.1234, retrain_seconds=2.5,
-        evaluate_seconds=0.25, trials_completed=1, trials_failed=1, search_epochs=2, retrain_epochs=4,
-        stopped_by="trials", time_overrun_seconds=0.0, num_initial_points=5, error=error, trials=trials,
-        telemetry=TELEMETRY, trials_cut=1, brackets_completed=1,
+        best_val_accuracy=0.81,
+        test_accuracy=0.8,
+        test_loss=0.55,
+        search_seconds=4.1234,
+        retrain_seconds=2.5,
+        evaluate_seconds=0.25,
+        trials_completed=1,
+        trials_failed=1,
+        search_epochs=2,
+        retrain_epochs=4,
+        stopped_by="trials",
+        time_overrun_seconds=0.0,
+        num_initial_points=5,
+        error=error,
+        trials=trials,
+        telemetry=TELEMETRY,
+        trials_cut=1,
+        brackets_completed=1,
     )
 
 
 # --- flat rows -----------------------------------------------------------------------------------------------------
+
 
 def test_run_row_has_every_column_in_order_and_all_filled() -> None:
     row = results.run_row(_result(), MACHINE)
@@ -63,14 +127,43 @@ def test_run_row_values() -> None:
     result = _result()
     row = results.run_row(result, MACHINE)
     expected = {
-        "run_id": result.run_id, "started_at": result.started_at, "profile": "smoke", "cell": "hyperband-trials2-epochs20-time30s-seed3",
-        "tuner": "hyperband", "budget": "trials2-epochs20-time30s", "max_trials": 2, "max_seconds": 30, "max_epochs": 20, "seed": 3,
-        "train_size": 300, "val_size": 100, "test_size": 100, "epochs": 4, "batch_size": 64, "hyperband_factor": 3,
-        "num_initial_points": 5, "best_val_accuracy": 0.81, "test_accuracy": 0.8, "test_loss": 0.55,
-        "search_seconds": 4.123, "retrain_seconds": 2.5, "evaluate_seconds": 0.25, "wall_seconds": 6.873,
-        "trials_completed": 1, "trials_failed": 1, "search_epochs": 2, "retrain_epochs": 4, "stopped_by": "trials",
-        "time_overrun_seconds": 0.0, "error": "partial failure", "trials_cut": 1,
-        "samples": 7, "cpu_util_mean": 150.0, "gpu_util_p95": 90.0, "gpu_mem_peak_mb": 1234.0, **MACHINE,
+        "run_id": result.run_id,
+        "started_at": result.started_at,
+        "profile": "smoke",
+        "cell": "hyperband-trials2-epochs20-time30s-seed3",
+        "tuner": "hyperband",
+        "budget": "trials2-epochs20-time30s",
+        "max_trials": 2,
+        "max_seconds": 30,
+        "max_epochs": 20,
+        "seed": 3,
+        "train_size": 300,
+        "val_size": 100,
+        "test_size": 100,
+        "epochs": 4,
+        "batch_size": 64,
+        "hyperband_factor": 3,
+        "num_initial_points": 5,
+        "best_val_accuracy": 0.81,
+        "test_accuracy": 0.8,
+        "test_loss": 0.55,
+        "search_seconds": 4.123,
+        "retrain_seconds": 2.5,
+        "evaluate_seconds": 0.25,
+        "wall_seconds": 6.873,
+        "trials_completed": 1,
+        "trials_failed": 1,
+        "search_epochs": 2,
+        "retrain_epochs": 4,
+        "stopped_by": "trials",
+        "time_overrun_seconds": 0.0,
+        "error": "partial failure",
+        "trials_cut": 1,
+        "samples": 7,
+        "cpu_util_mean": 150.0,
+        "gpu_util_p95": 90.0,
+        "gpu_mem_peak_mb": 1234.0,
+        **MACHINE,
     }
     assert {column: row[column] for column in expected} == expected
     assert json.loads(row["best_hyperparameters"]) == result.best_hyperparameters
@@ -79,7 +172,9 @@ def test_run_row_values() -> None:
 
 def test_hyperband_factor_only_on_hyperband_rows() -> None:
     result = _result()
-    random_result = RunResult(**{**result.__dict__, "spec": RunSpec(tuner="random", seed=3, budget=Budget(max_trials=2))})
+    random_result = RunResult(
+        **{**result.__dict__, "spec": RunSpec(tuner="random", seed=3, budget=Budget(max_trials=2))}
+    )
     assert results.run_row(random_result, MACHINE)["hyperband_factor"] is None
 
 
@@ -90,8 +185,14 @@ def test_trial_rows_one_per_trial_with_every_column() -> None:
     for row in rows:
         assert list(row) == TRIAL_COLUMNS
     first, second = rows
-    identity = {"run_id": result.run_id, "profile": "smoke", "cell": result.spec.cell, "tuner": "hyperband",
-                "budget": "trials2-epochs20-time30s", "seed": 3}
+    identity = {
+        "run_id": result.run_id,
+        "profile": "smoke",
+        "cell": result.spec.cell,
+        "tuner": "hyperband",
+        "budget": "trials2-epochs20-time30s",
+        "seed": 3,
+    }
     assert {k: first[k] for k in identity} == identity and {k: second[k] for k in identity} == identity
     assert first["trial_id"] == "0000" and first["status"] == "COMPLETED" and first["val_accuracy"] == 0.81
     assert first["epochs"] == 2 and first["started_seconds"] == 0.512 and first["seconds"] == 3.257
@@ -138,6 +239,7 @@ def test_append_leaves_existing_rows_byte_identical(tmp_path: Path) -> None:
 
 
 # --- atomic appends ------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def table(tmp_path: Path) -> Path:
@@ -236,9 +338,19 @@ def _expected_append(writer: int, i: int) -> str:
 
 def test_concurrent_writers_keep_every_row_once_and_byte_identical(tmp_path: Path) -> None:
     table, go = tmp_path / "out" / "runs.csv", tmp_path / "go"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(results.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(table), str(w), str(go), str(APPENDS)],
-                              env=env, stderr=subprocess.PIPE, text=True) for w in range(WRITERS)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(results.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(table), str(w), str(go), str(APPENDS)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(WRITERS)
+    ]
     time.sleep(0.5)  # let the interpreters start and import, so the appends overlap
     go.touch()
     for proc in procs:
@@ -258,6 +370,7 @@ def test_concurrent_writers_keep_every_row_once_and_byte_identical(tmp_path: Pat
 
 
 # --- reading -------------------------------------------------------------------------------------------------------
+
 
 def _assert_one_line_naming(excinfo: pytest.ExceptionInfo, path: Path) -> str:
     message = str(excinfo.value)
@@ -291,7 +404,7 @@ def test_read_empty_file(tmp_path: Path, content: bytes) -> None:
 @pytest.mark.parametrize(
     "content",
     [
-        b"a,b\n1,2,3,4,5\n\"unterminated\n",  # ragged rows
+        b'a,b\n1,2,3,4,5\n"unterminated\n',  # ragged rows
         b"\xff\xfe\x00\x01\x89PNG\r\n\x1a\n\x00\x00binary\xc3\x28",  # not text at all
     ],
     ids=["ragged", "binary"],
@@ -342,6 +455,7 @@ def test_append_to_a_damaged_table_refuses_and_keeps_it(tmp_path: Path) -> None:
 
 # --- machine info --------------------------------------------------------------------------------------------------
 
+
 def test_machine_info(visible_gpus: list[str]) -> None:
     import keras
     import keras_tuner
@@ -354,8 +468,9 @@ def test_machine_info(visible_gpus: list[str]) -> None:
     assert all(value not in (None, "") for value in info.values()), info
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
-        expected = next(line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                        if line.startswith("model name"))
+        expected = next(
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        )
         assert info["cpu_model"] == expected
     assert info["cpu_cores"] == os.cpu_count()
     assert info["gpu_model"] == (", ".join(visible_gpus) or "no GPU")  # never an empty string
@@ -386,7 +501,9 @@ def test_commit_of_this_checkout() -> None:
 
 
 @pytest.mark.parametrize("where", ["no checkout", "inside another repository"])
-def test_commit_is_unknown_outside_its_own_checkout(where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commit_is_unknown_outside_its_own_checkout(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "elsewhere"
     package = root / "lib" / "site-packages" / "fmbench"
     package.mkdir(parents=True)
@@ -404,7 +521,9 @@ def test_commit_is_unknown_outside_its_own_checkout(where: str, tmp_path: Path, 
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
-def test_commit_is_dirty_for_changed_code_and_not_for_rewritten_results_or_docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commit_is_dirty_for_changed_code_and_not_for_rewritten_results_or_docs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A benchmark session rewrites the committed tables it replaces: that must not mark its own rows dirty.
     package = tmp_path / "fmbench"
     (tmp_path / "results" / "quick").mkdir(parents=True)

@@ -1,4 +1,5 @@
 """The one results model: which rows count, in which order, and what failed."""
+
 from __future__ import annotations
 
 import shutil
@@ -22,7 +23,13 @@ def folder(tmp_path) -> Path:
 def test_latest_row_by_started_at_is_current_whatever_the_file_order(folder):
     runs = pd.read_csv(folder / "runs.csv", dtype=str, keep_default_na=False)
     late = runs[runs.cell == "bayesian-trials3-seed1"].copy()
-    late[["run_id", "started_at", "test_accuracy", "stopped_by", "error"]] = ["early-fail", "2000-01-01T00:00:00+00:00", "", "error", "OOM"]
+    late[["run_id", "started_at", "test_accuracy", "stopped_by", "error"]] = [
+        "early-fail",
+        "2000-01-01T00:00:00+00:00",
+        "",
+        "error",
+        "OOM",
+    ]
     pd.concat([runs, late]).to_csv(folder / "runs.csv", index=False)  # the older row written last
     rs = resultset.load(folder)
     assert list(rs.superseded.run_id) == ["early-fail"]

@@ -1,10 +1,11 @@
-"""fmbench.scoring: the eager score equals what Keras's own evaluate reports, whatever the chunking."""
+"""fmbench.models.scoring: the eager score equals what Keras's own evaluate reports, whatever the chunking."""
+
 from __future__ import annotations
 
 import keras
 import pytest
 
-from fmbench import cnn, hypermodel, scoring
+from fmbench.models import cnn, mlp, scoring
 
 
 def _keras_evaluate(model: keras.Model, x, y) -> tuple[float, float]:
@@ -16,7 +17,7 @@ def _keras_evaluate(model: keras.Model, x, y) -> tuple[float, float]:
 def test_score_is_keras_accuracy_and_loss(subset_split, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
     monkeypatch.setattr(scoring, "CHUNK", chunk)
     keras.utils.set_random_seed(3)
-    model = hypermodel.make_model({**hypermodel.BASELINE_HPS, "dropout_0": 0.5}, metrics=("accuracy",))  # dropout off when scoring
+    model = mlp.make_model({**mlp.BASELINE_HPS, "dropout_0": 0.5}, metrics=("accuracy",))  # dropout off when scoring
     model.fit(subset_split.x_train, subset_split.y_train, epochs=1, batch_size=64, verbose=0)
     accuracy, loss = scoring.score(model, subset_split.x_val, subset_split.y_val)
     expected_accuracy, expected_loss = _keras_evaluate(model, subset_split.x_val, subset_split.y_val)

@@ -1,10 +1,12 @@
 """fmbench.spec and fmbench.profiles: the contract's validation, labels, cell ids and profile expansion (no TF)."""
+
 from __future__ import annotations
 
 import pytest
 
 from fmbench import profiles
-from fmbench.spec import BASELINE, DEFAULT_TUNERS, TUNER_NAMES, Budget, DataSizes, Profile, RunSpec, SpecError, hyperband_first_bracket
+from fmbench.registry import BASELINE, DEFAULT_TUNERS, TUNER_NAMES, hyperband_first_bracket
+from fmbench.spec import Budget, DataSizes, Profile, RunSpec, SpecError
 
 
 def _one_line(excinfo: pytest.ExceptionInfo) -> str:
@@ -14,6 +16,7 @@ def _one_line(excinfo: pytest.ExceptionInfo) -> str:
 
 
 # --- Budget --------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("max_trials", [0, -1, -10, 2.5, 2.0, "3", "abc", True, False, float("inf"), float("nan")])
 def test_budget_rejects_bad_trial_counts(max_trials) -> None:
@@ -53,6 +56,7 @@ def test_budget_is_empty_only_without_limits() -> None:
 
 
 # --- RunSpec -------------------------------------------------------------------------------------------------------
+
 
 def test_runspec_unknown_tuner_names_the_choices() -> None:
     with pytest.raises(SpecError) as excinfo:
@@ -104,7 +108,10 @@ def test_datasizes_rejects_fewer_images_than_classes() -> None:
     [
         (RunSpec(tuner="hyperband", seed=1, budget=Budget(max_trials=6)), "hyperband-trials6-seed1"),
         (RunSpec(tuner="random", seed=2, budget=Budget(max_seconds=30)), "random-time30s-seed2"),
-        (RunSpec(tuner="bayesian", seed=5, budget=Budget(max_trials=3, max_seconds=9)), "bayesian-trials3-time9s-seed5"),
+        (
+            RunSpec(tuner="bayesian", seed=5, budget=Budget(max_trials=3, max_seconds=9)),
+            "bayesian-trials3-time9s-seed5",
+        ),
         (RunSpec(tuner=BASELINE, seed=4), "baseline-seed4"),
         # The baseline's cell never carries a budget, even when one is given.
         (RunSpec(tuner=BASELINE, seed=4, budget=Budget(max_trials=6)), "baseline-seed4"),
@@ -116,10 +123,17 @@ def test_cell_ids(spec: RunSpec, cell: str) -> None:
 
 # --- Profile -------------------------------------------------------------------------------------------------------
 
+
 def _profile(**overrides) -> Profile:
     settings = dict(
-        name="t", description="test", sizes=DataSizes(train=100, val=20, test=50), epochs=3, batch_size=32,
-        seeds=(1, 2), tuners=("random", "hyperband"), budgets=(Budget(max_trials=4), Budget(max_seconds=10)),
+        name="t",
+        description="test",
+        sizes=DataSizes(train=100, val=20, test=50),
+        epochs=3,
+        batch_size=32,
+        seeds=(1, 2),
+        tuners=("random", "hyperband"),
+        budgets=(Budget(max_trials=4), Budget(max_seconds=10)),
     )
     settings.update(overrides)
     return Profile(**settings)
@@ -128,11 +142,16 @@ def _profile(**overrides) -> Profile:
 def test_profile_expand_order_and_count() -> None:
     specs = _profile().expand()
     assert [s.cell for s in specs] == [
-        "baseline-seed1", "baseline-seed2",
-        "random-trials4-seed1", "random-trials4-seed2",
-        "random-time10s-seed1", "random-time10s-seed2",
-        "hyperband-trials4-seed1", "hyperband-trials4-seed2",
-        "hyperband-time10s-seed1", "hyperband-time10s-seed2",
+        "baseline-seed1",
+        "baseline-seed2",
+        "random-trials4-seed1",
+        "random-trials4-seed2",
+        "random-time10s-seed1",
+        "random-time10s-seed2",
+        "hyperband-trials4-seed1",
+        "hyperband-trials4-seed2",
+        "hyperband-time10s-seed1",
+        "hyperband-time10s-seed2",
     ]
     assert len({s.cell for s in specs}) == len(specs), "cell ids must be unique within a profile"
 
@@ -172,7 +191,9 @@ def test_shipped_profiles_let_hyperband_promote_under_every_trial_and_epoch_budg
         assert (budget.max_trials or trials) >= trials and (budget.max_epochs or epochs) >= epochs, budget.label
 
 
-@pytest.mark.parametrize("max_epochs, factor, expected", [(9, 3, (13, 21)), (3, 3, (4, 5)), (10, 3, (18, 44)), (4, 2, (7, 8))])
+@pytest.mark.parametrize(
+    "max_epochs, factor, expected", [(9, 3, (13, 21)), (3, 3, (4, 5)), (10, 3, (18, 44)), (4, 2, (7, 8))]
+)
 def test_hyperband_first_bracket_sizes(max_epochs: int, factor: int, expected: tuple[int, int]) -> None:
     # By hand: 9, 3 -> 9 trials x 1 epoch, 3 promoted to 3 (2 more each), 1 promoted to 9 (6 more).
     assert hyperband_first_bracket(max_epochs, factor) == expected

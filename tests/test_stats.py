@@ -1,4 +1,5 @@
-"""stats.py: one definition of a difference, its margin and its detectable drop, checked against scipy and simulation."""
+"""stats.py: one definition of a difference, its margin and its detectable drop, against scipy and simulation."""
+
 from __future__ import annotations
 
 import math
@@ -45,7 +46,9 @@ def test_zero_spread_and_one_pair_are_unknown_not_a_floor():
     assert d.unknown == "zero spread" and d.exact and d.margin is None and d.detectable is None and d.p_value is None
     assert stats.paired_difference({1: 0.6}, {1: 0.7}).unknown == "one pair"
     # float32 accuracies: differences that are equal up to rounding are zero spread, not a huge t
-    assert stats.paired_difference({1: 0.7009999752044678, 2: 0.6510000228881836}, {1: 0.7509999752, 2: 0.7010000228}).exact
+    assert stats.paired_difference(
+        {1: 0.7009999752044678, 2: 0.6510000228881836}, {1: 0.7509999752, 2: 0.7010000228}
+    ).exact
 
 
 def test_welch_is_scipys_unequal_variance_test():

@@ -1,20 +1,34 @@
 """Terminal summaries: the figures pytest-benchmark carries, and the end-of-session comparison table."""
+
 from __future__ import annotations
 
 import pandas as pd
 
-from fmbench import results, summary
+from fmbench import results
+from fmbench.report import summary
 from fmbench.spec import Budget, RunResult, RunSpec, TelemetrySummary
 
 
 def _result(tuner: str, seed: int, accuracy: float | None, error: str = "") -> RunResult:
     budget = Budget() if tuner == "baseline" else Budget(max_trials=3)
     return RunResult(
-        spec=RunSpec(tuner=tuner, seed=seed, budget=budget, profile="smoke"), run_id=f"{tuner}{seed}",
-        started_at="2026-01-01T00:00:00+00:00", best_hyperparameters={"num_layers": 1}, best_val_accuracy=accuracy,
-        test_accuracy=accuracy, test_loss=0.5, search_seconds=10.0, retrain_seconds=2.0, evaluate_seconds=0.5,
-        trials_completed=3, trials_failed=0, search_epochs=6, retrain_epochs=2,
-        stopped_by="error" if error else "trials", time_overrun_seconds=None, error=error,
+        spec=RunSpec(tuner=tuner, seed=seed, budget=budget, profile="smoke"),
+        run_id=f"{tuner}{seed}",
+        started_at="2026-01-01T00:00:00+00:00",
+        best_hyperparameters={"num_layers": 1},
+        best_val_accuracy=accuracy,
+        test_accuracy=accuracy,
+        test_loss=0.5,
+        search_seconds=10.0,
+        retrain_seconds=2.0,
+        evaluate_seconds=0.5,
+        trials_completed=3,
+        trials_failed=0,
+        search_epochs=6,
+        retrain_epochs=2,
+        stopped_by="error" if error else "trials",
+        time_overrun_seconds=None,
+        error=error,
         telemetry=TelemetrySummary(samples=4, cpu_util_mean=97.0),
     )
 
@@ -28,10 +42,16 @@ def test_extra_info_carries_accuracy_cost_and_no_gpu() -> None:
 
 
 def test_comparison_table_pairs_by_seed_and_counts_failures() -> None:
-    rows = [results.run_row(r, machine={}) for r in (
-        _result("baseline", 1, 0.80), _result("baseline", 2, 0.70),
-        _result("random", 1, 0.83), _result("random", 2, 0.74), _result("random", 3, None, error="boom"),
-    )]
+    rows = [
+        results.run_row(r, machine={})
+        for r in (
+            _result("baseline", 1, 0.80),
+            _result("baseline", 2, 0.70),
+            _result("random", 1, 0.83),
+            _result("random", 2, 0.74),
+            _result("random", 3, None, error="boom"),
+        )
+    ]
     table = summary.comparison_table(pd.DataFrame(rows))
     random_line = next(line for line in table.splitlines() if line.startswith("random"))
     # paired by seed: ((0.83-0.80) + (0.74-0.70)) / 2 = +0.035; seed 3 failed and has no baseline pair

@@ -1,4 +1,5 @@
-"""Telemetry: aggregation, windows, the machine's own GPUs (or none), a fake GPU, thread lifetime, CUDA_VISIBLE_DEVICES."""
+"""Telemetry: aggregation, windows, the machine's GPUs (or none), a fake GPU, thread lifetime, CUDA_VISIBLE_DEVICES."""
+
 from __future__ import annotations
 
 import itertools
@@ -57,9 +58,17 @@ def fake_sampler(gpu: FakeGpu | None = None) -> Sampler:
 def test_summarize_matches_independent_aggregation():
     rng = np.random.default_rng(1)
     gpu = [float(x) for x in rng.uniform(0, 100, 40)]
-    readings = [Reading(time=float(i), cpu_util=None if i == 0 else 20.0 + i, system_cpu_util=None if i == 0 else 7.0 * i,
-                        rss_mb=500.0 + (i * 37) % 101, gpu_util=g, gpu_mem_mb=1000.0 + 3 * i)
-                for i, g in enumerate(gpu)]
+    readings = [
+        Reading(
+            time=float(i),
+            cpu_util=None if i == 0 else 20.0 + i,
+            system_cpu_util=None if i == 0 else 7.0 * i,
+            rss_mb=500.0 + (i * 37) % 101,
+            gpu_util=g,
+            gpu_mem_mb=1000.0 + 3 * i,
+        )
+        for i, g in enumerate(gpu)
+    ]
     summary = summarize(readings)
     assert summary.samples == 40
     assert summary.cpu_util_mean == round(statistics.mean(20.0 + i for i in range(1, 40)), 1)
@@ -77,7 +86,12 @@ def test_summarize_matches_independent_aggregation():
 def test_summarize_empty_and_gpu_less():
     assert summarize([]) == TelemetrySummary(samples=0)
     summary = summarize([Reading(0.0, 150.0, 80.0, 300.0), Reading(1.0, 50.0, 40.0, 200.0)])
-    assert (summary.samples, summary.cpu_util_mean, summary.system_cpu_util_mean, summary.rss_peak_mb) == (2, 100.0, 60.0, 300.0)
+    assert (summary.samples, summary.cpu_util_mean, summary.system_cpu_util_mean, summary.rss_peak_mb) == (
+        2,
+        100.0,
+        60.0,
+        300.0,
+    )
     assert summary.gpu_util_mean is summary.gpu_util_p95 is summary.gpu_util_max is summary.gpu_mem_peak_mb is None
 
 
@@ -138,8 +152,9 @@ def test_gpu_names_agree_with_nvidia_smi(monkeypatch):
     if shutil.which("nvidia-smi") is None:
         pytest.skip("nvidia-smi not installed")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # nvidia-smi ignores it
-    listed = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                            capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=60
+    )
     expected = listed.stdout.split("\n")[:-1] if listed.returncode == 0 else []  # fails when no driver/device
     assert telemetry.gpu_names() == [name.strip() for name in expected]
 
@@ -196,19 +211,22 @@ def test_interval_must_be_positive(interval):
 UUIDS = ["GPU-aaaa-1111", "GPU-bbbb-2222", "GPU-abcd-3333"]
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, [0, 1, 2]),
-    ("", []),
-    ("-1", []),
-    ("1", [1]),
-    ("2, 0", [2, 0]),
-    ("0,5,1", [0]),  # CUDA stops at the first entry naming no GPU
-    ("0,0", [0]),
-    ("GPU-bbbb", [1]),  # a unique UUID prefix
-    ("GPU-a", []),  # ambiguous prefix
-    ("GPU-abcd-3333,0", [2, 0]),
-    ("MIG-1234", []),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, [0, 1, 2]),
+        ("", []),
+        ("-1", []),
+        ("1", [1]),
+        ("2, 0", [2, 0]),
+        ("0,5,1", [0]),  # CUDA stops at the first entry naming no GPU
+        ("0,0", [0]),
+        ("GPU-bbbb", [1]),  # a unique UUID prefix
+        ("GPU-a", []),  # ambiguous prefix
+        ("GPU-abcd-3333,0", [2, 0]),
+        ("MIG-1234", []),
+    ],
+)
 def test_visible_gpu_indices(value, expected):
     assert visible_gpu_indices(value, UUIDS) == expected
 
@@ -248,8 +266,10 @@ def test_enable_gpu_memory_growth_sets_every_gpu_and_tolerates_initialised_ones(
             raise RuntimeError("Physical devices cannot be modified after being initialized")
 
     experimental = types.SimpleNamespace(set_memory_growth=set_memory_growth)
-    config = types.SimpleNamespace(list_physical_devices=lambda kind: ["GPU:0", "GPU:1", "GPU:2"] if kind == "GPU" else [],
-                                   experimental=experimental)
+    config = types.SimpleNamespace(
+        list_physical_devices=lambda kind: ["GPU:0", "GPU:1", "GPU:2"] if kind == "GPU" else [],
+        experimental=experimental,
+    )
     monkeypatch.setitem(sys.modules, "tensorflow", types.SimpleNamespace(config=config))
     telemetry.enable_gpu_memory_growth()
     assert calls == [("GPU:0", True), ("GPU:1", True), ("GPU:2", True)]

@@ -1,11 +1,12 @@
-"""fmbench.tf_session: a cleared session leaves no traced graph behind."""
+"""fmbench.models.tf_session: a cleared session leaves no traced graph behind."""
+
 from __future__ import annotations
 
 import gc
 
 from tensorflow.python.framework import func_graph, ops
 
-from fmbench import hypermodel, tf_session
+from fmbench.models import mlp, tf_session
 
 
 def _graphs_alive() -> int:
@@ -20,7 +21,7 @@ def _custom_gradients() -> int:
 def test_clear_session_frees_the_graphs_a_fit_traced(subset_split) -> None:
     tf_session.clear_session()
     before = _graphs_alive()
-    model = hypermodel.make_model(hypermodel.BASELINE_HPS)
+    model = mlp.make_model(mlp.BASELINE_HPS)
     model.fit(subset_split.x_train, subset_split.y_train, epochs=1, batch_size=64, verbose=0)
     del model
     assert _custom_gradients() > 0, "TensorFlow registers the optimizer's all-reduce gradient when it traces a step"

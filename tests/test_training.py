@@ -1,11 +1,12 @@
-"""fmbench.training: one trace of the training step per model, and promotions start Adam afresh."""
+"""fmbench.models.training: one trace of the training step per model, and promotions start Adam afresh."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from fmbench import hypermodel, tf_session, training
+from fmbench.models import mlp, tf_session, training
 
 BATCH = 64
 
@@ -24,13 +25,13 @@ def _count_traces(model) -> list:
 
 def test_a_fit_traces_the_training_step_once(subset_split) -> None:
     tf_session.clear_session()
-    plain = hypermodel.make_model(hypermodel.BASELINE_HPS)
+    plain = mlp.make_model(mlp.BASELINE_HPS)
     plain_traces = _count_traces(plain)
     plain.fit(subset_split.x_train, subset_split.y_train, epochs=1, batch_size=BATCH, verbose=0)
     # Twice on a CPU; on a GPU, where Keras compiles the step with XLA, at least as often.
     assert len(plain_traces) >= 2, "Keras's own fit traces the step again after creating Adam's slots"
 
-    model = hypermodel.make_model(hypermodel.BASELINE_HPS)
+    model = mlp.make_model(mlp.BASELINE_HPS)
     traces = _count_traces(model)
     training.fit(model, subset_split.x_train, subset_split.y_train, epochs=2, batch_size=BATCH, verbose=0)
     assert len(traces) == 1
@@ -40,13 +41,15 @@ def test_a_model_given_its_parents_weights_starts_its_optimizer_afresh(subset_sp
     # What a Hyperband promotion does: load the parent's checkpoint into a newly made model, then train on.
     tf_session.clear_session()
     x, y = subset_split.x_train, subset_split.y_train
-    parent = hypermodel.make_model(hypermodel.BASELINE_HPS)
+    parent = mlp.make_model(mlp.BASELINE_HPS)
     training.fit(parent, x, y, epochs=1, batch_size=BATCH, verbose=0)
     checkpoint = tmp_path / "parent.weights.h5"
     parent.save_weights(checkpoint)
 
-    child = hypermodel.make_model(hypermodel.BASELINE_HPS)
+    child = mlp.make_model(mlp.BASELINE_HPS)
     child.load_weights(checkpoint)
     np.testing.assert_array_equal(child.weights[0].numpy(), parent.weights[0].numpy())
     training.fit(child, x, y, epochs=1, batch_size=BATCH, verbose=0)
-    assert int(child.optimizer.iterations) == math.ceil(len(y) / BATCH), "Adam's steps count from 0, not from the parent's"
+    assert int(child.optimizer.iterations) == math.ceil(len(y) / BATCH), (
+        "Adam's steps count from 0, not from the parent's"
+    )

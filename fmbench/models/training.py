@@ -7,6 +7,7 @@ call). That second trace repeats the costliest part of a small trial's first epo
 the slots start at the same zeros as they would inside the trace, so the same updates are made
 (benchmarks/test_trial_cost.py checks the accuracies match keras-tuner's stock trials and measures the saving).
 """
+
 from __future__ import annotations
 
 import keras

@@ -6,6 +6,7 @@ baseline and the final test are scored here instead, the same way: accuracy is t
 highest output is the label (what Keras's "accuracy" computes for integer labels), the loss is the model's
 compiled loss averaged over all images. benchmarks/test_trial_cost.py checks the accuracies equal Keras's.
 """
+
 from __future__ import annotations
 
 import keras
@@ -19,8 +20,8 @@ def score(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[float, floa
     loss_fn = keras.losses.get(model.loss)
     correct, loss_sum = 0, 0.0
     for start in range(0, len(y), CHUNK):
-        labels = y[start:start + CHUNK]
-        outputs = model(x[start:start + CHUNK], training=False)
+        labels = y[start : start + CHUNK]
+        outputs = model(x[start : start + CHUNK], training=False)
         correct += int(np.sum(np.argmax(keras.ops.convert_to_numpy(outputs), axis=-1) == labels))
         losses = keras.ops.convert_to_numpy(loss_fn(labels, outputs))
         # A loss object averages over the chunk; a loss function returns one value per image.

@@ -1,4 +1,5 @@
 """Markdown pieces shared by the report's sections: numbers, table cells, tables."""
+
 from __future__ import annotations
 
 import math

@@ -7,6 +7,7 @@ it (tensorflow/tensorflow#97697), so a process keeps every graph it traced and s
 a quick session a 1-epoch trial took 5.4 s, against 2.0 s with this fix (README, "What a trial costs").
 Those entries only serve to differentiate through graphs whose models are gone, so they are dropped here.
 """
+
 from __future__ import annotations
 
 import keras

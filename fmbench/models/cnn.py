@@ -5,13 +5,14 @@ same arrays: HyperResNet gets them zero-padded to 32x32 (its smallest input), Hy
 (its smallest), the one grey channel repeated to the three both expect. Both applications compile for one-hot
 labels; the models are recompiled, same optimizer, for our integer labels.
 """
+
 from __future__ import annotations
 
 import keras
 import keras_tuner as kt
 from keras_tuner.applications import HyperResNet, HyperXception
 
-NUM_CLASSES = 10
+from fmbench.data import NUM_CLASSES
 
 # The convnet of Keras's "Simple MNIST convnet" example (keras.io/examples/vision/mnist_convnet): two 3x3
 # convolutions (32, 64 filters) with max pooling, dropout 0.5, softmax; Adam at Keras's default rate.

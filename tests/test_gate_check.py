@@ -1,5 +1,6 @@
 """The CI gate on a real smoke run (tests/golden_regress/smoke, runs.csv + trials.csv as the suite wrote them),
 doctored the way a change or another machine would move it: what must fail fails (exit 1), what must pass passes."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmbench import cli, gate, regress, resultset
-from fmbench import reference as ref_io
+from fmbench import cli, resultset
+from fmbench.gate import check as gate_check
+from fmbench.gate import decision
+from fmbench.gate import reference as ref_io
 
 GOLDEN = Path(__file__).parent / "golden_regress"
 
@@ -52,14 +55,19 @@ def shift(frame: pd.DataFrame, column: str, rows, delta) -> None:
 
 
 def check(results, reference: Path, capsys=None) -> tuple[int, str]:
-    code = cli.main(["check", *map(str, results if isinstance(results, list) else [results]), "--reference", str(reference)])
+    code = cli.main(
+        ["check", *map(str, results if isinstance(results, list) else [results]), "--reference", str(reference)]
+    )
     return code, capsys.readouterr().out if capsys else ""
 
 
 def table_rows(out: str) -> dict[str, dict[str, str]]:
     lines = [line for line in out.splitlines() if line.startswith("|")]
     headers = [h.strip() for h in lines[0].strip("|").split("|")]
-    return {cells[0]: dict(zip(headers, cells)) for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])}
+    return {
+        cells[0]: dict(zip(headers, cells))
+        for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])
+    }
 
 
 def resample_speed(directory: Path, factor: float, accuracy_delta: float) -> Path:
@@ -89,6 +97,7 @@ def resample_speed(directory: Path, factor: float, accuracy_delta: float) -> Pat
 
 
 # --- caught and not caught -------------------------------------------------------------------------
+
 
 def test_unchanged_results_pass_and_duplicates_are_counted_once(golden, reference, capsys):
     code, out = check(golden, reference, capsys)
@@ -151,7 +160,13 @@ def test_failed_run_and_missing_seed_fail_naming_the_cell(golden, reference, cap
 def test_rerun_supersedes_a_failed_row_left_in_the_file(golden, reference, capsys):
     runs, trials = tables(golden)
     failed = runs[runs.cell == "bayesian-trials3-seed2"].copy()
-    failed[["run_id", "started_at", "test_accuracy", "stopped_by", "error"]] = ["early", "2000-01-01T00:00:00+00:00", "", "error", "OOM"]
+    failed[["run_id", "started_at", "test_accuracy", "stopped_by", "error"]] = [
+        "early",
+        "2000-01-01T00:00:00+00:00",
+        "",
+        "error",
+        "OOM",
+    ]
     code, out = check(save(golden, pd.concat([failed, runs]), trials), reference, capsys)
     assert code == 0, out
 
@@ -172,39 +187,47 @@ def test_shards_checked_together_equal_the_whole(golden, reference, tmp_path, ca
 
 # --- the decision's parts ----------------------------------------------------------------------------
 
+
 def test_holm_steps_down_and_stops_at_the_first_kept():
-    levels, rejected = gate.holm(np.array([[0.01, 0.04, 0.02, 0.005]]))
+    levels, rejected = decision.holm(np.array([[0.01, 0.04, 0.02, 0.005]]))
     assert levels[0].tolist() == pytest.approx([0.05 / 3, 0.05, 0.05 / 2, 0.05 / 4])
     assert rejected[0].tolist() == [True, True, True, True]
-    _, rejected = gate.holm(np.array([[0.02, 0.04, 0.03, 0.005]]))
+    _, rejected = decision.holm(np.array([[0.02, 0.04, 0.03, 0.005]]))
     assert rejected[0].tolist() == [False, False, False, True]  # 0.02 > 0.05/3 stops the step-down
 
 
 def test_p_drop_is_scipys_paired_test_with_the_spread_at_least_one_image():
     from scipy import stats as sps
+
     ref, cur = np.array([[0.70, 0.65, 0.80, 0.75]]), np.array([[0.69, 0.66, 0.77, 0.73]])
-    assert gate.p_drops(ref, cur, 0.001)[0] == pytest.approx(sps.ttest_rel(cur[0], ref[0], alternative="less").pvalue)
+    assert decision.p_drops(ref, cur, 0.001)[0] == pytest.approx(
+        sps.ttest_rel(cur[0], ref[0], alternative="less").pvalue
+    )
     # identical differences: no spread seen, so it is taken as one image of a 1,000-image test set
-    p = gate.p_drops(ref[:, :3], ref[:, :3] - 0.01, 0.001)[0]
+    p = decision.p_drops(ref[:, :3], ref[:, :3] - 0.01, 0.001)[0]
     assert p == pytest.approx(sps.t.cdf(-0.01 / (0.001 / np.sqrt(3)), 2)) and p < 0.01
-    assert gate.p_drops(ref[:, :3], ref[:, :3] - 0.001, 0.001)[0] > 0.05  # one image in three units: not evidence
-    assert gate.p_drops(ref, ref, 0.001)[0] == 0.5
+    assert decision.p_drops(ref[:, :3], ref[:, :3] - 0.001, 0.001)[0] > 0.05  # one image in three units: not evidence
+    assert decision.p_drops(ref, ref, 0.001)[0] == 0.5
 
 
 def test_matched_trials_stop_at_the_first_other_configuration_or_cut_trial():
     ref = [["a", 2, 0.6], ["b", 2, 0.7], ["c", 2, 0.5]]
-    assert gate.matched_trials(ref, [["a", 2, 0.6], ["b", 1, 0.3]]) == 1
-    assert gate.matched_trials(ref, ref + [["d", 2, 0.9]]) == 3
-    assert gate.matched_trials(ref, [["x", 2, 0.6]]) == 0
+    assert decision.matched_trials(ref, [["a", 2, 0.6], ["b", 1, 0.3]]) == 1
+    assert decision.matched_trials(ref, ref + [["d", 2, 0.9]]) == 3
+    assert decision.matched_trials(ref, [["x", 2, 0.6]]) == 0
 
 
 # --- input, output ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("content, expected", [
-    ("{not json", "not valid JSON"),
-    ('{"format": "other"}', "not an fmbench reference"),
-    ('{"format": "fmbench-reference", "version": 1}', "reference version 1, this fmbench reads version 2"),
-])
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"format": "other"}', "not an fmbench reference"),
+        ('{"format": "fmbench-reference", "version": 1}', "reference version 1, this fmbench reads version 2"),
+    ],
+)
 def test_bad_reference_is_a_one_line_error(golden, tmp_path, capsys, content, expected):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
@@ -249,22 +272,25 @@ def test_github_annotations_summary_and_export(golden, reference, tmp_path, caps
     assert "## fmbench check" in (tmp_path / "summary.md").read_text()
     entries = json.loads(export.read_text())
     assert entries[0]["name"] == "baseline test accuracy" and entries[0]["unit"] == "%"
-    assert regress._escape("a:b,c", True) == "a%3Ab%2Cc"
+    assert gate_check._escape("a:b,c", True) == "a%3Ab%2Cc"
 
 
 def test_add_arguments_accepts_several_folders():
     parser = argparse.ArgumentParser()
-    regress.add_arguments(parser)
+    gate_check.add_arguments(parser)
     assert parser.parse_args(["a", "b", "--reference", "r.json"]).results == [Path("a"), Path("b")]
 
 
 def test_the_decision_and_the_printed_figures_are_one_test():
     """p_drops (vectorised, for the simulation) and stats.paired_difference (printed) give the same p."""
     from fmbench import stats
+
     rng = np.random.default_rng(5)
     for spread in (0.0, 0.0004, 0.02):
         ref = rng.uniform(0.6, 0.8, size=(1, 5)).round(3)
         cur = (ref + rng.normal(-0.01, spread, size=ref.shape)).round(3)
-        difference = stats.paired_difference(dict(enumerate(cur[0])), dict(enumerate(ref[0])), alternative="less", step=0.001)
-        assert gate.p_drops(ref, cur, 0.001)[0] == pytest.approx(difference.p_value)
+        difference = stats.paired_difference(
+            dict(enumerate(cur[0])), dict(enumerate(ref[0])), alternative="less", step=0.001
+        )
+        assert decision.p_drops(ref, cur, 0.001)[0] == pytest.approx(difference.p_value)
         assert difference.floored == (np.std(cur - ref, ddof=1) < 0.001)

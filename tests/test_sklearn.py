@@ -1,17 +1,20 @@
-"""fmbench.sklearn_search: the SklearnTuner row and its scikit-learn baseline, on the tiny subset (seconds)."""
+"""fmbench.search.sklearn: the SklearnTuner row and its scikit-learn baseline, on the tiny subset (seconds)."""
+
 from __future__ import annotations
 
 import keras_tuner as kt
 import pytest
 from sklearn import ensemble, linear_model
 
-from fmbench import profiles, sklearn_search, tuners
+from fmbench import profiles, protocol
+from fmbench.search import base
+from fmbench.search import sklearn as sklearn_search
 from fmbench.spec import Budget, RunSpec, SpecError
 
 
 def _run(tuner: str, split, **budget):
     spec = RunSpec(tuner=tuner, seed=1, budget=Budget(**budget), epochs=1, batch_size=64, profile="test")
-    return tuners.run(spec, split, progress=lambda line: None)
+    return protocol.run(spec, split, progress=lambda line: None)
 
 
 def test_space_is_one_model_family_at_a_time() -> None:
@@ -52,7 +55,7 @@ def test_sklearn_search_row_on_the_tiny_subset(subset_split) -> None:
     assert all(t.epochs == 0 and 0 < t.val_accuracy <= 1 for t in result.trials)
     assert result.best_val_accuracy == max(t.val_accuracy for t in result.trials)
     assert result.best_hyperparameters in [t.hyperparameters for t in result.trials]
-    assert result.num_initial_points == tuners.bayesian_initial_points(result.spec)
+    assert result.num_initial_points == base.initial_points(result.spec)
     assert 0.3 < result.test_accuracy <= 1 and result.test_loss > 0
     assert result.retrain_epochs == 0 and result.retrain_seconds > 0
 

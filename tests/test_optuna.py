@@ -1,9 +1,10 @@
-"""fmbench.optuna_search: Optuna's TPE (and its Hyperband pruner) under fmbench's budgets and rows.
+"""fmbench.search.optuna: Optuna's TPE (and its Hyperband pruner) under fmbench's budgets and rows.
 
 Most tests replace the model with a fake whose fit drives the real callbacks (scores, budget, pruning)
 through epochs and batches without TensorFlow training. One test runs the real protocol on the tiny
 subset, and one end-to-end test (marked e2e) runs both tuners through `fmbench run`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,18 +16,28 @@ import keras_tuner as kt
 import optuna
 import pytest
 
-from fmbench import cli, hypermodel, optuna_search, results, scoring, telemetry, tuners
+from fmbench import cli, protocol, results, telemetry
 from fmbench.budget import SearchClock
+from fmbench.models import mlp, scoring
+from fmbench.search import base
+from fmbench.search import optuna as optuna_search
 from fmbench.spec import Budget, RunSpec
 
 STEPS = 4  # batches per fake epoch
 NO_DATA = types.SimpleNamespace(x_train=None, y_train=None, x_val=None, y_val=None)
 
 
-def _spec(tuner: str = "tpe", seed: int = 1, max_trials: int | None = 6, max_seconds: float | None = None,
-          epochs: int = 3) -> RunSpec:
-    return RunSpec(tuner=tuner, seed=seed, budget=Budget(max_trials=max_trials, max_seconds=max_seconds),
-                   epochs=epochs, batch_size=64, profile="test")
+def _spec(
+    tuner: str = "tpe", seed: int = 1, max_trials: int | None = 6, max_seconds: float | None = None, epochs: int = 3
+) -> RunSpec:
+    return RunSpec(
+        tuner=tuner,
+        seed=seed,
+        budget=Budget(max_trials=max_trials, max_seconds=max_seconds),
+        epochs=epochs,
+        batch_size=64,
+        profile="test",
+    )
 
 
 class FakeTime:
@@ -76,20 +87,22 @@ def _rising(values: dict, epoch: int) -> float:
 
 @pytest.fixture
 def fake_models(monkeypatch: pytest.MonkeyPatch):
-    """fake_models(curve, batch_seconds=0): hypermodel.make_model returns FakeModels, and each fake batch
+    """fake_models(curve, batch_seconds=0): mlp.make_model returns FakeModels, and each fake batch
     advances the search's clock by batch_seconds; returns the values built."""
     built: list[dict] = []
     fake_time = FakeTime()
     monkeypatch.setattr(optuna_search, "SearchClock", functools.partial(optuna_search.SearchClock, clock=fake_time))
     # The score after the last epoch is the curve's value there (accuracy, loss).
-    monkeypatch.setattr(scoring, "score", lambda model, x, y: (model.curve(model.values, model.epochs_trained - 1), 0.0))
+    monkeypatch.setattr(
+        scoring, "score", lambda model, x, y: (model.curve(model.values, model.epochs_trained - 1), 0.0)
+    )
 
     def install(curve=_rising, batch_seconds: float = 0.0) -> list[dict]:
         def make_model(values: dict, metrics=()) -> FakeModel:
             built.append(dict(values))
             return FakeModel(built[-1], curve, batch_seconds, fake_time)
 
-        monkeypatch.setattr(hypermodel, "make_model", make_model)
+        monkeypatch.setattr(mlp, "make_model", make_model)
         return built
 
     return install
@@ -102,10 +115,11 @@ def _search(spec: RunSpec, progress=lambda line: None) -> dict:
 
 # --- the search space ----------------------------------------------------------------------------------------------
 
+
 def test_optuna_space_is_keras_tuner_space() -> None:
     hp = kt.HyperParameters()
     hp.values["num_layers"] = 5  # every per-layer knob declared
-    hypermodel.build_model(hp)
+    mlp.build_model(hp)
     expected = {h.name: h.get_config() for h in hp.space}
 
     study = optuna.create_study()
@@ -126,16 +140,19 @@ def test_per_layer_knobs_exist_only_for_the_layers_built() -> None:
         trial = study.ask()
         values = optuna_search.suggest(trial)
         layers = values["num_layers"]
-        assert set(values) == {"num_layers", "learning_rate"} | {f"{k}_{i}" for i in range(layers) for k in ("units", "dropout")}
+        assert set(values) == {"num_layers", "learning_rate"} | {
+            f"{k}_{i}" for i in range(layers) for k in ("units", "dropout")
+        }
         assert all(values[f"dropout_{i}"] in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5) for i in range(layers))
         study.tell(trial, 0.5)
 
 
 # --- sampler settings and seeds ------------------------------------------------------------------------------------
 
+
 def test_tpe_starts_as_bayesian_does() -> None:
     for spec in (_spec(max_trials=3), _spec(max_trials=12), _spec(max_trials=None, max_seconds=30)):
-        assert optuna_search.make_study(spec).sampler._n_startup_trials == tuners.bayesian_initial_points(spec)
+        assert optuna_search.make_study(spec).sampler._n_startup_trials == base.initial_points(spec)
 
 
 def _first_values(spec: RunSpec) -> dict:
@@ -159,6 +176,7 @@ def test_the_pruner_only_in_the_hyperband_variant() -> None:
 
 
 # --- the search loop with fake models ------------------------------------------------------------------------------
+
 
 def test_trial_budget_runs_exactly_that_many_trials(fake_models) -> None:
     built = fake_models()
@@ -194,7 +212,7 @@ def test_tpe_model_acts_after_its_startup_trials() -> None:
     spec = _spec(max_trials=30)
     tpe = _learning_rates(optuna_search.make_study(spec), 30)
     rand = _learning_rates(optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1)), 30)
-    startup = tuners.bayesian_initial_points(spec)
+    startup = base.initial_points(spec)
     assert tpe[:startup] == rand[:startup], "the startup trials are TPE's own random sampler with the run's seed"
     late_tpe, late_rand = sum(tpe[20:]) / 10, sum(rand[20:]) / 10
     # Uniform on [-4, -2] averages -3; TPE's late proposals sit in the top quarter.
@@ -238,8 +256,8 @@ def test_failed_trials_are_rows_and_three_in_a_row_end_the_search(fake_models, m
     def broken(values: dict, metrics=()):
         raise ValueError("no such layer\nsecond line")
 
-    monkeypatch.setattr(hypermodel, "make_model", broken)
-    with pytest.raises(tuners._SearchFailed) as excinfo:
+    monkeypatch.setattr(mlp, "make_model", broken)
+    with pytest.raises(base.SearchFailed) as excinfo:
         _search(_spec(max_trials=6))
     assert "3 trials in a row failed" in str(excinfo.value)
     records = excinfo.value.partial["trials"]
@@ -255,9 +273,10 @@ def test_optuna_tuners_refuse_the_distributed_options(capsys: pytest.CaptureFixt
 
 # --- the real protocol ---------------------------------------------------------------------------------------------
 
+
 def test_tpe_run_on_the_tiny_subset_gives_a_full_row(subset_split) -> None:
     spec = _spec("tpe", max_trials=3, epochs=1)
-    result = tuners.run(spec, subset_split, progress=lambda line: None)
+    result = protocol.run(spec, subset_split, progress=lambda line: None)
     assert result.error == "" and result.stopped_by == "trials"
     assert result.num_initial_points == 1
     assert [t.status for t in result.trials] == ["COMPLETED"] * 3
@@ -280,8 +299,23 @@ def test_the_pruner_judges_every_epoch_of_a_real_trial(subset_split) -> None:
 @pytest.mark.e2e
 def test_both_optuna_tuners_through_the_cli(tmp_path: Path, subset_dir: Path) -> None:
     for tuner in ("tpe", "tpe-hyperband"):
-        code = cli.main(["run", "--tuner", tuner, "--max-trials", "3", "--seed", "1", "--profile", "smoke",
-                         "--data-dir", str(subset_dir), "--out", str(tmp_path)])
+        code = cli.main(
+            [
+                "run",
+                "--tuner",
+                tuner,
+                "--max-trials",
+                "3",
+                "--seed",
+                "1",
+                "--profile",
+                "smoke",
+                "--data-dir",
+                str(subset_dir),
+                "--out",
+                str(tmp_path),
+            ]
+        )
         assert code == 0, tuner
     runs, trials = results.read_runs(tmp_path), results.read_trials(tmp_path)
     assert sorted(runs["tuner"]) == ["tpe", "tpe-hyperband"]

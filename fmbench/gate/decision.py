@@ -18,6 +18,7 @@ Accuracies count images, so the spread of the differences is taken as at least o
 (the unit's `step`): a spread below that is rounding luck, and a t-test that believed it would raise false alarms.
 Where every difference is identical, a drop of a few images in every unit still fails.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,9 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as scipy_stats
 
-from fmbench import reference as ref_io
+from fmbench.gate import reference as ref_io
+from fmbench.registry import BASELINE
 from fmbench.resultset import ResultSet, cell_order
-from fmbench.spec import BASELINE
 from fmbench.stats import Difference, paired_difference
 
 ALPHA = 0.05
@@ -102,14 +103,31 @@ def matched_trials(reference: list, current: list) -> int:
 def _unit(name: str, seed: int, time_limited: bool, ref: dict, cur: dict, sizes: dict) -> Unit | None:
     same_work = (ref["trials_completed"], ref["search_epochs"]) == (cur["trials_completed"], cur["search_epochs"])
     if not time_limited or same_work:
-        return Unit(name, seed, time_limited, "test", ref["test_accuracy"], cur["test_accuracy"], f"test|{seed}|{cur['model']}",
-                    1 / sizes["test"])
+        return Unit(
+            name,
+            seed,
+            time_limited,
+            "test",
+            ref["test_accuracy"],
+            cur["test_accuracy"],
+            f"test|{seed}|{cur['model']}",
+            1 / sizes["test"],
+        )
     k = matched_trials(ref["trials"], cur["trials"])
     if k == 0:
         return None
     trials = cur["trials"][:k]
     key = f"val|{seed}|" + ",".join(f"{hps}:{epochs}" for hps, epochs, _ in trials)
-    return Unit(name, seed, time_limited, "val", max(t[2] for t in ref["trials"][:k]), max(t[2] for t in trials), key, 1 / sizes["val"])
+    return Unit(
+        name,
+        seed,
+        time_limited,
+        "val",
+        max(t[2] for t in ref["trials"][:k]),
+        max(t[2] for t in trials),
+        key,
+        1 / sizes["val"],
+    )
 
 
 def evidence(rs: ResultSet, reference: dict) -> tuple[list[Cell], list[Unit]]:
@@ -119,7 +137,16 @@ def evidence(rs: ResultSet, reference: dict) -> tuple[list[Cell], list[Unit]]:
     for tuner, budget in cell_order(set(stored) | set(rs.cells())):
         name, group = cell_name(tuner, budget), rs.cell_runs(tuner, budget)
         if (tuner, budget) not in stored:
-            cells.append(Cell(tuner, budget, bool(group["max_seconds"].notna().any()), (), tuple(int(s) for s in group["seed"]), new=True))
+            cells.append(
+                Cell(
+                    tuner,
+                    budget,
+                    bool(group["max_seconds"].notna().any()),
+                    (),
+                    tuple(int(s) for s in group["seed"]),
+                    new=True,
+                )
+            )
             continue
         spec = stored[(tuner, budget)]
         ref_runs = {int(s): run for s, run in spec["runs"].items()}
@@ -134,11 +161,22 @@ def evidence(rs: ResultSet, reference: dict) -> tuple[list[Cell], list[Unit]]:
                 units.append(unit)
         work = None
         if spec["time_limited"] and ok:
-            mean = lambda runs: sum(r["trials_completed"] for r in runs) / len(runs)  # noqa: E731
+            mean = lambda runs: sum(r["trials_completed"] for r in runs) / len(runs)  # noqa: E731 - one-line helper
             work = (mean(list(ref_runs.values())), mean(list(ok.values())))
         missing = tuple(sorted(set(ref_runs) - set(int(s) for s in group["seed"])))
-        cells.append(Cell(tuner, budget, spec["time_limited"], tuple(sorted(ref_runs)), tuple(sorted(ok)), failed,
-                          missing, tuple(unmatched), work))
+        cells.append(
+            Cell(
+                tuner,
+                budget,
+                spec["time_limited"],
+                tuple(sorted(ref_runs)),
+                tuple(sorted(ok)),
+                failed,
+                missing,
+                tuple(unmatched),
+                work,
+            )
+        )
     return cells, units
 
 
@@ -146,6 +184,7 @@ def tests(units: list[Unit]) -> list[tuple[str, list[int], bool]]:
     """Every test with the indices of its distinct units and whether it is in the deciding family: cells in the
     order given, then the pooled ones. A cell joins the family with MIN_UNITS or more distinct units: with fewer,
     its t-test has one degree of freedom at most and would only dilute Holm's levels; its p is shown all the same."""
+
     def distinct(chosen: list[int]) -> list[int]:
         seen: set[str] = set()
         return [i for i in chosen if units[i].key not in seen and not seen.add(units[i].key)]
@@ -207,18 +246,41 @@ def decide(units: list[Unit], alpha: float = ALPHA) -> list[Test]:
     """Every test over these units with its figures for the table; the family's are Holm-corrected."""
     found = tests(units)
     reference, current = np.array([[u.reference for u in units]]), np.array([[u.current for u in units]])
-    p = [float(p_drops(reference[:, idx], current[:, idx], _step(units, idx))[0]) if idx else 1.0 for _, idx, _ in found]
+    p = [
+        float(p_drops(reference[:, idx], current[:, idx], _step(units, idx))[0]) if idx else 1.0 for _, idx, _ in found
+    ]
     family = [j for j, (_, _, deciding) in enumerate(found) if deciding]
     levels, rejected = holm(np.array([[p[j] for j in family]]), alpha)
     verdicts = {j: (float(levels[0, k]), bool(rejected[0, k])) for k, j in enumerate(family)}
     out = []
     for j, (name, idx, _) in enumerate(found):
         chosen = [units[i] for i in idx]
-        total = len([u for u in units if u.cell == name]) if name not in (UNTIMED, TIMED, ALL_CELLS) else \
-            len([u for u in units if name == ALL_CELLS or u.time_limited == (name == TIMED)])
-        difference = paired_difference({i: u.current for i, u in enumerate(chosen)}, {i: u.reference for i, u in enumerate(chosen)},
-                                       alternative="less", step=_step(units, idx)) if chosen else None
+        total = (
+            len([u for u in units if u.cell == name])
+            if name not in (UNTIMED, TIMED, ALL_CELLS)
+            else len([u for u in units if name == ALL_CELLS or u.time_limited == (name == TIMED)])
+        )
+        difference = (
+            paired_difference(
+                {i: u.current for i, u in enumerate(chosen)},
+                {i: u.reference for i, u in enumerate(chosen)},
+                alternative="less",
+                step=_step(units, idx),
+            )
+            if chosen
+            else None
+        )
         level, reject = verdicts.get(j, (None, False))
-        out.append(Test(name, tuple(chosen), total - len(chosen), difference, p[j], level, reject,
-                        tuple(sorted({u.measure for u in chosen}))))
+        out.append(
+            Test(
+                name,
+                tuple(chosen),
+                total - len(chosen),
+                difference,
+                p[j],
+                level,
+                reject,
+                tuple(sorted({u.measure for u in chosen})),
+            )
+        )
     return out

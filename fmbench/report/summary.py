@@ -1,4 +1,5 @@
 """One-screen terminal summaries of finished runs."""
+
 from __future__ import annotations
 
 import json
@@ -7,25 +8,45 @@ import pandas as pd
 from tabulate import tabulate
 
 from fmbench import results, resultset
-from fmbench.spec import BASELINE, RunResult
+from fmbench.registry import BASELINE
+from fmbench.spec import RunResult
 from fmbench.stats import mean_interval, paired_difference
 
 
 def run_summary(result: RunResult) -> str:
     """What a person wants to see when `fmbench run` ends: quality next to cost, and why it stopped."""
     spec, t = result.spec, result.telemetry
-    gpu = "no GPU" if t.gpu_util_mean is None else f"{t.gpu_util_mean:.0f}% mean, {t.gpu_util_max:.0f}% max, {t.gpu_mem_peak_mb:.0f} MB peak"
+    gpu = (
+        "no GPU"
+        if t.gpu_util_mean is None
+        else f"{t.gpu_util_mean:.0f}% mean, {t.gpu_util_max:.0f}% max, {t.gpu_mem_peak_mb:.0f} MB peak"
+    )
     cpu = "n/a" if t.cpu_util_mean is None else f"{t.cpu_util_mean:.0f}% of one core"
     rows = [
         ("run", f"{spec.cell} (profile {spec.profile}, {spec.epochs} epochs, batch {spec.batch_size})"),
         ("test accuracy", _fmt(result.test_accuracy)),
         ("test loss", _fmt(result.test_loss)),
         ("best validation accuracy", _fmt(result.best_val_accuracy)),
-        ("trials", f"{result.trials_completed} completed, {result.trials_failed} failed"
-                   + (f", {result.trials_cut} cut by the budget" if result.trials_cut else "")),
+        (
+            "trials",
+            f"{result.trials_completed} completed, {result.trials_failed} failed"
+            + (f", {result.trials_cut} cut by the budget" if result.trials_cut else ""),
+        ),
         ("epochs", f"{result.search_epochs} in search + {result.retrain_epochs} retrain"),
-        ("stopped by", result.stopped_by + ("" if result.time_overrun_seconds is None else f" (time budget overrun {result.time_overrun_seconds:.1f}s)")),
-        ("wall seconds", f"{result.wall_seconds:.1f} = search {result.search_seconds:.1f} + retrain {result.retrain_seconds:.1f} + evaluate {result.evaluate_seconds:.1f}"),
+        (
+            "stopped by",
+            result.stopped_by
+            + (
+                ""
+                if result.time_overrun_seconds is None
+                else f" (time budget overrun {result.time_overrun_seconds:.1f}s)"
+            ),
+        ),
+        (
+            "wall seconds",
+            f"{result.wall_seconds:.1f} = search {result.search_seconds:.1f} + retrain "
+            f"{result.retrain_seconds:.1f} + evaluate {result.evaluate_seconds:.1f}",
+        ),
         ("GPU", gpu),
         ("CPU", cpu),
         ("best hyperparameters", json.dumps(result.best_hyperparameters, sort_keys=True)),
@@ -40,8 +61,19 @@ def _fmt(value: float | None) -> str:
 
 
 EXTRA_INFO_COLUMNS = [
-    "cell", "test_accuracy", "best_val_accuracy", "trials_completed", "trials_failed", "search_epochs", "retrain_epochs",
-    "stopped_by", "time_overrun_seconds", "search_seconds", "retrain_seconds", "evaluate_seconds", "error",
+    "cell",
+    "test_accuracy",
+    "best_val_accuracy",
+    "trials_completed",
+    "trials_failed",
+    "search_epochs",
+    "retrain_epochs",
+    "stopped_by",
+    "time_overrun_seconds",
+    "search_seconds",
+    "retrain_seconds",
+    "evaluate_seconds",
+    "error",
     *results.TELEMETRY_COLUMNS,
 ]
 
@@ -57,7 +89,8 @@ def extra_info(result: RunResult) -> dict:
 
 
 def comparison_table(runs: pd.DataFrame) -> str:
-    """Per tuner and budget: test accuracy over seeds, paired difference to the baseline, and cost (current rows only)."""
+    """Per tuner and budget: test accuracy over seeds, paired difference to the baseline, and cost (current rows
+    only)."""
     rs = resultset.from_frames(runs)
     baseline = rs.ok[rs.ok.tuner == BASELINE].set_index("seed")["test_accuracy"].to_dict()
     rows = []
@@ -72,16 +105,22 @@ def comparison_table(runs: pd.DataFrame) -> str:
             if tuner != BASELINE and baseline and set(ok.seed) & set(baseline):
                 paired = paired_difference(ok.set_index("seed").test_accuracy.to_dict(), baseline)
                 diff = f"{paired.mean:+.4f}"
-        rows.append({
-            "tuner": tuner,
-            "budget": budget,
-            "seeds": f"{len(ok)}/{len(group)}",
-            "test acc (mean ± std)": accuracy,
-            "vs baseline": diff,
-            "wall s": f"{group.wall_seconds.mean():.1f}",
-            "trials": f"{group.trials_completed.mean():.1f}",
-            "epochs": f"{(group.search_epochs + group.retrain_epochs).mean():.1f}",
-            "stopped by": ", ".join(f"{k}×{v}" for k, v in group.stopped_by.value_counts().items()),
-        })
-    superseded = f"\n{len(rs.superseded)} superseded row(s) left out (a later run of the same cell)" if len(rs.superseded) else ""
+        rows.append(
+            {
+                "tuner": tuner,
+                "budget": budget,
+                "seeds": f"{len(ok)}/{len(group)}",
+                "test acc (mean ± std)": accuracy,
+                "vs baseline": diff,
+                "wall s": f"{group.wall_seconds.mean():.1f}",
+                "trials": f"{group.trials_completed.mean():.1f}",
+                "epochs": f"{(group.search_epochs + group.retrain_epochs).mean():.1f}",
+                "stopped by": ", ".join(f"{k}×{v}" for k, v in group.stopped_by.value_counts().items()),
+            }
+        )
+    superseded = (
+        f"\n{len(rs.superseded)} superseded row(s) left out (a later run of the same cell)"
+        if len(rs.superseded)
+        else ""
+    )
     return tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True) + superseded  # keep the sign of Δ

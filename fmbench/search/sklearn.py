@@ -10,6 +10,7 @@ scikit-learn fits cannot be interrupted: under a time budget no trial starts aft
 running one finishes, and the row's time_overrun_seconds says by how much. No epochs exist here, so trials
 record 0 epochs.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,10 +21,11 @@ import keras_tuner as kt
 import numpy as np
 from sklearn import ensemble, exceptions, linear_model, metrics, model_selection
 
-from fmbench import telemetry, tuners
+from fmbench import telemetry
 from fmbench.budget import SearchClock
 from fmbench.data import Split
-from fmbench.spec import RunSpec, TrialRecord
+from fmbench.search.base import BudgetedOracle, Progress, RecordingTuner, initial_points, last_line, summarize_search
+from fmbench.spec import RunSpec
 
 BASELINE_NAME = "sklearn-baseline"
 BASELINE_VALUES = {"model": "logistic_regression"}  # scikit-learn's defaults: C=1.0, lbfgs, max_iter=100
@@ -38,7 +40,8 @@ def make_model(values: dict, seed: int):
         # Logistic loss: a linear model like the baseline's, with probabilities for the test loss.
         return linear_model.SGDClassifier(loss="log_loss", alpha=float(values["alpha"]), random_state=seed)
     return ensemble.RandomForestClassifier(
-        n_estimators=int(values["n_estimators"]), max_depth=int(values["max_depth"]), random_state=seed, n_jobs=1)
+        n_estimators=int(values["n_estimators"]), max_depth=int(values["max_depth"]), random_state=seed, n_jobs=1
+    )
 
 
 def build_model(hp: kt.HyperParameters, seed: int):
@@ -56,75 +59,54 @@ def build_model(hp: kt.HyperParameters, seed: int):
     return make_model(values, seed)
 
 
-class _Oracle(tuners._BudgetedOracle, kt.oracles.BayesianOptimizationOracle):
+class _Oracle(BudgetedOracle, kt.oracles.BayesianOptimizationOracle):
     pass
 
 
-class _Tuner(kt.SklearnTuner):
-    """SklearnTuner that times and records each trial as fmbench's Keras tuners do."""
+class _Tuner(RecordingTuner, kt.SklearnTuner):
+    """SklearnTuner that times and records each trial as fmbench's Keras tuners do (no epochs: 0)."""
 
-    def start_recording(self, sampler: telemetry.Sampler, search_started: float, label: str, progress: tuners.Progress) -> None:
-        self.records: list[TrialRecord] = []
-        self._sampler, self._search_started, self._label, self._progress = sampler, search_started, label, progress
-
-    def on_trial_begin(self, trial):
-        self._trial_started = self._sampler.sample().time
-        super().on_trial_begin(trial)
-
-    def on_trial_end(self, trial):
-        ended = self._sampler.sample().time
-        try:
-            super().on_trial_end(trial)
-        finally:
-            completed = trial.status == "COMPLETED"
-            record = TrialRecord(
-                trial_id=trial.trial_id,
-                hyperparameters={k: v for k, v in sorted(trial.hyperparameters.values.items())},
-                status=str(trial.status),
-                val_accuracy=float(trial.score) if completed else None,
-                epochs=0,
-                started_seconds=self._trial_started - self._search_started,
-                seconds=ended - self._trial_started,
-                error="" if completed else tuners._last_line(trial.message),
-                telemetry=self._sampler.summary(self._trial_started, ended),
-            )
-            self.records.append(record)
-            score = f"cv_acc={record.val_accuracy:.4f}" if completed else f"error: {record.error}"
-            self._progress(f"[{self._label}] trial {trial.trial_id} {record.status} {score} {record.seconds:.1f}s "
-                           f"(search {ended - self._search_started:.1f}s)")
+    score_name = "cv_acc"
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: tuners.Progress) -> dict:
-    """tuners.SearchFn for `sklearn` (a Bayesian search by cross-validation) and `sklearn-baseline` (no search)."""
+def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: Progress) -> dict:
+    """search.base.SearchFn for `sklearn` (a Bayesian search by cross-validation) and `sklearn-baseline` (no search)."""
     if spec.tuner == BASELINE_NAME:
         return dict(best_hyperparameters=dict(BASELINE_VALUES), stopped_by="trials")  # one fixed model, as the baseline
     clock = SearchClock(spec.budget)
-    oracle = _Oracle(objective=kt.Objective("score", "max"), max_trials=None,
-                     num_initial_points=tuners.bayesian_initial_points(spec), seed=spec.seed)
+    oracle = _Oracle(
+        objective=kt.Objective("score", "max"), max_trials=None, num_initial_points=initial_points(spec), seed=spec.seed
+    )
     oracle.clock, oracle.verbose = clock, 0  # our progress lines, not keras-tuner's tables
     tuner = _Tuner(
-        oracle=oracle, hypermodel=functools.partial(build_model, seed=spec.seed),
+        oracle=oracle,
+        hypermodel=functools.partial(build_model, seed=spec.seed),
         scoring=metrics.make_scorer(metrics.accuracy_score),
         cv=model_selection.StratifiedKFold(CV_FOLDS, shuffle=True, random_state=spec.seed),
-        directory=workdir, project_name="search", overwrite=True,
+        directory=workdir,
+        project_name="search",
+        overwrite=True,
     )
     tuner.start_recording(sampler, clock.started, spec.cell, progress)
-    progress(f"[{spec.cell}] search: SklearnTuner (Bayesian), budget {spec.budget.label}, {CV_FOLDS}-fold CV on the training split")
+    progress(
+        f"[{spec.cell}] search: SklearnTuner (Bayesian), budget {spec.budget.label}, {CV_FOLDS}-fold CV on "
+        "the training split"
+    )
     error = ""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", exceptions.ConvergenceWarning)
             tuner.search(_flat(split.x_train), split.y_train)
     except RuntimeError as exc:  # keras-tuner gives up after consecutive failed trials
-        error = f"search stopped: {tuners._last_line(str(exc))}"
-    return tuners.summarize_search(spec, clock, tuple(tuner.records), error)
+        error = f"search stopped: {last_line(str(exc))}"
+    return summarize_search(spec, clock, tuple(tuner.records), error)
 
 
-def retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: tuners.Progress) -> None:
+def retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: Progress) -> None:
     """Refit the chosen model on the whole training split, then test it once (the Keras protocol's counterpart)."""
     model = make_model(fields["best_hyperparameters"], spec.seed)
     started = time.monotonic()

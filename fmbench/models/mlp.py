@@ -1,9 +1,10 @@
 """The search space every tuner explores, and the hand-picked baseline model inside it."""
+
 from __future__ import annotations
 
 import keras
 
-NUM_CLASSES = 10
+from fmbench.data import NUM_CLASSES
 
 # The TensorFlow "Basic classification" tutorial model (tensorflow.org/tutorials/keras/classification):
 # Flatten -> Dense(128, relu) -> Dense(10), Adam at Keras's default 1e-3, about 88% test accuracy
@@ -19,7 +20,7 @@ STEPS_PER_EXECUTION = 16
 def make_model(values: dict, metrics: tuple[str, ...] = ()) -> keras.Model:
     """A compiled MLP from plain hyperparameter values (keys as in build_model; extra keys ignored).
 
-    No metrics by default: models are scored after training (fmbench.scoring), and a metric in the
+    No metrics by default: models are scored after training (fmbench.models.scoring), and a metric in the
     compiled step only adds to its tracing, the floor every trial pays. Pass ("accuracy",) where
     Keras's own per-epoch validation is read (Optuna's pruning callback).
     """

@@ -1,11 +1,12 @@
-"""fmbench.hypermodel: the baseline model, the declared search space, and active_values (builds models, never fits)."""
+"""fmbench.models.mlp: the baseline model, the declared search space, and active_values (builds models, never fits)."""
+
 from __future__ import annotations
 
 import keras
 import keras_tuner as kt
 import pytest
 
-from fmbench.hypermodel import BASELINE_HPS, active_values, build_model, make_model
+from fmbench.models.mlp import BASELINE_HPS, active_values, build_model, make_model
 
 
 def _layers(model: keras.Model) -> list[tuple]:
@@ -41,11 +42,24 @@ def test_baseline_is_the_tutorial_model() -> None:
 
 
 def test_make_model_builds_each_layer_with_its_dropout() -> None:
-    values = {"num_layers": 2, "units_0": 64, "dropout_0": 0.3, "units_1": 32, "dropout_1": 0.0,
-              "learning_rate": 5e-4, "units_2": 512, "dropout_2": 0.5, "tuner/epochs": 4}
+    values = {
+        "num_layers": 2,
+        "units_0": 64,
+        "dropout_0": 0.3,
+        "units_1": 32,
+        "dropout_1": 0.0,
+        "learning_rate": 5e-4,
+        "units_2": 512,
+        "dropout_2": 0.5,
+        "tuner/epochs": 4,
+    }
     model = make_model(values)
     assert _layers(model) == [
-        ("Flatten",), ("Dense", 64, "relu"), ("Dropout", 0.3), ("Dense", 32, "relu"), ("Dense", 10, "linear"),
+        ("Flatten",),
+        ("Dense", 64, "relu"),
+        ("Dropout", 0.3),
+        ("Dense", 32, "relu"),
+        ("Dense", 10, "linear"),
     ], "layer 2's values and keras-tuner's keys must be ignored; dropout 0 adds no layer"
     assert _lr(model) == pytest.approx(5e-4, rel=1e-6)
 
@@ -76,8 +90,18 @@ def test_build_model_declares_the_search_space() -> None:
 
 def test_build_model_declares_one_units_and_dropout_per_layer() -> None:
     hp = kt.HyperParameters()
-    hp.values.update({"num_layers": 3, "units_0": 96, "units_1": 64, "units_2": 32,
-                      "dropout_0": 0.1, "dropout_1": 0.0, "dropout_2": 0.2, "learning_rate": 2e-3})
+    hp.values.update(
+        {
+            "num_layers": 3,
+            "units_0": 96,
+            "units_1": 64,
+            "units_2": 32,
+            "dropout_0": 0.1,
+            "dropout_1": 0.0,
+            "dropout_2": 0.2,
+            "learning_rate": 2e-3,
+        }
+    )
     model = build_model(hp)
     names = {p.name for p in hp.space}
     assert {"units_0", "units_1", "units_2", "dropout_0", "dropout_1", "dropout_2"} <= names
@@ -103,13 +127,29 @@ def test_baseline_is_a_point_of_the_search_space() -> None:
 
 def test_active_values_drops_tuner_keys_and_unused_layers() -> None:
     values = {
-        "num_layers": 2, "learning_rate": 3e-3,
-        "units_0": 64, "dropout_0": 0.1, "units_1": 128, "dropout_1": 0.2,
-        "units_2": 256, "dropout_2": 0.3, "units_4": 32, "dropout_4": 0.4,  # left from earlier, deeper trials
-        "tuner/epochs": 4, "tuner/initial_epoch": 2, "tuner/bracket": 1, "tuner/round": 1, "tuner/trial_id": "0003",
+        "num_layers": 2,
+        "learning_rate": 3e-3,
+        "units_0": 64,
+        "dropout_0": 0.1,
+        "units_1": 128,
+        "dropout_1": 0.2,
+        "units_2": 256,
+        "dropout_2": 0.3,
+        "units_4": 32,
+        "dropout_4": 0.4,  # left from earlier, deeper trials
+        "tuner/epochs": 4,
+        "tuner/initial_epoch": 2,
+        "tuner/bracket": 1,
+        "tuner/round": 1,
+        "tuner/trial_id": "0003",
     }
     assert active_values(values) == {
-        "num_layers": 2, "learning_rate": 3e-3, "units_0": 64, "dropout_0": 0.1, "units_1": 128, "dropout_1": 0.2,
+        "num_layers": 2,
+        "learning_rate": 3e-3,
+        "units_0": 64,
+        "dropout_0": 0.1,
+        "units_1": 128,
+        "dropout_1": 0.2,
     }
     assert list(active_values(values)) == sorted(active_values(values)), "keys sorted: stable JSON and tables"
 

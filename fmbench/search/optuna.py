@@ -4,9 +4,10 @@
 between epochs through optuna-integration's KerasPruningCallback. Both run the search loop here with
 Optuna's ask/tell interface, so the budget is checked before every trial exactly as keras-tuner's oracles
 check it, and the same BudgetCallback stops a running fit. The study lives in memory and is created per
-run: nothing carries over between runs. Models come from hypermodel.make_model, so a trial of this search
+run: nothing carries over between runs. Models come from models.mlp.make_model, so a trial of this search
 and a trial of keras-tuner's with the same values train the same model.
 """
+
 from __future__ import annotations
 
 import keras
@@ -14,9 +15,11 @@ import optuna
 from optuna.trial import TrialState
 from optuna_integration import KerasPruningCallback
 
-from fmbench import hypermodel, scoring, telemetry, tf_session, training, tuners
+from fmbench import telemetry
 from fmbench.budget import BudgetCallback, SearchClock
 from fmbench.data import Split
+from fmbench.models import mlp, scoring, tf_session, training
+from fmbench.search.base import Progress, initial_points, last_line, summarize_search, trial_line
 from fmbench.spec import CUT, RunSpec, TrialRecord
 
 # As keras-tuner's Tuner: a search that fails this many trials in a row has a bug, not bad luck.
@@ -24,7 +27,7 @@ MAX_CONSECUTIVE_FAILURES = 3
 
 
 def suggest(trial: optuna.Trial) -> dict:
-    """The four knobs of hypermodel.build_model, declared for Optuna: same names, ranges, steps and scales.
+    """The four knobs of mlp.build_model, declared for Optuna: same names, ranges, steps and scales.
 
     Define-by-run makes the per-layer knobs conditional on the layer count, as they are in keras-tuner.
     """
@@ -40,11 +43,13 @@ def suggest(trial: optuna.Trial) -> dict:
 def make_study(spec: RunSpec) -> optuna.Study:
     """A fresh in-memory study: TPE seeded with the run's seed; Hyperband pruning for `tpe-hyperband`."""
     # TPE's random start is BayesianOptimization's: its model then proposes at least half of the trials.
-    sampler = optuna.samplers.TPESampler(n_startup_trials=tuners.bayesian_initial_points(spec), seed=spec.seed)
+    sampler = optuna.samplers.TPESampler(n_startup_trials=initial_points(spec), seed=spec.seed)
     if spec.tuner == "tpe-hyperband":
         # Resources are epochs, as for keras-tuner's Hyperband. The Keras callback reports epoch indices
         # (0-based), so the first rung is judged after the second epoch.
-        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.epochs, reduction_factor=spec.hyperband_factor)
+        pruner = optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=spec.epochs, reduction_factor=spec.hyperband_factor
+        )
     else:
         pruner = optuna.pruners.NopPruner()
     # A fixed name: the pruner assigns trials to brackets by hashing it with the trial number.
@@ -61,37 +66,42 @@ class _LastScore(keras.callbacks.Callback):
             self.value = float(logs["val_accuracy"])
 
 
-def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: tuners.Progress) -> dict:
-    """tuners.SearchFn for `tpe` and `tpe-hyperband`: trials until the budget is spent, then the search's fields."""
+def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: Progress) -> dict:
+    """search.base.SearchFn for `tpe` and `tpe-hyperband`: trials until the budget is spent, then the fields."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines, not Optuna's
     study = make_study(spec)
     clock = SearchClock(spec.budget)
     records: list[TrialRecord] = []
     error, failures_in_a_row = "", 0
-    progress(f"[{spec.cell}] search: {spec.tuner} (Optuna {optuna.__version__}, {tuners.bayesian_initial_points(spec)} startup trials), "
-             f"budget {spec.budget.label}, {spec.epochs} epochs per trial")
+    progress(
+        f"[{spec.cell}] search: {spec.tuner} (Optuna {optuna.__version__}, {initial_points(spec)} startup trials), "
+        f"budget {spec.budget.label}, {spec.epochs} epochs per trial"
+    )
     while not clock.should_stop(len(records)):
         trial = study.ask()
         record = _run_trial(spec, split, study, trial, clock, sampler)
         records.append(record)
-        score = (f"val_acc={record.val_accuracy:.4f}" if record.val_accuracy is not None
-                 else f"error: {record.error}" if record.error else "(budget spent)")
-        progress(f"[{spec.cell}] trial {record.trial_id} {record.status} {score} epochs={record.epochs} "
-                 f"{record.seconds:.1f}s (search {clock.elapsed():.1f}s)")
+        progress(trial_line(spec.cell, record, clock.elapsed()))
         failures_in_a_row = failures_in_a_row + 1 if record.status == "FAILED" else 0
         if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
             error = f"search stopped: {failures_in_a_row} trials in a row failed; last: {record.error}"
             break
-    return tuners.summarize_search(spec, clock, tuple(records), error)
+    return summarize_search(spec, clock, tuple(records), error)
 
 
-def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.Trial, clock: SearchClock,
-               sampler: telemetry.Sampler) -> TrialRecord:
+def _run_trial(
+    spec: RunSpec,
+    split: Split,
+    study: optuna.Study,
+    trial: optuna.Trial,
+    clock: SearchClock,
+    sampler: telemetry.Sampler,
+) -> TrialRecord:
     """Train one proposal, tell Optuna how it went, and record it as keras-tuner trials are recorded."""
     started = sampler.sample().time
     last_validated, budget_callback = _LastScore(), BudgetCallback(clock)
     callbacks = [last_validated, budget_callback]  # both must see an epoch before the pruner stops the fit at its end
-    # As keras-tuner's tuners here, a trial is scored once after its last epoch (fmbench.scoring); the pruner
+    # As keras-tuner's tuners here, a trial is scored once after its last epoch (fmbench.models.scoring); the pruner
     # judges every epoch, on Keras's own validation.
     validation, metrics = {}, ()
     if spec.tuner == "tpe-hyperband":
@@ -101,9 +111,17 @@ def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.T
     try:
         values = suggest(trial)
         tf_session.clear_session()  # as keras-tuner clears Keras's before each build
-        model = hypermodel.make_model(values, metrics)
-        training.fit(model, split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size,
-                     callbacks=callbacks, verbose=0, **validation)
+        model = mlp.make_model(values, metrics)
+        training.fit(
+            model,
+            split.x_train,
+            split.y_train,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            callbacks=callbacks,
+            verbose=0,
+            **validation,
+        )
         if budget_callback.cut:
             status = CUT  # no score at a fidelity it did not reach, as for keras-tuner's trials
         else:
@@ -111,7 +129,7 @@ def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.T
     except optuna.TrialPruned:
         status, score = "PRUNED", last_validated.value  # the score it was judged on; as in Optuna, never the best
     except Exception as exc:  # the trial's row records it; the search goes on
-        status, error = "FAILED", f"{type(exc).__name__}: {tuners._last_line(str(exc))}"
+        status, error = "FAILED", f"{type(exc).__name__}: {last_line(str(exc))}"
     if status == "COMPLETED":
         study.tell(trial, score)
     else:
@@ -119,7 +137,7 @@ def _run_trial(spec: RunSpec, split: Split, study: optuna.Study, trial: optuna.T
     ended = sampler.sample().time
     return TrialRecord(
         trial_id=f"{trial.number:04d}",  # as keras-tuner numbers its trials
-        hyperparameters=hypermodel.active_values(values) if values else {},
+        hyperparameters=mlp.active_values(values) if values else {},
         status=status,
         val_accuracy=score,
         epochs=budget_callback.epochs,  # full epochs: a cut epoch is not training done

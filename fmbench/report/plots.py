@@ -1,19 +1,20 @@
 """PNG plots for the report: best-so-far validation accuracy against seconds and epochs, test accuracy per seed."""
+
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from fmbench import atomic, stats
+from fmbench.registry import BASELINE
+from fmbench.resultset import ResultSet, cell_order, cell_rows
 
-from fmbench import atomic, stats  # noqa: E402
-from fmbench.resultset import ResultSet, cell_order  # noqa: E402
-from fmbench.spec import BASELINE  # noqa: E402
+matplotlib.use("Agg")  # files only, no display; pyplot must come after the choice
+import matplotlib.pyplot as plt  # noqa: E402 - after matplotlib.use
 
 # No timestamps or version strings in the files: rebuilding from the same rows gives the same bytes.
 PNG_METADATA = {"Software": None}
@@ -50,10 +51,12 @@ def _save(fig, path: Path) -> None:
 
 def _progress_plot(runs, trials, target, axis: int, xlabel: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
-    for i, (tuner, budget) in enumerate(cell_order(zip(runs["tuner"], runs["budget"]))):  # same colour per cell in every plot
+    for i, (tuner, budget) in enumerate(
+        cell_order(zip(runs["tuner"], runs["budget"]))
+    ):  # same colour per cell in every plot
         if tuner == BASELINE:
             continue
-        ids = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)]["run_id"]
+        ids = cell_rows(runs, tuner, budget)["run_id"]
         curves = []
         for run_id in sorted(ids):
             own = trials[(trials["run_id"] == run_id) & trials["val_accuracy"].notna()]
@@ -83,7 +86,7 @@ def _test_plot(runs, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     labels = []
     for i, (tuner, budget) in enumerate(cell_order(zip(runs["tuner"], runs["budget"]))):
-        every = runs[(runs["tuner"] == tuner) & (runs["budget"] == budget)]
+        every = cell_rows(runs, tuner, budget)
         group = every[~every["failed"]].sort_values("seed")
         labels.append(f"{tuner}\n{'' if tuner == BASELINE else budget}\n{len(group)}/{len(every)} ok")
         values = group["test_accuracy"].to_numpy(dtype=float)
@@ -93,8 +96,15 @@ def _test_plot(runs, path: Path) -> None:
         ax.scatter(i + offsets, values, color=f"C{i % 10}", zorder=3, s=20)
         interval = stats.mean_interval(values)
         if interval.low is not None:
-            ax.errorbar(i + 0.3, interval.mean, yerr=[[interval.mean - interval.low], [interval.high - interval.mean]],
-                        fmt="o", color="black", capsize=4, markersize=4)
+            ax.errorbar(
+                i + 0.3,
+                interval.mean,
+                yerr=[[interval.mean - interval.low], [interval.high - interval.mean]],
+                fmt="o",
+                color="black",
+                capsize=4,
+                markersize=4,
+            )
         else:
             ax.plot(i + 0.3, interval.mean, "o", color="black", markersize=4)
     ax.set_xticks(range(len(labels)), labels)

@@ -1,10 +1,11 @@
-"""fmbench.tuners: the run protocol on tiny real data (TensorFlow on CPU).
+"""fmbench.protocol (with the keras_tuner backend): the run protocol on tiny real data (TensorFlow on CPU).
 
 Training here is deliberately tiny: the subset at 300 train / 100 val / 100 test images, 1 epoch per trial,
 batch 64, 2 trials (see conftest.subset_split). Most of each run's seconds are TensorFlow tracing a new model,
 so the runs are cached per module and shared between tests that only read them. Failing-trial tests inject
 the failure at model build time, so those trials never train.
 """
+
 from __future__ import annotations
 
 import time
@@ -14,21 +15,35 @@ import keras
 import pandas as pd
 import pytest
 
-from fmbench import cli, hypermodel, results, tuners
+from fmbench import cli, protocol, results
 from fmbench.budget import SearchClock
+from fmbench.models import mlp
+from fmbench.search import base, keras_tuner
 from fmbench.spec import Budget, RunResult, RunSpec
 
 EPOCHS, BATCH = 1, 64
 
 
-def _spec(tuner: str, seed: int = 1, max_trials: int | None = 2, max_seconds: float | None = None,
-          epochs: int = EPOCHS, max_epochs: int | None = None) -> RunSpec:
-    return RunSpec(tuner=tuner, seed=seed, budget=Budget(max_trials=max_trials, max_seconds=max_seconds, max_epochs=max_epochs),
-                   epochs=epochs, batch_size=BATCH, profile="test")
+def _spec(
+    tuner: str,
+    seed: int = 1,
+    max_trials: int | None = 2,
+    max_seconds: float | None = None,
+    epochs: int = EPOCHS,
+    max_epochs: int | None = None,
+) -> RunSpec:
+    return RunSpec(
+        tuner=tuner,
+        seed=seed,
+        budget=Budget(max_trials=max_trials, max_seconds=max_seconds, max_epochs=max_epochs),
+        epochs=epochs,
+        batch_size=BATCH,
+        profile="test",
+    )
 
 
 def _run(spec: RunSpec, split) -> RunResult:
-    return tuners.run(spec, split, progress=lambda line: None)
+    return protocol.run(spec, split, progress=lambda line: None)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +66,7 @@ def _hps(result: RunResult) -> list[dict]:
 
 # --- determinism ---------------------------------------------------------------------------------------------------
 
+
 def test_same_seed_gives_same_trials_and_same_test_accuracy(cached_run) -> None:
     first, second = cached_run("random", 1, copy=0), cached_run("random", 1, copy=1)
     assert first.error == "" and second.error == ""
@@ -72,10 +88,10 @@ def test_different_seeds_try_different_hyperparameters(cached_run) -> None:
 def test_oracle_seed_drives_the_first_values(tuner: str) -> None:
     # No training: the first values each oracle proposes depend on the seed and only on it.
     def first_values(seed: int) -> dict:
-        _, oracle = tuners.TUNERS[tuner](_spec(tuner, seed=seed))
+        _, oracle = keras_tuner.ORACLES[tuner](_spec(tuner, seed=seed))
         oracle.clock = SearchClock(Budget(max_trials=10))
         hp = oracle.get_space()
-        hypermodel.build_model(hp)
+        mlp.build_model(hp)
         oracle.update_space(hp)
         return {k: v for k, v in oracle.populate_space("0000")["values"].items() if not k.startswith("tuner/")}
 
@@ -84,6 +100,7 @@ def test_oracle_seed_drives_the_first_values(tuner: str) -> None:
 
 
 # --- trial budget --------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("tuner", ["random", "hyperband", "bayesian"])
 def test_trials_budget_runs_exactly_that_many_trials(tuner: str, cached_run) -> None:
@@ -113,33 +130,48 @@ def test_trials_budget_runs_exactly_that_many_trials(tuner: str, cached_run) -> 
 
 def test_bayesian_records_num_initial_points(cached_run) -> None:
     result = cached_run("bayesian")
-    assert result.num_initial_points == tuners.bayesian_initial_points(result.spec) == 1
+    assert result.num_initial_points == base.initial_points(result.spec) == 1
     assert cached_run("random").num_initial_points is None
     assert cached_run("hyperband").num_initial_points is None
 
 
-@pytest.mark.parametrize("max_trials, max_epochs, epochs, expected", [
-    (2, None, 1, 1), (6, None, 1, 3), (9, None, 1, 4), (30, None, 1, 15),
-    (None, 45, 9, 2), (None, 8, 9, 1), (6, 90, 9, 3), (None, None, 9, 3),
-])
+@pytest.mark.parametrize(
+    "max_trials, max_epochs, epochs, expected",
+    [
+        (2, None, 1, 1),
+        (6, None, 1, 3),
+        (9, None, 1, 4),
+        (30, None, 1, 15),
+        (None, 45, 9, 2),
+        (None, 8, 9, 1),
+        (6, 90, 9, 3),
+        (None, None, 9, 3),
+    ],
+)
 def test_bayesian_model_picks_at_least_half_the_trials(max_trials, max_epochs, epochs, expected) -> None:
     # keras-tuner's default here would be 3 x 12 = 36 random trials: any affordable budget would be random search.
-    spec = _spec("bayesian", max_trials=max_trials, max_epochs=max_epochs, max_seconds=None if max_trials or max_epochs else 60,
-                 epochs=epochs)
-    _, oracle = tuners.TUNERS["bayesian"](spec)
-    assert oracle.num_initial_points == expected == tuners.bayesian_initial_points(spec)
+    spec = _spec(
+        "bayesian",
+        max_trials=max_trials,
+        max_epochs=max_epochs,
+        max_seconds=None if max_trials or max_epochs else 60,
+        epochs=epochs,
+    )
+    _, oracle = keras_tuner.ORACLES["bayesian"](spec)
+    assert oracle.num_initial_points == expected == base.initial_points(spec)
 
 
 def test_baseline_trains_the_baseline_model(subset_split) -> None:
     result = _run(_spec("baseline", max_trials=None), subset_split)
     assert result.error == "" and result.stopped_by == "trials"
-    assert result.best_hyperparameters == hypermodel.BASELINE_HPS
+    assert result.best_hyperparameters == mlp.BASELINE_HPS
     assert result.trials == () and result.search_seconds == 0.0
     assert result.retrain_epochs == EPOCHS and result.best_val_accuracy is not None
     assert 0.1 < result.test_accuracy <= 1.0
 
 
 # --- time budget ---------------------------------------------------------------------------------------------------
+
 
 class _EpochTimer(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
@@ -155,9 +187,16 @@ def test_time_budget_stops_the_running_fit(subset_split, monkeypatch: pytest.Mon
 
     # One epoch's cost on this machine now, first epoch (with TF tracing) and a steady one, same data and batch.
     timer = _EpochTimer()
-    reference = hypermodel.make_model(hypermodel.BASELINE_HPS)
-    reference.fit(subset_split.x_train, subset_split.y_train, validation_data=(subset_split.x_val, subset_split.y_val),
-                  epochs=3, batch_size=BATCH, verbose=0, callbacks=[timer])
+    reference = mlp.make_model(mlp.BASELINE_HPS)
+    reference.fit(
+        subset_split.x_train,
+        subset_split.y_train,
+        validation_data=(subset_split.x_val, subset_split.y_val),
+        epochs=3,
+        batch_size=BATCH,
+        verbose=0,
+        callbacks=[timer],
+    )
     first_epoch, steady_epoch = timer.seconds[0], min(timer.seconds[1:])
     allowed_overrun = 2 * first_epoch + 2.0  # the epoch in flight (maybe a new model's first) + trial bookkeeping
     assert epochs * steady_epoch > 5 * allowed_overrun, "test premise: an uncut trial must far exceed the bound"
@@ -166,7 +205,7 @@ def test_time_budget_stops_the_running_fit(subset_split, monkeypatch: pytest.Mon
     def fake_retrain(spec, split, fields, progress):
         fields.update(test_accuracy=0.5, test_loss=1.0, retrain_epochs=0)
 
-    monkeypatch.setattr(tuners, "_retrain_and_evaluate", fake_retrain)
+    monkeypatch.setattr(protocol, "retrain_and_evaluate", fake_retrain)
     spec = _spec("random", max_trials=None, max_seconds=max_seconds, epochs=epochs)
     started = time.monotonic()
     result = _run(spec, subset_split)
@@ -179,10 +218,14 @@ def test_time_budget_stops_the_running_fit(subset_split, monkeypatch: pytest.Mon
     assert result.search_seconds >= max_seconds
     assert result.time_overrun_seconds == pytest.approx(result.search_seconds - max_seconds, abs=1e-6)
     assert result.time_overrun_seconds <= allowed_overrun, (
-        f"overran by {result.time_overrun_seconds:.2f}s; one epoch is {first_epoch:.2f}s first, {steady_epoch:.3f}s steady")
+        f"overran by {result.time_overrun_seconds:.2f}s; one epoch is {first_epoch:.2f}s first, "
+        f"{steady_epoch:.3f}s steady"
+    )
     assert wall <= max_seconds + allowed_overrun + 5.0
     assert [t.status for t in result.trials] == ["CUT"], "the trial cut by the deadline is still recorded"
-    assert all(t.epochs < epochs and t.val_accuracy is None for t in result.trials), "the deadline must stop the running fit"
+    assert all(t.epochs < epochs and t.val_accuracy is None for t in result.trials), (
+        "the deadline must stop the running fit"
+    )
     assert (result.trials_completed, result.trials_cut, result.trials_failed) == (0, 1, 0)
 
 
@@ -193,6 +236,7 @@ def test_both_budgets_trials_first(subset_split) -> None:
 
 
 # --- epoch budget and Hyperband --------------------------------------------------------------------------------------
+
 
 def test_epoch_budget_cuts_the_trial_that_would_overspend_it(subset_split) -> None:
     result = _run(_spec("random", max_trials=None, max_epochs=3, epochs=2), subset_split)
@@ -209,14 +253,15 @@ def test_first_bracket_arithmetic_matches_keras_tuners_oracle(max_epochs: int, f
     # Drive keras-tuner's own oracle with made-up scores (no training) through its first bracket.
     import keras_tuner as kt
 
-    from fmbench.spec import hyperband_first_bracket
+    from fmbench.registry import hyperband_first_bracket
 
-    oracle = kt.oracles.HyperbandOracle(objective=tuners.OBJECTIVE, max_epochs=max_epochs, factor=factor,
-                                        hyperband_iterations=None, seed=1)
+    oracle = kt.oracles.HyperbandOracle(
+        objective=keras_tuner.OBJECTIVE, max_epochs=max_epochs, factor=factor, hyperband_iterations=None, seed=1
+    )
     oracle._set_project_dir(str(tmp_path), "p")
     oracle.verbose = 0
     hp = kt.HyperParameters()
-    hypermodel.build_model(hp)
+    mlp.build_model(hp)
     oracle.update_space(hp)
     trials, epochs = hyperband_first_bracket(max_epochs, factor)
     first_bracket = None
@@ -238,7 +283,11 @@ def test_hyperband_promotes_a_trial_from_its_parent_checkpoint(subset_split, mon
     """max_epochs=3, factor 3: the first bracket trains 3 one-epoch trials and promotes the best to 3 epochs."""
     loaded = []
     original_load = keras.Model.load_weights
-    monkeypatch.setattr(keras.Model, "load_weights", lambda self, path, *a, **k: (loaded.append(str(path)), original_load(self, path, *a, **k))[1])
+    monkeypatch.setattr(
+        keras.Model,
+        "load_weights",
+        lambda self, path, *a, **k: (loaded.append(str(path)), original_load(self, path, *a, **k))[1],
+    )
     result = _run(_spec("hyperband", max_trials=4, epochs=3), subset_split)
     assert result.error == ""
     rounds = [(t.bracket, t.round, t.initial_epoch, t.epochs) for t in result.trials]
@@ -256,9 +305,10 @@ def test_hyperband_promotes_a_trial_from_its_parent_checkpoint(subset_split, mon
 
 # --- failing trials ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def original_make_model():
-    return hypermodel.make_model
+    return mlp.make_model
 
 
 def test_failing_trial_is_a_row_and_the_run_goes_on(subset_split, monkeypatch, original_make_model) -> None:
@@ -267,7 +317,7 @@ def test_failing_trial_is_a_row_and_the_run_goes_on(subset_split, monkeypatch, o
             raise ValueError(f"injected failure for num_layers={values['num_layers']}")
         return original_make_model(values)
 
-    monkeypatch.setattr(hypermodel, "make_model", make_model)
+    monkeypatch.setattr(mlp, "make_model", make_model)
     result = _run(_spec("random", seed=1), subset_split)
     failed = [t for t in result.trials if t.status != "COMPLETED"]
     completed = [t for t in result.trials if t.status == "COMPLETED"]
@@ -293,7 +343,7 @@ def _fail_every_trial(monkeypatch, original_make_model) -> None:
             raise ValueError("injected failure")
         return original_make_model(values)
 
-    monkeypatch.setattr(hypermodel, "make_model", make_model)
+    monkeypatch.setattr(mlp, "make_model", make_model)
 
 
 def test_run_where_no_trial_completes_is_an_error_row(subset_split, monkeypatch, original_make_model) -> None:
@@ -320,10 +370,11 @@ def test_failure_before_any_trial_is_an_error_row(subset_split, monkeypatch) -> 
     def make_model(values):
         raise ValueError("injected failure")
 
-    monkeypatch.setattr(hypermodel, "make_model", make_model)
+    monkeypatch.setattr(mlp, "make_model", make_model)
     for tuner in ("hyperband", "baseline"):
-        result = tuners.run(_spec(tuner, max_trials=None if tuner == "baseline" else 2), subset_split,
-                            progress=lambda line: None)
+        result = protocol.run(
+            _spec(tuner, max_trials=None if tuner == "baseline" else 2), subset_split, progress=lambda line: None
+        )
         assert result.stopped_by == "error", tuner
         assert "injected failure" in result.error and "\n" not in result.error
         assert result.test_accuracy is None
@@ -331,13 +382,25 @@ def test_failure_before_any_trial_is_an_error_row(subset_split, monkeypatch) -> 
 
 # --- through the CLI -----------------------------------------------------------------------------------------------
 
+
 def test_reused_out_dir_runs_fresh_searches(subset_dir: Path, tmp_path: Path) -> None:
     """Two identical runs into one --out: keras-tuner must not reload the first search and run zero trials.
 
     Smoke profile (3 epochs, batch 128) on the whole subset (1500/300/400: smaller than the profile's sizes).
     """
-    args = ["run", "--tuner", "random", "--max-trials", "2", "--profile", "smoke",
-            "--data-dir", str(subset_dir), "--out", str(tmp_path)]
+    args = [
+        "run",
+        "--tuner",
+        "random",
+        "--max-trials",
+        "2",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        str(subset_dir),
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(args) == 0
     assert cli.main(args) == 0
     runs = results.read_runs(tmp_path)
@@ -359,11 +422,23 @@ def test_run_row_records_the_data_sizes_actually_used(subset_dir: Path, tmp_path
     assert (runs["train_size"][0], runs["val_size"][0], runs["test_size"][0]) == (1500, 300, 400)
 
 
-def test_failed_run_exits_1_and_still_writes_its_row(subset_dir: Path, tmp_path: Path, monkeypatch,
-                                                     original_make_model) -> None:
+def test_failed_run_exits_1_and_still_writes_its_row(
+    subset_dir: Path, tmp_path: Path, monkeypatch, original_make_model
+) -> None:
     _fail_every_trial(monkeypatch, original_make_model)
-    args = ["run", "--tuner", "random", "--max-trials", "2", "--profile", "smoke",
-            "--data-dir", str(subset_dir), "--out", str(tmp_path)]
+    args = [
+        "run",
+        "--tuner",
+        "random",
+        "--max-trials",
+        "2",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        str(subset_dir),
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(args) == 1
     runs = results.read_runs(tmp_path)
     assert len(runs) == 1 and runs["stopped_by"][0] == "error" and "none completed" in runs["error"][0]

@@ -1,9 +1,10 @@
 """`fmbench check`: stored results (one or several folders) vs a stored reference; exit codes; CI output.
 
-The decision is gate.py's: every cell's evidence, counted once, one family of one-sided paired t-tests
+The decision is decision.py's: every cell's evidence, counted once, one family of one-sided paired t-tests
 (per cell and over all cells) under Holm's correction at 5%. A failed run, a missing cell or seed, or a
 rejected test exits 1. Speed (how much work a time limit bought) is reported beside it, never as a drop.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,9 +14,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from fmbench import atomic, gate, resultset
-from fmbench import reference as ref_io
-from fmbench.reference import RegressError  # noqa: F401 - the error check raises, named for the CLI
+from fmbench import atomic, resultset
+from fmbench.gate import decision
+from fmbench.gate import reference as ref_io
 from fmbench.resultset import ResultSet
 from fmbench.stats import mean_interval
 
@@ -24,9 +25,11 @@ FOOTNOTE = (
     "time-limited cell that did other work than the reference (another machine speed), the best validation accuracy "
     "over the trials both runs share from the start (measure *val*). Units that retrain the same model are counted "
     "once (*dup* left out). Each row is a one-sided paired t-test for a drop (scipy ttest_rel); the last rows pool "
-    "the distinct units of the cells without time limit, of the time-limited cells, and of all cells. Holm's correction over the deciding rows (the pooled ones, and each cell with 3 or more "
+    "the distinct units of the cells without time limit, of the time-limited cells, and of all cells. Holm's "
+    "correction over the deciding rows (the pooled ones, and each cell with 3 or more "
     "distinct units; a cell with fewer shows its p but no Holm level) holds the chance of any false alarm at 5%: a row "
-    "fails when p <= its Holm level; *in pooled* marks a cell judged only within the pooled rows. Margin: the drop that test calls significant at 5% one-sided before correction. "
+    "fails when p <= its Holm level; *in pooled* marks a cell judged only within the pooled rows. Margin: the "
+    "drop that test calls significant at 5% one-sided before correction. "
     "Detectable: the smallest true drop it finds with 80% power, from the observed spread. Accuracies count images: "
     "where the differences spread less than one image of the evaluated set, the test takes their spread as one image "
     "(*spread < 1 image*), so an identical drop of a few images in every unit fails and rounding luck does not. "
@@ -38,7 +41,7 @@ def _pts(value: float | None, sign: bool = False) -> str | None:
     return None if value is None else f"{value * 100:{'+' if sign else ''}.2f}"
 
 
-def _figure(test: gate.Test, value: float | None) -> str | None:
+def _figure(test: decision.Test, value: float | None) -> str | None:
     if test.difference is None:
         return "no units"
     if value is None:
@@ -46,7 +49,7 @@ def _figure(test: gate.Test, value: float | None) -> str | None:
     return _pts(value) + (" (spread < 1 image)" if test.difference.floored else "")
 
 
-def _seeds(cell: gate.Cell) -> str:
+def _seeds(cell: decision.Cell) -> str:
     text = ",".join(map(str, cell.current_seeds)) or "-"
     notes = [f"failed: {','.join(str(s) for s, _ in cell.failed)}"] * bool(cell.failed)
     notes += [f"missing: {','.join(map(str, cell.missing))}"] * bool(cell.missing)
@@ -54,7 +57,7 @@ def _seeds(cell: gate.Cell) -> str:
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def verdict(cell: gate.Cell | None, test: gate.Test) -> str:
+def verdict(cell: decision.Cell | None, test: decision.Test) -> str:
     if cell is not None and cell.new:
         return "new"
     if cell is not None and (cell.failed or cell.missing):
@@ -64,11 +67,17 @@ def verdict(cell: gate.Cell | None, test: gate.Test) -> str:
     return "REGRESSION" if test.rejected else "ok"
 
 
-def rows(cells: list[gate.Cell], tests: list[gate.Test]) -> list[tuple[str, gate.Cell | None, gate.Test]]:
+def rows(
+    cells: list[decision.Cell], tests: list[decision.Test]
+) -> list[tuple[str, decision.Cell | None, decision.Test]]:
     """(name, cell, test) per cell of either side and for all cells."""
     by_name = {t.name: t for t in tests}
-    out = [(c.name, c, by_name.get(c.name, gate.Test(c.name, (), 0, None, 1.0))) for c in cells]
-    return out + [(name, None, by_name[name]) for name in (gate.UNTIMED, gate.TIMED, gate.ALL_CELLS) if name in by_name]
+    out = [(c.name, c, by_name.get(c.name, decision.Test(c.name, (), 0, None, 1.0))) for c in cells]
+    return out + [
+        (name, None, by_name[name])
+        for name in (decision.UNTIMED, decision.TIMED, decision.ALL_CELLS)
+        if name in by_name
+    ]
 
 
 def render_table(table) -> str:
@@ -77,29 +86,63 @@ def render_table(table) -> str:
         d = test.difference
         ref = mean_interval([u.reference for u in test.units]).mean if test.units else None
         cur = mean_interval([u.current for u in test.units]).mean if test.units else None
-        work = None if cell is None or cell.work is None else f"{cell.work[0]:.1f} -> {cell.work[1]:.1f} ({cell.work[1] / cell.work[0]:.2f}x)"
-        lines.append([name, "pooled" if cell is None else _seeds(cell), "+".join(test.measures) or None,
-                      f"{len(test.units)} (dup {test.duplicates})", None if ref is None else f"{ref:.4f}",
-                      None if cur is None else f"{cur:.4f}", _pts(d.mean if d else None, sign=True),
-                      _figure(test, d.margin if d else None), _figure(test, d.detectable if d else None),
-                      f"{test.p:.3g}", None if test.level is None else f"{test.level:.3g}", work, verdict(cell, test)])
-    headers = ["cell", "seeds", "measure", "units", "reference", "current", "difference (pts)", "margin (pts)",
-               "detectable drop (pts)", "p (drop)", "Holm level", "work", "verdict"]
+        work = (
+            None
+            if cell is None or cell.work is None
+            else f"{cell.work[0]:.1f} -> {cell.work[1]:.1f} ({cell.work[1] / cell.work[0]:.2f}x)"
+        )
+        lines.append(
+            [
+                name,
+                "pooled" if cell is None else _seeds(cell),
+                "+".join(test.measures) or None,
+                f"{len(test.units)} (dup {test.duplicates})",
+                None if ref is None else f"{ref:.4f}",
+                None if cur is None else f"{cur:.4f}",
+                _pts(d.mean if d else None, sign=True),
+                _figure(test, d.margin if d else None),
+                _figure(test, d.detectable if d else None),
+                f"{test.p:.3g}",
+                None if test.level is None else f"{test.level:.3g}",
+                work,
+                verdict(cell, test),
+            ]
+        )
+    headers = [
+        "cell",
+        "seeds",
+        "measure",
+        "units",
+        "reference",
+        "current",
+        "difference (pts)",
+        "margin (pts)",
+        "detectable drop (pts)",
+        "p (drop)",
+        "Holm level",
+        "work",
+        "verdict",
+    ]
     return tabulate(lines, headers, tablefmt="github", missingval="-", disable_numparse=True)
 
 
-def message(name: str, cell: gate.Cell | None, test: gate.Test) -> str:
+def message(name: str, cell: decision.Cell | None, test: decision.Test) -> str:
     """One line saying why this row fails."""
     if cell is not None and not cell.current_seeds and not cell.failed:
-        return f"{name}: in the reference but not in the results; run it, or --update-reference if it was dropped on purpose"
+        return (
+            f"{name}: in the reference but not in the results; run it, or --update-reference if it was "
+            "dropped on purpose"
+        )
     parts = []
     if cell is not None and cell.failed:
         parts.append("failed run(s) " + "; ".join(f"seed {s}: {err}" for s, err in cell.failed))
     if cell is not None and cell.missing:
         parts.append(f"seed(s) {', '.join(map(str, cell.missing))} missing from the results (a shard not merged?)")
     if test.rejected and test.difference is not None:
-        parts.append(f"accuracy dropped {-test.difference.mean * 100:.2f} points over {len(test.units)} unit(s), "
-                     f"p = {test.p:.3g} <= Holm level {test.level:.3g}")
+        parts.append(
+            f"accuracy dropped {-test.difference.mean * 100:.2f} points over {len(test.units)} unit(s), "
+            f"p = {test.p:.3g} <= Holm level {test.level:.3g}"
+        )
     return f"{name}: " + "; ".join(parts)
 
 
@@ -113,13 +156,22 @@ def render_report(table, warnings: list[str]) -> str:
     lines += ([""] if warnings else []) + [render_table(table), "", FOOTNOTE, ""]
     bad = failing(table)
     lines += [f"- {message(name, cell, test)}" for name, cell, test in table if name in bad]
-    slower = [f"{name} {cell.work[1] / cell.work[0]:.2f}x" for name, cell, _ in table
-              if cell is not None and cell.work and cell.work[0] and cell.work[1] < cell.work[0]]
+    slower = [
+        f"{name} {cell.work[1] / cell.work[0]:.2f}x"
+        for name, cell, _ in table
+        if cell is not None and cell.work and cell.work[0] and cell.work[1] < cell.work[0]
+    ]
     if slower:
-        lines += ["", f"Speed: time-limited cells completed fewer trials than the reference ({', '.join(slower)}): "
-                      "a slower machine or a slower change; not an accuracy drop."]
-    verdict_text = (f"Verdict: REGRESSION in {len(bad)} of {len(table)} rows: {', '.join(bad)}" if bad
-                    else f"Verdict: ok, no regression in {len(table)} rows")
+        lines += [
+            "",
+            f"Speed: time-limited cells completed fewer trials than the reference ({', '.join(slower)}): "
+            "a slower machine or a slower change; not an accuracy drop.",
+        ]
+    verdict_text = (
+        f"Verdict: REGRESSION in {len(bad)} of {len(table)} rows: {', '.join(bad)}"
+        if bad
+        else f"Verdict: ok, no regression in {len(table)} rows"
+    )
     return "\n".join(lines + ([""] if bad or slower else []) + [f"**{verdict_text}**"])
 
 
@@ -132,8 +184,11 @@ def annotations(table, warnings: list[str]) -> list[str]:
     """GitHub Actions workflow commands: one ::error per failing row, one ::warning per warning."""
     lines = [f"::warning title=fmbench check::{_escape(w)}" for w in warnings]
     bad = failing(table)
-    lines += [f"::error title={_escape('Accuracy regression: ' + name, True)}::{_escape(message(name, cell, test))}"
-              for name, cell, test in table if name in bad]
+    lines += [
+        f"::error title={_escape('Accuracy regression: ' + name, True)}::{_escape(message(name, cell, test))}"
+        for name, cell, test in table
+        if name in bad
+    ]
     return lines
 
 
@@ -146,8 +201,15 @@ def export_benchmark_json(rs: ResultSet, path: Path) -> list[dict]:
         if ok.empty:
             continue
         summary = mean_interval(ok["test_accuracy"])
-        entries.append({"name": f"{gate.cell_name(tuner, budget)} test accuracy", "unit": "%", "value": round(summary.mean * 100, 4),
-                        "range": f"± {summary.std * 100:.4f}", "extra": f"seeds: {', '.join(str(int(s)) for s in ok['seed'])}; n={summary.n}"})
+        entries.append(
+            {
+                "name": f"{decision.cell_name(tuner, budget)} test accuracy",
+                "unit": "%",
+                "value": round(summary.mean * 100, 4),
+                "range": f"± {summary.std * 100:.4f}",
+                "extra": f"seeds: {', '.join(str(int(s)) for s in ok['seed'])}; n={summary.n}",
+            }
+        )
     atomic.write_text(Path(path), json.dumps(entries, indent=2) + "\n")
     return entries
 
@@ -155,21 +217,37 @@ def export_benchmark_json(rs: ResultSet, path: Path) -> list[dict]:
 def check(rs: ResultSet, reference: dict) -> tuple[list[str], list]:
     """(warnings, table) of a result set against a reference; raises RegressError if they are not comparable."""
     warnings = ref_io.check_comparable(rs, reference)
-    cells, units = gate.evidence(rs, reference)
-    return warnings, rows(cells, gate.decide(units))
+    cells, units = decision.evidence(rs, reference)
+    return warnings, rows(cells, decision.decide(units))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", type=Path, nargs="+", metavar="RESULTS_DIR",
-                        help="results folder(s) holding runs.csv, e.g. results/smoke, or every shard folder of one matrix")
-    parser.add_argument("--reference", type=Path, required=True, help="the reference JSON, e.g. results/reference/smoke.json")
-    parser.add_argument("--update-reference", action="store_true", help="write the reference from these results and exit 0")
-    parser.add_argument("--export-json", type=Path, default=None, metavar="FILE",
-                        help="also write github-action-benchmark customBiggerIsBetter JSON to FILE")
+    parser.add_argument(
+        "results",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS_DIR",
+        help="results folder(s) holding runs.csv, e.g. results/smoke, or every shard folder of one matrix",
+    )
+    parser.add_argument(
+        "--reference", type=Path, required=True, help="the reference JSON, e.g. results/reference/smoke.json"
+    )
+    parser.add_argument(
+        "--update-reference", action="store_true", help="write the reference from these results and exit 0"
+    )
+    parser.add_argument(
+        "--export-json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write github-action-benchmark customBiggerIsBetter JSON to FILE",
+    )
 
 
 def command(args: argparse.Namespace) -> int:
-    """Exit 1 on a regression, a failed run or a missing cell, 0 otherwise; bad input raises RegressError (or ResultsError)."""
+    """Exit 1 on a regression, a failed run or a missing cell, 0 otherwise.
+
+    Bad input raises RegressError (or ResultsError)."""
     rs = resultset.load(args.results)
     if args.export_json:
         export_benchmark_json(rs, args.export_json)

@@ -5,6 +5,7 @@ It keeps, per run, the test accuracy, the work done (trials, search epochs) and 
 which it may have cut mid-epoch), so a time-limited cell can be compared at a matched amount of work on a machine
 of another speed.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,17 +15,19 @@ import math
 from pathlib import Path
 
 from fmbench import atomic
+from fmbench.gate import RegressError
+from fmbench.registry import BASELINES
 from fmbench.resultset import ResultSet
-from fmbench.spec import BASELINE, BASELINES
 
 FORMAT = "fmbench-reference"
 VERSION = 2
-LIBRARY_COLUMNS = {"python": "python_version", "tensorflow": "tensorflow_version", "keras": "keras_version", "keras-tuner": "keras_tuner_version"}
+LIBRARY_COLUMNS = {
+    "python": "python_version",
+    "tensorflow": "tensorflow_version",
+    "keras": "keras_version",
+    "keras-tuner": "keras_tuner_version",
+}
 MACHINE_KEYS = ("cpu_model", "gpu_model", "hostname")
-
-
-class RegressError(ValueError):
-    """Bad input to a check (reference or results missing, malformed or not comparable): one line, names the fix."""
 
 
 def digest(hyperparameters: str) -> str:
@@ -43,18 +46,28 @@ def run_record(rs: ResultSet, run) -> dict:
         "trials_completed": int(run.trials_completed),
         "search_epochs": int(run.search_epochs),
         "model": digest(run.best_hyperparameters or "{}"),
-        "trials": [[digest(t.hyperparameters or "{}"), int(t.epochs), float(t.val_accuracy)] for t in done.itertuples()],
+        "trials": [
+            [digest(t.hyperparameters or "{}"), int(t.epochs), float(t.val_accuracy)] for t in done.itertuples()
+        ],
     }
 
 
 def _single(frame, column: str):
     values = frame[column].dropna().unique()
     if len(values) > 1:
-        raise RegressError(f"the results mix {column} values {', '.join(map(str, sorted(values)))}; keep one configuration per check")
+        raise RegressError(
+            f"the results mix {column} values {', '.join(map(str, sorted(values)))}; keep one configuration per check"
+        )
     if not len(values):
         return None
     value = values[0]
-    return int(value) if isinstance(value, float) and value.is_integer() else value.item() if hasattr(value, "item") else value
+    return (
+        int(value)
+        if isinstance(value, float) and value.is_integer()
+        else value.item()
+        if hasattr(value, "item")
+        else value
+    )
 
 
 def _joined(frame, column: str) -> str:
@@ -66,7 +79,11 @@ def describe(rs: ResultSet) -> dict:
     frame = rs.runs
     return {
         "profile": _single(frame, "profile"),
-        "data": {"train": _single(frame, "train_size"), "val": _single(frame, "val_size"), "test": _single(frame, "test_size")},
+        "data": {
+            "train": _single(frame, "train_size"),
+            "val": _single(frame, "val_size"),
+            "test": _single(frame, "test_size"),
+        },
         "epochs": _single(frame, "epochs"),
         "batch_size": _single(frame, "batch_size"),
         "budgets": sorted(set(frame.loc[~frame.tuner.isin(BASELINES), "budget"])),
@@ -82,13 +99,24 @@ def build(rs: ResultSet) -> dict:
     if len(rs.failed):
         failed = [f"{r.tuner} {r.budget} seed {int(r.seed)}" for r in rs.failed.itertuples()]
         raise RegressError(f"cannot record a reference from failed runs ({', '.join(failed)}); rerun them first")
-    reference = {"format": FORMAT, "version": VERSION, **describe(rs),
-                 "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cells": []}
+    reference = {
+        "format": FORMAT,
+        "version": VERSION,
+        **describe(rs),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "cells": [],
+    }
     for tuner, budget in rs.cells():
         group = rs.cell_runs(tuner, budget)
         time_limited = bool(group["max_seconds"].notna().any())
-        reference["cells"].append({"tuner": tuner, "budget": budget, "time_limited": time_limited,
-                                   "runs": {str(int(r.seed)): run_record(rs, r) for r in group.itertuples()}})
+        reference["cells"].append(
+            {
+                "tuner": tuner,
+                "budget": budget,
+                "time_limited": time_limited,
+                "runs": {str(int(r.seed)): run_record(rs, r) for r in group.itertuples()},
+            }
+        )
     return reference
 
 
@@ -102,7 +130,10 @@ def load(path: Path) -> dict:
     path = Path(path)
     fix = "regenerate it with --update-reference"
     if not path.is_file():
-        raise RegressError(f"{path}: no such reference; create it with `python -m fmbench check RESULTS --reference {path} --update-reference`")
+        raise RegressError(
+            f"{path}: no such reference; create it with `python -m fmbench check RESULTS --reference {path} "
+            "--update-reference`"
+        )
     try:
         reference = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -110,7 +141,9 @@ def load(path: Path) -> dict:
     if not isinstance(reference, dict) or reference.get("format") != FORMAT:
         raise RegressError(f"{path}: not an fmbench reference (format must be {FORMAT!r}); {fix}")
     if reference.get("version") != VERSION:
-        raise RegressError(f"{path}: reference version {reference.get('version')!r}, this fmbench reads version {VERSION}; {fix}")
+        raise RegressError(
+            f"{path}: reference version {reference.get('version')!r}, this fmbench reads version {VERSION}; {fix}"
+        )
     try:
         for key in ("profile", "epochs", "batch_size", "budgets"):
             reference[key]  # noqa: B018 - presence check
@@ -134,13 +167,21 @@ def load(path: Path) -> dict:
 
 def config(description: dict) -> dict:
     data = description["data"]
-    return {"profile": description["profile"], "train": data.get("train"), "val": data.get("val"),
-            "test": data.get("test"), "epochs": description["epochs"], "batch_size": description["batch_size"]}
+    return {
+        "profile": description["profile"],
+        "train": data.get("train"),
+        "val": data.get("val"),
+        "test": data.get("test"),
+        "epochs": description["epochs"],
+        "batch_size": description["batch_size"],
+    }
 
 
 def config_text(config: dict, budgets) -> str:
-    return (f"profile {config['profile']} with train={config['train']}, val={config['val']}, test={config['test']}, "
-            f"epochs={config['epochs']}, batch_size={config['batch_size']}, budgets {', '.join(budgets) or 'none'}")
+    return (
+        f"profile {config['profile']} with train={config['train']}, val={config['val']}, test={config['test']}, "
+        f"epochs={config['epochs']}, batch_size={config['batch_size']}, budgets {', '.join(budgets) or 'none'}"
+    )
 
 
 def check_comparable(rs: ResultSet, reference: dict) -> list[str]:
@@ -149,13 +190,25 @@ def check_comparable(rs: ResultSet, reference: dict) -> list[str]:
     mine, theirs = config(current), config(reference)
     new_budgets = set(current["budgets"]) - set(reference["budgets"])
     if mine != theirs or new_budgets:
-        raise RegressError(f"results are {config_text(mine, current['budgets'])}; reference is "
-                           f"{config_text(theirs, reference['budgets'])}; compare like with like or --update-reference")
+        raise RegressError(
+            f"results are {config_text(mine, current['budgets'])}; reference is "
+            f"{config_text(theirs, reference['budgets'])}; compare like with like or --update-reference"
+        )
     warnings = []
     for label, key in (("machine", "machine"), ("library versions", "libraries")):
-        diffs = [f"{name} {current[key][name]!r} (reference {reference[key].get(name)!r})"
-                 for name in current[key] if str(reference[key].get(name)) != current[key][name]]
+        diffs = [
+            f"{name} {current[key][name]!r} (reference {reference[key].get(name)!r})"
+            for name in current[key]
+            if str(reference[key].get(name)) != current[key][name]
+        ]
         if diffs:
-            also = "; time-limited cells are compared at matched work where the amount of work differs" if key == "machine" else ""
-            warnings.append(f"{label} differ from the reference: {'; '.join(diffs)}; accuracy may move for reasons other than this change{also}")
+            also = (
+                "; time-limited cells are compared at matched work where the amount of work differs"
+                if key == "machine"
+                else ""
+            )
+            warnings.append(
+                f"{label} differ from the reference: {'; '.join(diffs)}; accuracy may move for reasons other "
+                f"than this change{also}"
+            )
     return warnings

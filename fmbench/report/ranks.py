@@ -1,8 +1,10 @@
 """Ranks of tuners as HPO benchmark papers show them: mean rank against budget spent, and critical differences.
 
-Read-only functions of stored rows (results.read_runs / read_trials); they never train. Rank 1 is the best;
+Read-only functions of stored rows (results.read_runs / read_trials), and the report sections that show them,
+with the one on runs that are one piece of evidence; they never train. Rank 1 is the best;
 ties share the mean of their ranks. Tuners are compared only within one search space and one budget.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from fmbench.report.tables import cell_text, num, table
+from fmbench.resultset import ResultSet
 
 # Studentized range statistic q(0.05, k, inf) / sqrt(2) for the Nemenyi test (Demsar 2006, table 5a), k = 2..10.
 NEMENYI_Q05 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031, 9: 3.102, 10: 3.164}
@@ -57,7 +62,9 @@ class CriticalDifference:
         ordered = sorted(self.mean_ranks, key=self.mean_ranks.get)
         found: list[tuple[str, ...]] = []
         for i, first in enumerate(ordered):
-            group = tuple(t for t in ordered[i:] if self.mean_ranks[t] - self.mean_ranks[first] <= self.critical_difference)
+            group = tuple(
+                t for t in ordered[i:] if self.mean_ranks[t] - self.mean_ranks[first] <= self.critical_difference
+            )
             if len(group) > 1 and not any(set(group) <= set(g) for g in found):
                 found.append(group)
         return found
@@ -74,3 +81,77 @@ def critical_difference(ranks: pd.DataFrame) -> CriticalDifference:
         p = float(stats.friedmanchisquare(*(ranks[c].to_numpy() for c in ranks.columns)).pvalue)
         p = None if np.isnan(p) else p  # every seed ranks identically: no variance to test
     return CriticalDifference({str(c): float(ranks[c].mean()) for c in ranks.columns}, n, cd, p)
+
+
+def critical_differences(ok: pd.DataFrame, base: pd.DataFrame) -> list[str]:
+    """Friedman's test over seeds and Nemenyi's critical difference per budget: which mean ranks differ."""
+    rows = []
+    for budget in sorted(set(ok["budget"]) - {"none"}):
+        ranks = seed_ranks(pd.concat([ok[ok["budget"] == budget], base]))
+        if ranks.shape[1] < 3 or ranks.shape[0] < 2:
+            continue
+        cd = critical_difference(ranks)
+        groups = "; ".join(", ".join(group) for group in cd.groups()) or "none"
+        rows.append(
+            [
+                budget,
+                str(cd.seeds),
+                num(cd.friedman_p, 3) if cd.friedman_p is not None else "unknown: identical ranks",
+                num(cd.critical_difference, 2),
+                groups,
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "## Critical differences",
+        "",
+        "Friedman's test over seeds and Nemenyi's critical difference at 5%: two mean ranks further apart "
+        "than the critical "
+        "difference differ significantly; each group lists runs whose mean ranks lie within it of each other.",
+        "",
+        table(rows, ["budget", "seeds", "Friedman p", "critical difference", "not significantly different"]),
+        "",
+    ]
+
+
+def anytime_ranks(runs: pd.DataFrame, trials: pd.DataFrame) -> list[str]:
+    """Mean rank of the best validation accuracy so far at quarters of each budget's longest search."""
+    rows = []
+    for budget in sorted(set(runs["budget"]) - {"none"}):
+        done = trials[trials["budget"] == budget]
+        longest = float(runs.loc[runs["budget"] == budget, "search_seconds"].max())
+        if done["tuner"].nunique() < 2 or not longest > 0:
+            continue
+        at = [round(longest * q, 1) for q in (0.25, 0.5, 0.75, 1.0)]
+        ranks = anytime_mean_ranks(done, at)
+        rows += [[budget, tuner, *(num(ranks.loc[t, tuner], 2) for t in at)] for tuner in ranks.columns]
+    if not rows:
+        return []
+    return [
+        "## Mean rank against search time",
+        "",
+        "Within each budget and seed, tuners are ranked by their best validation accuracy so far (a tuner "
+        "with no finished "
+        "trial yet ranks last), at a quarter, half, three quarters and all of the budget's longest search; "
+        "the mean over seeds.",
+        "",
+        table(rows, ["budget", "tuner", "1/4", "1/2", "3/4", "end"]),
+        "",
+    ]
+
+
+def shared_models(rs: ResultSet) -> list[str]:
+    shared = rs.shared_models()
+    lines = ["## Same model, several cells", ""]
+    if not shared:
+        return lines + ["Every finished tuned run retrained a model of its own.", ""]
+    rows = [[str(seed), ", ".join(cells), cell_text(hps, 160)] for seed, hps, cells in shared]
+    return lines + [
+        f"{len(shared)} model(s) were retrained by several cells of one seed (the tuners share the seed's random "
+        "stream, so small budgets often end on the same model). Their runs are one piece of evidence: `fmbench "
+        "check` counts them once; read per-cell intervals with that in mind.",
+        "",
+        table(rows, ["seed", "cells", "best hyperparameters"]),
+        "",
+    ]

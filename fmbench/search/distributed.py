@@ -1,14 +1,17 @@
 """One search across processes with keras-tuner's chief/worker mode: a chief serves the oracle over gRPC.
 
 The chief holds the one budgeted oracle, so trial and time budgets hold for the whole search. It serves
-it with keras-tuner's OracleServicer, starts local workers (`python -m fmbench.distributed`), merges the
-trial records they write to the shared run directory, and then tuners.run retrains and tests as always.
+it with keras-tuner's OracleServicer, starts local workers (`python -m fmbench.search.distributed`), merges
+the trial records they write to the shared run directory; its `search` goes into protocol.run, which then
+retrains and tests as always.
 A worker is keras-tuner's own distributed mode: KERASTUNER_* in its environment makes its oracle an
 OracleClient of the chief.
 """
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -18,13 +21,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from fmbench import atomic, placement
 from fmbench.heartbeat import HEARTBEAT_TIMEOUT, Heartbeat, Heartbeats
-from fmbench.spec import Budget, DataSizes, RunResult, RunSpec, SpecError, TelemetrySummary, TrialRecord
+from fmbench.registry import BASELINES, DISTRIBUTABLE
+from fmbench.search.base import Progress, trial_line
+from fmbench.spec import Budget, DataSizes, RunSpec, SpecError, TelemetrySummary, TrialRecord
 
 if TYPE_CHECKING:
     from fmbench.data import Split
@@ -34,7 +40,6 @@ DEFAULT_STALL_TIMEOUT = 1800.0  # seconds without a trial starting or ending bef
 IDLE_PAUSE = 1.0  # a worker told to wait (IDLE) asks again after this; keras-tuner would ask at once
 START_TIMEOUT = 600.0  # seconds a local worker may take to import TF and load its data
 POLL = 0.2
-Progress = Callable[[str], None]
 
 
 class PortBusyError(SpecError):
@@ -45,7 +50,9 @@ def parse_address(text: str) -> tuple[str, int]:
     """'HOST:PORT' -> (host, port); port 0 asks the OS for a free one."""
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise SpecError(f"oracle address {text!r} is not HOST:PORT (e.g. 0.0.0.0:8765 on the chief, chief-host:8765 on a worker)")
+        raise SpecError(
+            f"oracle address {text!r} is not HOST:PORT (e.g. 0.0.0.0:8765 on the chief, chief-host:8765 on a worker)"
+        )
     return host.strip("[]"), int(port)
 
 
@@ -60,46 +67,59 @@ def bind_server(host: str, port: int) -> tuple[Any, int]:
     except RuntimeError:  # grpcio >= 1.60 raises where older versions returned 0
         bound = 0
     if not bound:
-        hint = "omit the port (or give :0) to take a free one" if port else "check the host is an address of this machine"
+        hint = (
+            "omit the port (or give :0) to take a free one" if port else "check the host is an address of this machine"
+        )
         raise PortBusyError(f"cannot bind the oracle to {host}:{port} (address in use or not local): {hint}")
     return server, bound
 
 
 def check_options(args: argparse.Namespace, spec: RunSpec) -> None:
     """The CLI's distributed options, checked before data or TF load (a SpecError exits 2 with one line)."""
-    if spec.tuner == "baseline":
-        raise SpecError("--workers/--role need a tuner (random, hyperband, bayesian): the baseline has no search")
-    if spec.tuner not in ("random", "hyperband", "bayesian", "grid") or spec.space != "mlp":
-        raise SpecError(f"--workers/--role serve a keras-tuner oracle to Keras workers: {spec.cell} runs in one process; drop them")
+    if spec.tuner in BASELINES:
+        raise SpecError(f"--workers/--role need a tuner ({', '.join(DISTRIBUTABLE)}): the {spec.tuner} has no search")
+    if spec.tuner not in DISTRIBUTABLE or spec.space != "mlp":
+        raise SpecError(
+            f"--workers/--role serve a keras-tuner oracle to Keras workers ({', '.join(DISTRIBUTABLE)}, "
+            f"mlp space): {spec.cell} runs in one process; drop them"
+        )
     if args.workers is not None and args.workers < 1:
         raise SpecError(f"--workers must be >= 1, got {args.workers}")
     if args.role is not None and args.run_dir is None:
         raise SpecError(f"--role {args.role} needs --run-dir: a folder the chief and its workers share")
     if args.role == "worker" and (args.oracle_address is None or args.workers is not None):
-        raise SpecError("--role worker needs --oracle-address CHIEF_HOST:PORT and takes no --workers (that is the chief's)")
+        raise SpecError(
+            "--role worker needs --oracle-address CHIEF_HOST:PORT and takes no --workers (that is the chief's)"
+        )
     if args.role is None and args.workers is None:
         raise SpecError("--oracle-address needs --role chief|worker or --workers N")
     if args.oracle_address is not None:
         parse_address(args.oracle_address)
 
 
-def run(spec: RunSpec, split: Split, progress: Progress = print, *, workers: int = 2, address: str = "127.0.0.1:0",
-        run_dir: str | None = None, data_dir: str | None = None, stall_timeout: float = DEFAULT_STALL_TIMEOUT) -> RunResult:
-    """The chief: tuners.run, its search served to `workers` local processes and any remote ones."""
-    from fmbench import tuners
-
+@contextlib.contextmanager
+def chief(
+    workers: int = 2,
+    address: str = "127.0.0.1:0",
+    run_dir: str | None = None,
+    data_dir: str | None = None,
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+) -> Iterator[_Chief]:
+    """The chief, bound to its address (protocol.run_distributed passes its `search` to protocol.run); every
+    worker stops on the way out."""
     host, port = parse_address(address)
     server, port = bind_server(host, port)  # before any row: a busy port is bad input, not a failed run
-    chief = _Chief(server, host, port, workers, run_dir, data_dir, stall_timeout)
+    serving = _Chief(server, host, port, workers, run_dir, data_dir, stall_timeout)
     # SIGTERM unwinds like Ctrl-C, so the finally below stops the workers (handlers live in the main thread only).
-    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
+    previous = (
+        signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
-        result = tuners.run(spec, split, progress, search=chief.search)
+        yield serving
     finally:
-        chief.stop()
+        serving.stop()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return dataclasses.replace(result, workers=chief.workers)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -109,7 +129,16 @@ def _interrupt(signum: int, frame: object) -> None:
 class _Chief:
     """Serves the oracle, owns the local worker processes, and watches that the search moves."""
 
-    def __init__(self, server: Any, host: str, port: int, n_local: int, run_dir: str | None, data_dir: str | None, stall_timeout: float):
+    def __init__(
+        self,
+        server: Any,
+        host: str,
+        port: int,
+        n_local: int,
+        run_dir: str | None,
+        data_dir: str | None,
+        stall_timeout: float,
+    ):
         self.server, self.host, self.port, self.n_local = server, host, port, n_local
         self.run_dir, self.data_dir, self.stall_timeout = run_dir, data_dir, stall_timeout
         self.procs: dict[str, subprocess.Popen] = {}
@@ -117,22 +146,31 @@ class _Chief:
         self.workers = max(1, n_local)
 
     def search(self, spec: RunSpec, split: Split, workdir: str, sampler: object, progress: Progress) -> dict:
-        """tuners.SearchFn: the search's fields of a RunResult, from every worker's records."""
+        """search.base.SearchFn: the search's fields of a RunResult, from every worker's records."""
         from keras_tuner.src import protos
         from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
-        from fmbench import hypermodel, tuners
         from fmbench.budget import SearchClock
+        from fmbench.models import mlp
+        from fmbench.search import keras_tuner
+        from fmbench.search.base import summarize_search
 
-        self.folder = folder = Path(self.run_dir or workdir)  # local runs use tuners.run's fresh workdir
+        self.folder = folder = Path(self.run_dir or workdir)  # local runs use protocol.run's fresh workdir
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in [*folder.glob("trials-*.jsonl"), *folder.glob("ready-*"), *folder.glob("alive-*"), folder / SEARCH_FILE]:
+        for stale in [
+            *folder.glob("trials-*.jsonl"),
+            *folder.glob("ready-*"),
+            *folder.glob("alive-*"),
+            folder / SEARCH_FILE,
+        ]:
             stale.unlink(missing_ok=True)
-        tuner_class, oracle = tuners.TUNERS[spec.tuner](spec)
+        tuner_class, oracle = keras_tuner.make(spec)
         oracle.verbose = 0  # as search(verbose=0) sets it: our progress lines, not keras-tuner's tables
         _wait_while_trials_are_held(oracle)
         # As keras-tuner's chief: a tuner declares the search space and saves the project, then the oracle is served.
-        tuner_class(oracle=oracle, hypermodel=hypermodel.build_model, directory=str(folder), project_name="search", overwrite=True).save()
+        tuner_class(
+            oracle=oracle, hypermodel=mlp.build_model, directory=str(folder), project_name="search", overwrite=True
+        ).save()
         info = {"spec": dataclasses.asdict(spec)}
         _write_json(folder / SEARCH_FILE, info)
         try:
@@ -144,16 +182,22 @@ class _Chief:
             self.server.start()
             deadline = None if clock.deadline is None else time.time() + (clock.deadline - clock.started)
             _write_json(folder / SEARCH_FILE, {**info, "started_wall": time.time(), "deadline_wall": deadline})
-            progress(f"[{spec.cell}] oracle serving on {self.host}:{self.port}; {self.n_local} local worker(s), run dir {folder}")
+            progress(
+                f"[{spec.cell}] oracle serving on {self.host}:{self.port}; {self.n_local} local worker(s), "
+                f"run dir {folder}"
+            )
             tail = _Tail(folder)
-            error = self._watch(oracle, servicer, tail, lambda r: progress(
-                f"[{spec.cell}] {r.worker} trial {r.trial_id} {r.status} "
-                f"{f'val_acc={r.val_accuracy:.4f}' if r.val_accuracy is not None else r.error} epochs={r.epochs} {r.seconds:.1f}s"),
-                lambda line: progress(f"[{spec.cell}] {line}"))
+            error = self._watch(
+                oracle,
+                servicer,
+                tail,
+                lambda r: progress(trial_line(spec.cell, r, clock.elapsed())),
+                lambda line: progress(f"[{spec.cell}] {line}"),
+            )
             tail.poll()  # lines written after the last look
             records = tuple(sorted(tail.records, key=lambda r: r.started_seconds))
             self.workers = max(self.n_local, len({r.worker for r in records}), 1)
-            return tuners.summarize_search(spec, clock, records, error)
+            return summarize_search(spec, clock, records, error)
         finally:
             self.stop()  # the retrain runs on the chief alone
 
@@ -163,12 +207,30 @@ class _Chief:
         if gpus:  # one GPU per worker, round robin
             env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
         connect = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        cmd = [sys.executable, "-m", "fmbench.distributed", "--run-dir", str(self.folder), "--worker-id", name,
-               "--oracle-address", f"{connect}:{self.port}", "--parent-pid", str(os.getpid()), "--timeout", str(max(self.stall_timeout, START_TIMEOUT))]
+        cmd = [
+            sys.executable,
+            "-m",
+            "fmbench.search.distributed",
+            "--run-dir",
+            str(self.folder),
+            "--worker-id",
+            name,
+            "--oracle-address",
+            f"{connect}:{self.port}",
+            "--parent-pid",
+            str(os.getpid()),
+            "--timeout",
+            str(max(self.stall_timeout, START_TIMEOUT)),
+        ]
         with open(self.folder / f"{name}.log", "w") as log:
             # A session of its own: Ctrl-C reaches the chief alone, which then stops every worker group.
-            return subprocess.Popen(cmd + (["--data-dir", str(self.data_dir)] if self.data_dir else []),
-                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            return subprocess.Popen(
+                cmd + (["--data-dir", str(self.data_dir)] if self.data_dir else []),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
 
     def _died(self, name: str) -> str:
         """Why a local worker is gone: empty while it runs or after a clean exit."""
@@ -176,7 +238,7 @@ class _Chief:
         if code in (None, 0):
             return ""
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        return f"{how} during the search ({_last_line(self.folder / f'{name}.log')})"
+        return f"{how} during the search ({_log_tail(self.folder / f'{name}.log')})"
 
     def _dead_worker(self) -> str:
         return next((f"{name} {self._died(name)}" for name in self.procs if self._died(name)), "")
@@ -184,12 +246,16 @@ class _Chief:
     def _wait_ready(self) -> None:
         since = time.monotonic()
         while not all((self.folder / f"ready-{name}").exists() for name in self.procs):
-            why = self._dead_worker() or ("a worker exited early" if any(p.poll() == 0 for p in self.procs.values()) else "")
+            why = self._dead_worker() or (
+                "a worker exited early" if any(p.poll() == 0 for p in self.procs.values()) else ""
+            )
             if why or time.monotonic() - since > START_TIMEOUT:
                 raise RuntimeError(f"local workers did not start: {why or f'not ready after {START_TIMEOUT:g}s'}")
             time.sleep(POLL)
 
-    def _watch(self, oracle: Any, servicer: Any, tail: _Tail, report: Callable[[TrialRecord], None], note: Progress) -> str:
+    def _watch(
+        self, oracle: Any, servicer: Any, tail: _Tail, report: Callable[[TrialRecord], None], note: Progress
+    ) -> str:
         """Blocks until the search ends; returns '' or why it failed. keras-tuner's own loop (oracle_chief.
         start_server) waits forever for every tuner_id to ask again and every ongoing trial to end: a vanished
         worker does neither. So a worker that is gone (a local process that died, or no heartbeat for
@@ -206,7 +272,10 @@ class _Chief:
                 if name in self.procs:  # a silent local worker (stopped, hung) must not come back with the trial
                     _signal_group(self.procs[name], signal.SIGKILL)
                 trial_id = return_trial(oracle, name)
-                note(f"{name} {why}; " + (f"its trial {trial_id} goes back to the oracle" if trial_id else "it held no trial"))
+                note(
+                    f"{name} {why}; "
+                    + (f"its trial {trial_id} goes back to the oracle" if trial_id else "it held no trial")
+                )
             progress, idle, remote, failures = _snapshot(oracle, set(self.procs))
             if servicer.stop_triggered and idle:
                 return ""
@@ -318,7 +387,9 @@ class _Tail:
 
 
 def record_to_json(record: TrialRecord) -> str:
-    return json.dumps(dataclasses.asdict(record), default=lambda value: value.item() if hasattr(value, "item") else str(value))
+    return json.dumps(
+        dataclasses.asdict(record), default=lambda value: value.item() if hasattr(value, "item") else str(value)
+    )
 
 
 def record_from_json(line: str) -> TrialRecord:
@@ -330,8 +401,12 @@ def _write_json(path: Path, payload: dict) -> None:
     atomic.write_text(path, json.dumps(payload))  # a worker never reads half a file
 
 
-def _last_line(path: Path) -> str:
-    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()] if path.exists() else []
+def _log_tail(path: Path) -> str:
+    lines = (
+        [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        if path.exists()
+        else []
+    )
     return f"last log line: {lines[-1]}" if lines else f"{path} is empty"
 
 
@@ -348,8 +423,15 @@ def _wait_for(path: Path, key: str, timeout: float) -> dict:
     raise SpecError(f"{path}: no chief wrote '{key}' within {timeout:g}s; start the chief with the same --run-dir")
 
 
-def work(run_dir: str, address: str, worker_id: str | None = None, data_dir: str | None = None, expected: RunSpec | None = None,
-         timeout: float = DEFAULT_STALL_TIMEOUT, progress: Progress = print) -> int:
+def work(
+    run_dir: str,
+    address: str,
+    worker_id: str | None = None,
+    data_dir: str | None = None,
+    expected: RunSpec | None = None,
+    timeout: float = DEFAULT_STALL_TIMEOUT,
+    progress: Progress = print,
+) -> int:
     """A worker: runs the trials the chief's oracle hands out until it says stop; one record line per trial."""
     host, port = parse_address(address)
     worker_id = worker_id or f"worker-{platform.node()}-{os.getpid()}"
@@ -359,14 +441,25 @@ def work(run_dir: str, address: str, worker_id: str | None = None, data_dir: str
     fields = _wait_for(folder / SEARCH_FILE, "spec", timeout)["spec"]
     spec = RunSpec(**{**fields, "budget": Budget(**fields["budget"]), "sizes": DataSizes(**fields["sizes"])})
     if expected is not None and dataclasses.replace(expected, profile=spec.profile) != spec:
-        raise SpecError(f"this worker's run ({expected.cell}, profile {expected.profile}) differs from the chief's ({spec.cell}, profile {spec.profile})")
+        raise SpecError(
+            f"this worker's run ({expected.cell}, profile {expected.profile}) differs from the chief's "
+            f"({spec.cell}, profile {spec.profile})"
+        )
     with Heartbeat(folder / f"alive-{worker_id}"):  # from here on the chief can tell this worker vanished
         _run_trials(spec, folder, worker_id, host, port, data_dir, timeout, progress)
     return 0
 
 
-def _run_trials(spec: RunSpec, folder: Path, worker_id: str, host: str, port: int, data_dir: str | None,
-                timeout: float, progress: Progress) -> None:
+def _run_trials(
+    spec: RunSpec,
+    folder: Path,
+    worker_id: str,
+    host: str,
+    port: int,
+    data_dir: str | None,
+    timeout: float,
+    progress: Progress,
+) -> None:
     from fmbench import data
 
     split = data.load(data.resolve_data_dir(data_dir), spec.sizes)
@@ -376,13 +469,15 @@ def _run_trials(spec: RunSpec, folder: Path, worker_id: str, host: str, port: in
     import keras_tuner as kt
     from keras_tuner.src.distribute import oracle_client
 
-    from fmbench import hypermodel, telemetry, tuners
+    from fmbench import telemetry
     from fmbench.budget import DeadlineCallback, SearchClock
+    from fmbench.models import mlp
+    from fmbench.search import keras_tuner
 
     oracle_client.TIMEOUT = timeout  # keras-tuner waits an hour on a silent chief
     telemetry.enable_gpu_memory_growth()
     keras.utils.set_random_seed(spec.seed)
-    tuner_class, oracle = tuners.TUNERS[spec.tuner](spec)
+    tuner_class, oracle = keras_tuner.make(spec)
     oracle.clock = SearchClock(spec.budget)  # never consulted: the chief's oracle decides
     records = folder / f"trials-{worker_id}.jsonl"
 
@@ -403,10 +498,14 @@ def _run_trials(spec: RunSpec, folder: Path, worker_id: str, host: str, port: in
                 super().on_trial_end(trial)
             finally:
                 with open(records, "a") as handle:
-                    handle.writelines(record_to_json(dataclasses.replace(r, worker=worker_id)) + "\n" for r in self.records[count:])
+                    handle.writelines(
+                        record_to_json(dataclasses.replace(r, worker=worker_id)) + "\n" for r in self.records[count:]
+                    )
 
     # overwrite=False: the chief made the project; a worker must not delete it under the others.
-    tuner = WorkerTuner(oracle=oracle, hypermodel=hypermodel.build_model, directory=str(folder), project_name="search", overwrite=False)
+    tuner = WorkerTuner(
+        oracle=oracle, hypermodel=mlp.build_model, directory=str(folder), project_name="search", overwrite=False
+    )
     ask = tuner.oracle.create_trial  # an OracleClient of the chief's oracle by now
 
     def create_trial(tuner_id: str) -> Any:
@@ -420,15 +519,24 @@ def _run_trials(spec: RunSpec, folder: Path, worker_id: str, host: str, port: in
     info = _wait_for(folder / SEARCH_FILE, "started_wall", timeout)
     offset = time.monotonic() - time.time()  # the chief's wall-clock times -> this process's monotonic clock
     with telemetry.Sampler() as sampler:
-        tuner.start_recording(sampler, info["started_wall"] + offset, f"{spec.cell} {worker_id}", progress)
+        tuner.start_recording(
+            sampler, info["started_wall"] + offset, f"{spec.cell} {worker_id}", progress, mlp.active_values
+        )
         callbacks = [DeadlineCallback(info["deadline_wall"] + offset)] if info["deadline_wall"] is not None else []
-        tuner.search(split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
-                     epochs=spec.epochs, batch_size=spec.batch_size, callbacks=callbacks, verbose=0)
+        tuner.search(
+            split.x_train,
+            split.y_train,
+            validation_data=(split.x_val, split.y_val),
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            callbacks=callbacks,
+            verbose=0,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     """A local worker, as the chief starts it."""
-    parser = argparse.ArgumentParser(prog="python -m fmbench.distributed", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m fmbench.search.distributed", description=main.__doc__)
     for option in ("--run-dir", "--oracle-address", "--worker-id"):
         parser.add_argument(option, required=True)
     parser.add_argument("--data-dir")
@@ -437,8 +545,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.parent_pid:
         threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
-    return work(args.run_dir, args.oracle_address, args.worker_id, args.data_dir, timeout=args.timeout,
-                progress=lambda line: print(line, flush=True))
+    return work(
+        args.run_dir,
+        args.oracle_address,
+        args.worker_id,
+        args.data_dir,
+        timeout=args.timeout,
+        progress=lambda line: print(line, flush=True),
+    )
 
 
 def _exit_with_parent(parent_pid: int) -> None:

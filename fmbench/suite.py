@@ -1,0 +1,56 @@
+"""The benchmark suite's plumbing as plain functions: which cells a session runs (profile, tuners, seeds, shard)
+and which of them a resumed session skips. benchmarks/conftest.py only wires them into pytest."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from fmbench import profiles, resultset
+from fmbench.registry import BASELINE, RUNNER_NAMES
+from fmbench.spec import RunSpec, SpecError
+
+
+def selected_specs(profile_name: str, tuners: str | None, seeds: str | None) -> list[RunSpec]:
+    """The cells of a profile, or of the comma lists of tuners and seeds given (the baseline always runs)."""
+    profile = profiles.get_profile(profile_name)
+    chosen_tuners = profile.tuners if tuners is None else tuple(_split_list(tuners))
+    for tuner in chosen_tuners:
+        if tuner not in RUNNER_NAMES or tuner == BASELINE:
+            raise SpecError(
+                f"unknown tuner {tuner!r} in --fmbench-tuners: choose from "
+                f"{', '.join(n for n in RUNNER_NAMES if n != BASELINE)}"
+            )
+    chosen_seeds = profile.seeds
+    if seeds is not None:
+        try:
+            chosen_seeds = tuple(int(seed) for seed in _split_list(seeds))
+        except ValueError:
+            raise SpecError(f"--fmbench-seeds must be a comma list of integers >= 1, got {seeds!r}") from None
+    return profile.expand(chosen_tuners, chosen_seeds)  # RunSpec validates each seed
+
+
+def shard(specs: list[RunSpec], text: str | None) -> list[RunSpec]:
+    """The K-th of N round-robin shares of the expanded cells: the same cells on every host, every N-th one each."""
+    if text is None:
+        return specs
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise SpecError(
+            f"--fmbench-shard must be K/N with 1 <= K <= N (e.g. 1/4 for the first of four shares), got {text!r}"
+        )
+    return specs[int(k) - 1 :: int(n)]
+
+
+def finished_cells(runs: pd.DataFrame) -> set[str]:
+    """Cells whose current row (the results model's rule: the latest by started_at) has a test accuracy and no
+    error. A cell whose current row failed (out of memory, a killed worker) runs again."""
+    if runs.empty:
+        return set()
+    return set(resultset.from_frames(runs).ok["cell"])
+
+
+def _split_list(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise SpecError(f"empty list {text!r}: give comma-separated values")
+    return items
