@@ -10,6 +10,7 @@ gets a difference drawn from the observed differences of its kind (cells with or
 that are the same model get the same draw, and decision.decide() judges the run. The share of runs with any failing
 test is the family-wise false-alarm rate. The same runs with every unit lowered by a drop give the power, and the
 smallest drop caught in >= 80% of runs is reported. It also judges every real pair of runs in the noise model.
+Building the noise model, simulating, rendering and the command stay together: each is a few short functions.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ the trial records they write to the shared run directory; its `search` goes into
 retrains and tests as always.
 A worker is keras-tuner's own distributed mode: KERASTUNER_* in its environment makes its oracle an
 OracleClient of the chief.
+
+Over 300 lines because the chief and the worker are the two halves of one protocol (the run directory's
+files, heartbeats, the served oracle); split, each half would need the other's private details.
 """
 
 from __future__ import annotations
