@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--tuner", required=True, help=", ".join(RUNNER_NAMES))
     run.add_argument("--seed", type=int, default=1, help="integer >= 1 (default 1)")
     run.add_argument(
-        "--max-trials", type=int, help="stop after N trials (with no budget given: the profile's trial budget)"
+        "--max-trials", type=int, help="stop after N trials (with no budget given: the profile's first budget)"
     )
     run.add_argument("--max-seconds", type=float, help="stop the search after S wall-clock seconds")
     run.add_argument(
@@ -120,22 +120,23 @@ def _calibrate():
 def _run(args: argparse.Namespace) -> int:
     profile = profiles.get_profile(args.profile)
     budget = Budget(max_trials=args.max_trials, max_seconds=args.max_seconds, max_epochs=args.max_epochs)
-    if budget.is_empty:
-        # No budget given: the profile's trial budget, which lets every tuner run its own algorithm.
-        budget = next(
-            (b for b in profile.budgets if b.max_trials and b.max_seconds is None and b.max_epochs is None), budget
-        )
+    if budget.is_empty and profile.budgets:
+        # No budget given: the profile's first, which lets every tuner run its own algorithm (Profile checks it).
+        budget = profile.budgets[0]
     spec = profile.spec(args.tuner, args.seed, budget)  # validates tuner, seed and budget before any import of TF
     if args.space is not None:
         spec = dataclasses.replace(spec, space=args.space)
     distributed = args.workers is not None or args.role is not None or args.oracle_address is not None
-    if distributed and budget.max_epochs is not None:
-        # Workers count their own epochs only; a global epoch count would need the chief to track fits.
-        raise SpecError("--max-epochs is not supported with --workers/--role: use --max-trials or --max-seconds")
     if distributed:
         from fmbench.search import distributed as dist
 
         dist.check_options(args, spec)
+        if spec.budget.max_epochs is not None:
+            # Workers count their own epochs only; a global epoch count would need the chief to track fits.
+            raise SpecError(
+                f"an epoch budget ({spec.budget.label}) is not supported with --workers/--role: "
+                "give --max-trials or --max-seconds"
+            )
         if args.role == "worker":
             return dist.work(
                 args.run_dir, args.oracle_address, data_dir=args.data_dir, expected=spec, timeout=args.stall_timeout

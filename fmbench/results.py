@@ -19,6 +19,7 @@ import pandas as pd
 from filelock import FileLock
 
 from fmbench import atomic
+from fmbench.registry import BASELINES
 from fmbench.spec import RunResult, TelemetrySummary
 
 RUNS_FILE = "runs.csv"
@@ -78,6 +79,8 @@ RUN_SCHEMA = [
     Column("trials_cut", added=0),
     Column("brackets_completed", added=None),
     Column("space", text=True, added="mlp"),
+    Column("search_seed", added=None),
+    Column("model_trials", added=None),
 ]
 TRIAL_SCHEMA = [
     Column("run_id", text=True, required="always"),
@@ -92,6 +95,7 @@ TRIAL_SCHEMA = [
     Column("worker", text=True),
     *_columns("bracket round initial_epoch", added=None),
     Column("parent_trial_id", text=True, added=None),
+    Column("proposed_by", text=True, added=""),
 ]
 # Views of the schema, for readers that need names.
 RUN_COLUMNS = [column.name for column in RUN_SCHEMA]
@@ -148,6 +152,8 @@ def run_row(result: RunResult, machine: dict) -> dict:
         "trials_cut": result.trials_cut,
         "brackets_completed": result.brackets_completed,
         "space": spec.space,
+        "search_seed": spec.search_seed if spec.tuner not in BASELINES else None,
+        "model_trials": result.model_trials,
     }
     return {column: row.get(column) for column in RUN_COLUMNS}
 
@@ -178,6 +184,7 @@ def trial_rows(result: RunResult) -> list[dict]:
             "round": trial.round,
             "initial_epoch": trial.initial_epoch,
             "parent_trial_id": trial.parent_trial_id,
+            "proposed_by": trial.proposed_by,
         }
         rows.append({column: row.get(column) for column in TRIAL_COLUMNS})
     return rows

@@ -81,19 +81,15 @@ class ResultSet:
     def describe(self) -> str:
         return ", ".join(str(s) for s in self.sources)
 
-    def shared_models(self) -> list[tuple[int, str, list[str]]]:
-        """(seed, best hyperparameters, cells) for every model that finished runs of several cells retrained.
-
-        With common random numbers (every tuner of a seed shares its random stream) small budgets often end on
-        the same model: those runs are one piece of evidence, not several.
-        """
+    def shared_models(self) -> list[tuple[str, list[str]]]:
+        """(best hyperparameters, runs) for every configuration that several finished tuned runs retrained,
+        within a seed or across seeds; each run as 'tuner budget seedN'. Such runs are one piece of evidence."""
         ok = self.ok[self.ok["tuner"] != BASELINE]
         shared = []
-        for (seed, hps), group in ok.groupby(["seed", "best_hyperparameters"], sort=True):
+        for hps, group in ok.groupby("best_hyperparameters", sort=True):
             if len(group) > 1:
-                shared.append(
-                    (int(seed), str(hps), [f"{t} {b}" for t, b in cell_order(zip(group["tuner"], group["budget"]))])
-                )
+                ordered = group.sort_values(["seed", "tuner", "budget"], kind="stable")
+                shared.append((str(hps), [f"{r.tuner} {r.budget} seed{int(r.seed)}" for r in ordered.itertuples()]))
         return shared
 
 

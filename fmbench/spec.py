@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import zlib
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from fmbench import registry
 from fmbench.registry import BASELINE, BASELINES, DEFAULT_TUNERS, RUNNER_NAMES, RUNNERS
@@ -137,6 +140,22 @@ class RunSpec:
             )
 
     @property
+    def search_seed(self) -> int:
+        """The seed of the search's random streams (oracle, sampler, cross-validation folds); `seed` stays the
+        seed of the weights and data order.
+
+        keras-tuner samples value k of a search with random.Random(seed + k), so run seeds 1, 2, 3 passed
+        straight in walk one sequence shifted by a sample. Each cell's search seed is instead a 31-bit number
+        drawn by numpy's SeedSequence from (run seed, tuner, budget): two cells' streams overlap only if their
+        seeds land within a search's length of each other, about 1e-6 for a 1,000-sample search. Tuners and
+        budgets of one seed are independent searches too (no common random numbers): each row is an
+        experiment of its own, and tuners are paired with the baseline by the weight seed alone.
+        """
+        key = zlib.crc32(f"{self.space}/{self.tuner}/{self.budget.label}".encode())
+        drawn = int(np.random.SeedSequence([self.seed, key]).generate_state(1)[0]) >> 1
+        return drawn or 1  # keras-tuner turns seed 0 into a random seed
+
+    @property
     def cell(self) -> str:
         """Readable id of this cell of the matrix, e.g. 'hyperband-trials6-seed1' or 'baseline-seed1'."""
         prefix = "" if self.space == "mlp" else f"{self.space}-"
@@ -239,6 +258,8 @@ class TrialRecord:
     round: int | None = None
     initial_epoch: int | None = None
     parent_trial_id: str | None = None
+    # A model-based tuner's trial: "model" if its model proposed it, "random" if its random start did; "" else.
+    proposed_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -269,6 +290,9 @@ class RunResult:
     trials_cut: int = 0  # stopped by the budget before their planned epochs (never chosen as best)
     # Hyperband: successive-halving brackets (bracket >= 1) whose last, promoted round completed; None for others.
     brackets_completed: int | None = None
+    # Model-based tuners: completed trials their model proposed (the rest came from the random start); None
+    # for the others. A row labelled with such a tuner is one only where this is at least half the completed.
+    model_trials: int | None = None
 
     @property
     def wall_seconds(self) -> float:

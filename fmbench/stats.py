@@ -238,3 +238,29 @@ def best_so_far(xs: list[float], values: list[float | None], grid) -> np.ndarray
     seen = index >= 0
     out[seen] = running[index[seen]]
     return out
+
+
+def holm(p: np.ndarray, alpha: float = 1 - CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down on (runs x tests) p-values: the i-th smallest p of a run is held to alpha / (m - i), and
+    rejection stops at the first that is not. Returns (levels, rejected), both (runs x tests)."""
+    runs, m = p.shape
+    order = np.argsort(p, axis=1, kind="stable")
+    sorted_p = np.take_along_axis(p, order, axis=1)
+    sorted_levels = np.broadcast_to(alpha / (m - np.arange(m)), (runs, m))
+    sorted_rejected = np.cumprod(sorted_p <= sorted_levels, axis=1).astype(bool)
+    levels, rejected = np.empty_like(p), np.empty_like(sorted_rejected)
+    np.put_along_axis(levels, order, sorted_levels, axis=1)
+    np.put_along_axis(rejected, order, sorted_rejected, axis=1)
+    return levels, rejected
+
+
+def holm_adjusted(p_values: list[float]) -> list[float]:
+    """Holm's adjusted p-values of one family: a comparison is significant at level a after the correction
+    exactly when its adjusted p is <= a (the same step-down as holm())."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

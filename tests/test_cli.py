@@ -95,7 +95,7 @@ def test_bad_run_arguments_exit_2_with_one_line(
     assert not (tmp_path / "out").exists(), "nothing may be written for a rejected run"
 
 
-def test_tuner_without_budget_takes_the_profiles_trial_budget(subset_dir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_tuner_without_budget_takes_the_profiles_first_budget(subset_dir: Path, tmp_path: Path, monkeypatch) -> None:
     from fmbench import protocol, results
 
     seen = []
@@ -103,16 +103,14 @@ def test_tuner_without_budget_takes_the_profiles_trial_budget(subset_dir: Path, 
     monkeypatch.setattr(results, "save_run", lambda out, result: None)
     args = ["run", "--tuner", "hyperband", "--profile", "smoke", "--data-dir", str(subset_dir), "--out", str(tmp_path)]
     assert cli.main(args) == 0
-    assert [spec.budget for spec in seen] == [Budget(max_trials=4)]  # smoke's trial budget: Hyperband's first bracket
+    assert [spec.budget for spec in seen] == [Budget(max_trials=4)]  # smoke's first budget: Hyperband's first bracket
 
 
-def test_profile_without_a_trial_budget_still_asks_for_one(
-    subset_dir: Path, tmp_path: Path, capsys, monkeypatch
-) -> None:
+def test_profile_without_a_budget_still_asks_for_one(subset_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     from fmbench import profiles
 
     smoke = profiles.PROFILES["smoke"]
-    monkeypatch.setitem(profiles.PROFILES, "smoke", dataclasses.replace(smoke, budgets=(Budget(max_seconds=20),)))
+    monkeypatch.setitem(profiles.PROFILES, "smoke", dataclasses.replace(smoke, budgets=()))
     args = ["run", "--tuner", "hyperband", "--profile", "smoke", "--data-dir", str(subset_dir), "--out", str(tmp_path)]
     assert cli.main(args) == 2
     _assert_one_error_line(capsys, ["hyperband", "--max-trials", "--max-seconds"])

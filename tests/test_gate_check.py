@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmbench import cli, resultset
+from fmbench import cli, resultset, stats
 from fmbench.gate import check as gate_check
 from fmbench.gate import decision
 from fmbench.gate import reference as ref_io
@@ -189,10 +189,10 @@ def test_shards_checked_together_equal_the_whole(golden, reference, tmp_path, ca
 
 
 def test_holm_steps_down_and_stops_at_the_first_kept():
-    levels, rejected = decision.holm(np.array([[0.01, 0.04, 0.02, 0.005]]))
+    levels, rejected = stats.holm(np.array([[0.01, 0.04, 0.02, 0.005]]))
     assert levels[0].tolist() == pytest.approx([0.05 / 3, 0.05, 0.05 / 2, 0.05 / 4])
     assert rejected[0].tolist() == [True, True, True, True]
-    _, rejected = decision.holm(np.array([[0.02, 0.04, 0.03, 0.005]]))
+    _, rejected = stats.holm(np.array([[0.02, 0.04, 0.03, 0.005]]))
     assert rejected[0].tolist() == [False, False, False, True]  # 0.02 > 0.05/3 stops the step-down
 
 

@@ -68,7 +68,13 @@ def test_build_model_declares_the_search_space() -> None:
     hp = kt.HyperParameters()
     build_model(hp)
     space = {p.name: p for p in hp.space}
-    assert set(space) == {"num_layers", "units_0", "dropout_0", "learning_rate"}, "defaults: one layer"
+    layers = {f"{kind}_{i}" for i in range(5) for kind in ("units", "dropout")}
+    assert set(space) == {"num_layers", "learning_rate"} | layers, "every layer's knobs, declared before a trial"
+    # Layer i's knobs are active exactly when the model has more than i layers.
+    for i in range(5):
+        (condition,) = space[f"units_{i}"].conditions
+        assert condition.name == "num_layers" and list(condition.values) == list(range(i + 1, 6))
+    assert hp.is_active("units_0") and not hp.is_active("units_1"), "the default (one layer) uses layer 0 only"
 
     num_layers = space["num_layers"]
     assert isinstance(num_layers, kt.engine.hyperparameters.Int)
@@ -103,9 +109,9 @@ def test_build_model_declares_one_units_and_dropout_per_layer() -> None:
         }
     )
     model = build_model(hp)
-    names = {p.name for p in hp.space}
-    assert {"units_0", "units_1", "units_2", "dropout_0", "dropout_1", "dropout_2"} <= names
-    assert "units_3" not in names
+    active = {p.name for p in hp.space if hp.is_active(p)}
+    assert {"units_0", "units_1", "units_2", "dropout_0", "dropout_1", "dropout_2"} <= active
+    assert "units_3" not in active
     dense = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert dense == [96, 64, 32, 10]
     assert _lr(model) == pytest.approx(2e-3, rel=1e-6)

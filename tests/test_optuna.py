@@ -211,9 +211,11 @@ def test_tpe_model_acts_after_its_startup_trials() -> None:
     # Same seed, same objective: after the random start TPE leans to high learning rates; random search does not.
     spec = _spec(max_trials=30)
     tpe = _learning_rates(optuna_search.make_study(spec), 30)
-    rand = _learning_rates(optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1)), 30)
+    rand = _learning_rates(
+        optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=spec.search_seed)), 30
+    )
     startup = base.initial_points(spec)
-    assert tpe[:startup] == rand[:startup], "the startup trials are TPE's own random sampler with the run's seed"
+    assert tpe[:startup] == rand[:startup], "the startup trials are TPE's own random sampler with the search seed"
     late_tpe, late_rand = sum(tpe[20:]) / 10, sum(rand[20:]) / 10
     # Uniform on [-4, -2] averages -3; TPE's late proposals sit in the top quarter.
     assert late_tpe > -2.5 and late_tpe > late_rand
@@ -291,7 +293,11 @@ def test_the_pruner_judges_every_epoch_of_a_real_trial(subset_split) -> None:
     spec = _spec("tpe-hyperband", max_trials=1, epochs=2)
     study = optuna_search.make_study(spec)
     with telemetry.Sampler() as sampler:
-        record = optuna_search._run_trial(spec, subset_split, study, study.ask(), SearchClock(spec.budget), sampler)
+        trial = study.ask()
+        values = optuna_search.suggest(trial)
+        record = optuna_search._run_trial(
+            spec, subset_split, study, trial, values, "random", SearchClock(spec.budget), sampler
+        )
     assert record.status == "COMPLETED" and record.epochs == 2
     assert sorted(study.trials[0].intermediate_values) == [0, 1]
 
@@ -326,3 +332,28 @@ def test_both_optuna_tuners_through_the_cli(tmp_path: Path, subset_dir: Path) ->
         mine = trials[trials["run_id"] == row.run_id]
         assert mine["epochs"].sum() == row.search_epochs
         assert mine.loc[mine["status"] == "COMPLETED", "val_accuracy"].max() == pytest.approx(row.best_val_accuracy)
+
+
+# --- proposals -----------------------------------------------------------------------------------------------------
+
+
+def test_no_trial_starts_when_tpe_proposed_past_the_budget(fake_models, monkeypatch) -> None:
+    fake_models()
+    clock = optuna_search.SearchClock.keywords["clock"]
+    propose = optuna_search.suggest
+
+    def slow_third_proposal(trial):
+        if trial.number == 2:
+            clock.now += 100  # the proposal outlived the 60 s budget
+        return propose(trial)
+
+    monkeypatch.setattr(optuna_search, "suggest", slow_third_proposal)
+    fields = _search(_spec(max_trials=None, max_seconds=60))
+    assert len(fields["trials"]) == 2 and fields["stopped_by"] == "time"
+
+
+def test_tpe_records_which_trials_its_model_proposed(fake_models) -> None:
+    fake_models()
+    fields = _search(_spec(max_trials=6))  # three startup trials, then TPE's model
+    assert [t.proposed_by for t in fields["trials"]] == ["random"] * 3 + ["model"] * 3
+    assert fields["model_trials"] == 3

@@ -457,20 +457,29 @@ def test_critical_difference_matches_friedman_and_nemenyi_by_hand(markdown):
     close(shown["critical difference"], 2.343 * np.sqrt(k * (k + 1) / (6 * n)), 2)  # q(0.05, 3) / sqrt(2), Demsar 2006
 
 
-def test_runs_that_retrain_one_model_are_listed_together(golden):
+def test_runs_that_retrain_one_configuration_are_counted_together(golden):
     runs = raw_runs()
     seed1 = runs[(runs.tuner == "random") & (runs.seed == 1)].iloc[0]
+    # Hyperband's seed 1 (the same seed) and random's seed 2 (another seed) retrain random seed 1's configuration.
     runs.loc[(runs.tuner == "hyperband") & (runs.seed == 1), "best_hyperparameters"] = seed1.best_hyperparameters
+    runs.loc[(runs.tuner == "random") & (runs.seed == 2), "best_hyperparameters"] = seed1.best_hyperparameters
     runs.to_csv(golden / "runs.csv", index=False)
     rs = resultset.load(golden)
-    assert [(seed, cells) for seed, _, cells in rs.shared_models()] == [(1, ["random trials3", "hyperband trials3"])]
-    shown = table(report.render(rs, generated_at=FIXED), "Same model, several cells")
-    assert shown == [
-        {"seed": "1", "cells": "random trials3, hyperband trials3", "best hyperparameters": seed1.best_hyperparameters}
-    ]
-    assert "Every finished tuned run retrained a model of its own." in section(
-        report.render(resultset.load(GOLDEN), generated_at=FIXED), "Same model, several cells"
-    )
+    expected = ["hyperband trials3 seed1", "random trials3 seed1", "random trials3 seed2"]
+    assert [(hps, shared) for hps, shared in rs.shared_models()] == [(seed1.best_hyperparameters, expected)]
+    markdown = report.render(rs, generated_at=FIXED)
+    shown = table(markdown, "Distinct models")
+    text = section(markdown, "Distinct models")
+    assert ", ".join(expected) in text
+    ok = rs.ok[rs.ok.tuner != "baseline"]
+    assert f"{len(ok)} finished tuned runs retrained {ok.best_hyperparameters.nunique()} distinct" in text
+    # Seeds 1 and 2 have both tuners' runs; they share the final model in seed 1 only.
+    assert shown[0] == {
+        "tuner A": "random",
+        "tuner B": "hyperband",
+        "budget x seed pairs": "2",
+        "same final model": "50%",
+    }
 
 
 def test_hyperband_runs_without_a_promotion_are_flagged(golden):
@@ -480,3 +489,25 @@ def test_hyperband_runs_without_a_promotion_are_flagged(golden):
     runs.to_csv(golden / "runs.csv", index=False)
     shown = table(report.render(resultset.load(golden), generated_at=FIXED), "⚠ Hyperband runs without a promotion")
     assert [(r["budget"], r["seed"]) for r in shown] == [("trials3", "1")]
+
+
+def test_p_values_are_corrected_with_holm_over_every_comparison(markdown):
+    rows = [r for r in table(markdown, "Test accuracy against the baseline") if r["p"] not in ("–",)]
+    raw = [float(r["p"]) for r in rows]
+    assert len(raw) == 2 and [float(r["p (Holm)"]) for r in rows] == pytest.approx(
+        stats.holm_adjusted(raw),
+        rel=5e-3,  # from the three digits the report shows
+    )
+    assert all(float(r["p (Holm)"]) >= float(r["p"]) for r in rows)
+
+
+def test_a_model_based_row_whose_model_proposed_under_half_is_flagged(golden):
+    runs = raw_runs()
+    random = runs[runs.tuner == "random"].copy()
+    random["tuner"], random["cell"] = "bayesian", random["cell"].str.replace("random", "bayesian")
+    random["run_id"] = random["run_id"] + "-b"
+    random["model_trials"] = [1, 2, 2]  # of 3 completed trials each
+    random["trials_completed"] = 3
+    pd.concat([runs, random]).to_csv(golden / "runs.csv", index=False)
+    text = section(report.render(resultset.load(golden), generated_at=FIXED), "Trials the model proposed")
+    assert "⚠ In 1 run(s) the model proposed under half" in text and "1 of 3" in text

@@ -110,6 +110,7 @@ def _result(
         telemetry=TELEMETRY,
         trials_cut=1,
         brackets_completed=1,
+        model_trials=1,
     )
 
 

@@ -29,7 +29,7 @@ from scipy import stats as scipy_stats
 from fmbench.gate import reference as ref_io
 from fmbench.registry import BASELINE
 from fmbench.resultset import ResultSet, cell_order
-from fmbench.stats import Difference, paired_difference
+from fmbench.stats import Difference, holm, paired_difference
 
 ALPHA = 0.05
 ALL_CELLS = "all cells"
@@ -214,20 +214,6 @@ def p_drops(reference: np.ndarray, current: np.ndarray, step: float) -> np.ndarr
     narrow = ~wide
     p[narrow] = scipy_stats.t.cdf(diffs[narrow].mean(axis=1) / (step / np.sqrt(n)), n - 1)
     return p
-
-
-def holm(p: np.ndarray, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
-    """Holm's step-down on (runs x tests) p-values: the i-th smallest p of a run is held to alpha / (m - i), and
-    rejection stops at the first that is not. Returns (levels, rejected), both (runs x tests)."""
-    runs, m = p.shape
-    order = np.argsort(p, axis=1, kind="stable")
-    sorted_p = np.take_along_axis(p, order, axis=1)
-    sorted_levels = np.broadcast_to(alpha / (m - np.arange(m)), (runs, m))
-    sorted_rejected = np.cumprod(sorted_p <= sorted_levels, axis=1).astype(bool)
-    levels, rejected = np.empty_like(p), np.empty_like(sorted_rejected)
-    np.put_along_axis(levels, order, sorted_levels, axis=1)
-    np.put_along_axis(rejected, order, sorted_rejected, axis=1)
-    return levels, rejected
 
 
 def _step(units: list[Unit], idx: list[int]) -> float:

@@ -43,12 +43,24 @@ def make_model(values: dict, metrics: tuple[str, ...] = ()) -> keras.Model:
     return model
 
 
+MAX_LAYERS = 5
+
+
 def build_model(hp) -> keras.Model:
-    """keras-tuner hypermodel: the four knobs of the classic Keras Tuner Fashion-MNIST example."""
-    values = {"num_layers": hp.Int("num_layers", 1, 5)}
-    for i in range(values["num_layers"]):
-        values[f"units_{i}"] = hp.Int(f"units_{i}", 32, 512, step=32)
-        values[f"dropout_{i}"] = hp.Float(f"dropout_{i}", 0.0, 0.5, step=0.1)
+    """keras-tuner hypermodel: the four knobs of the classic Keras Tuner Fashion-MNIST example.
+
+    Every layer's knobs are declared, each conditional on the layer count: keras-tuner then activates every
+    condition while it sets the tuner up (Tuner._activate_all_conditions), so its oracle samples the whole
+    space from the first trial on. Declared only when a trial first asks for layer k, they took their
+    defaults (32 units, no dropout) in that trial.
+    """
+    values = {"num_layers": hp.Int("num_layers", 1, MAX_LAYERS)}
+    for i in range(MAX_LAYERS):
+        with hp.conditional_scope("num_layers", list(range(i + 1, MAX_LAYERS + 1))):
+            units = hp.Int(f"units_{i}", 32, 512, step=32)
+            dropout = hp.Float(f"dropout_{i}", 0.0, 0.5, step=0.1)
+        if i < values["num_layers"]:
+            values[f"units_{i}"], values[f"dropout_{i}"] = units, dropout
     values["learning_rate"] = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log")
     return make_model(values)
 

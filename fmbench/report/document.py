@@ -17,7 +17,7 @@ import pandas as pd
 
 from fmbench import atomic, resultset, stats
 from fmbench.registry import BASELINE
-from fmbench.report import plots, ranks
+from fmbench.report import evidence, plots, ranks
 from fmbench.report.tables import cell_text, num, table
 from fmbench.resultset import ResultSet, cell_order, cell_rows
 
@@ -85,19 +85,19 @@ def _header(runs: pd.DataFrame, trials: pd.DataFrame, generated_at: str) -> list
 def _accuracy(runs: pd.DataFrame) -> list[str]:
     base = runs[(runs["tuner"] == BASELINE) & ~runs["failed"]]
     base_acc = dict(zip(base["seed"].astype(int), base["test_accuracy"]))
-    rows = []
+    rows, family = [], []  # family: (row, p) of every comparison with the baseline, corrected together
     for tuner, budget in cell_order(zip(runs["tuner"], runs["budget"])):
         group = cell_rows(runs, tuner, budget)
         ok = group[~group["failed"]]
         row = [tuner, budget, f"{len(ok)} / {group['seed'].nunique()}"]
         if ok.empty:
-            rows.append(row + ["–"] * 7)
+            rows.append(row + ["–"] * 8)
             continue
         acc = stats.mean_interval(ok["test_accuracy"])
         row += [f"{num(acc.mean)} ± {num(acc.std)}", _ci(acc)]
         pairs = dict(zip(ok["seed"].astype(int), ok["test_accuracy"]))
         if tuner == BASELINE or not set(pairs) & set(base_acc):
-            row += ["–"] * 4
+            row += ["–"] * 5
         else:
             diff = stats.paired_difference(pairs, base_acc)
             unknown = f"unknown: {diff.unknown}"
@@ -105,10 +105,15 @@ def _accuracy(runs: pd.DataFrame) -> list[str]:
                 f"{num(diff.mean, sign=True)} (n={diff.n})",
                 unknown if diff.low is None else f"[{num(diff.low, sign=True)}, {num(diff.high, sign=True)}]",
                 unknown if diff.p_value is None else f"{diff.p_value:.3g}",
+                unknown,  # Holm's adjusted p, filled in once the family is known
                 unknown if diff.detectable is None else num(diff.detectable),
             ]
+            if diff.p_value is not None:
+                family.append((row, diff.p_value))
         row.append(num(_mean(ok["best_val_accuracy"])))
         rows.append(row)
+    for (row, _), adjusted in zip(family, stats.holm_adjusted([p for _, p in family])):
+        row[8] = f"{adjusted:.3g}"
     headers = [
         "tuner",
         "budget",
@@ -118,6 +123,7 @@ def _accuracy(runs: pd.DataFrame) -> list[str]:
         "Δ vs baseline",
         "Δ 95% CI",
         "p",
+        "p (Holm)",
         "detectable Δ",
         "best val acc mean",
     ]
@@ -128,7 +134,9 @@ def _accuracy(runs: pd.DataFrame) -> list[str]:
         "",
         "Means, standard deviations (ddof=1) and Student-t 95% intervals are over the seeds whose run finished; "
         "failed runs count in *total* but their missing accuracy is left out. Δ is tuner − baseline paired by seed "
-        "(only seeds where both finished, n pairs); p is a two-sided paired t-test on those differences. "
+        "(only seeds where both finished, n pairs); p is a two-sided paired t-test on those differences, and "
+        f"*p (Holm)* the same p corrected with Holm's step-down over the family of all {len(family)} comparisons "
+        "with the baseline in this table: a Δ is significant at 5% only where p (Holm) <= 0.05. "
         "With 3–5 seeds this test only detects large effects: *detectable Δ* is the smallest true difference it "
         "would find with 80% power at α = 0.05, given the observed spread of the differences "
         "(fmbench/stats.py, the same "
@@ -380,7 +388,7 @@ def render(
             "",
         ]
     lines += _accuracy(runs) + _cost(runs) + _time_to_baseline(runs, known, baseline_target(runs)) + _ranking(runs)
-    lines += ranks.anytime_ranks(runs, known) + ranks.shared_models(rs)
+    lines += ranks.anytime_ranks(runs, known) + evidence.distinct_models(rs) + evidence.model_proposals(runs)
     if figures:
         lines += ["## Plots", ""] + [f"![{title}]({name})\n" for title, name in figures]
     lines += _hyperparameters(runs) + _failures(runs, known, rs.superseded) + _no_promotion(runs) + [HOW_TO_READ]

@@ -1,7 +1,7 @@
 """Ranks of tuners as HPO benchmark papers show them: mean rank against budget spent, and critical differences.
 
-Read-only functions of stored rows (results.read_runs / read_trials), and the report sections that show them,
-with the one on runs that are one piece of evidence; they never train. Rank 1 is the best;
+Read-only functions of stored rows (results.read_runs / read_trials), and the report sections that show them;
+they never train. Rank 1 is the best;
 ties share the mean of their ranks. Tuners are compared only within one search space and one budget.
 """
 
@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fmbench.report.tables import cell_text, num, table
-from fmbench.resultset import ResultSet
+from fmbench.report.tables import num, table
 
 # Studentized range statistic q(0.05, k, inf) / sqrt(2) for the Nemenyi test (Demsar 2006, table 5a), k = 2..10.
 NEMENYI_Q05 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031, 9: 3.102, 10: 3.164}
@@ -137,21 +136,5 @@ def anytime_ranks(runs: pd.DataFrame, trials: pd.DataFrame) -> list[str]:
         "the mean over seeds.",
         "",
         table(rows, ["budget", "tuner", "1/4", "1/2", "3/4", "end"]),
-        "",
-    ]
-
-
-def shared_models(rs: ResultSet) -> list[str]:
-    shared = rs.shared_models()
-    lines = ["## Same model, several cells", ""]
-    if not shared:
-        return lines + ["Every finished tuned run retrained a model of its own.", ""]
-    rows = [[str(seed), ", ".join(cells), cell_text(hps, 160)] for seed, hps, cells in shared]
-    return lines + [
-        f"{len(shared)} model(s) were retrained by several cells of one seed (the tuners share the seed's random "
-        "stream, so small budgets often end on the same model). Their runs are one piece of evidence: `fmbench "
-        "check` counts them once; read per-cell intervals with that in mind.",
-        "",
-        table(rows, ["seed", "cells", "best hyperparameters"]),
         "",
     ]

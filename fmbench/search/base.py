@@ -50,14 +50,34 @@ def recorded_initial_points(spec: RunSpec) -> int | None:
 
 
 class BudgetedOracle:
-    """keras-tuner oracle mixin: no trial starts once the SearchClock says the budget is spent."""
+    """keras-tuner oracle mixin: no trial starts once the SearchClock says the budget is spent, and each
+    proposal records who made it (`proposed_by`: trial id -> "model" or "random"; "" for other oracles)."""
 
     clock: SearchClock
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.proposed_by: dict[str, str] = {}
+
     def populate_space(self, trial_id):
+        stopped = {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
         if self.clock.should_stop(len(self.trials)):
-            return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
-        return super().populate_space(trial_id)
+            return stopped
+        proposer = self._proposer()
+        response = super().populate_space(trial_id)
+        # A proposal can take seconds (the Gaussian process's fit): a budget spent meanwhile starts no trial.
+        if self.clock.should_stop(len(self.trials)):
+            return stopped
+        self.proposed_by[trial_id] = proposer
+        return response
+
+    def _proposer(self) -> str:
+        """Who proposes the next trial. keras-tuner's Bayesian oracle draws at random until num_initial_points
+        trials completed, then its Gaussian process proposes; oracles without a model propose ""."""
+        if not hasattr(self, "num_initial_points"):
+            return ""
+        completed = sum(trial.status == "COMPLETED" for trial in self.trials.values())
+        return "model" if completed >= self.num_initial_points else "random"
 
 
 def trial_line(label: str, record: TrialRecord, search_seconds: float, score_name: str = "val_acc") -> str:
@@ -119,6 +139,7 @@ class RecordingTuner:
                 round=values.get("tuner/round"),
                 initial_epoch=values.get("tuner/initial_epoch"),
                 parent_trial_id=values.get("tuner/trial_id"),
+                proposed_by=getattr(self.oracle, "proposed_by", {}).get(trial.trial_id, ""),
             )
             self.records.append(record)
             self._progress(trial_line(self._label, record, ended - self._search_started, self.score_name))
@@ -144,6 +165,7 @@ def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialReco
         time_overrun_seconds=None
         if spec.budget.max_seconds is None
         else max(0.0, search_seconds - spec.budget.max_seconds),
+        model_trials=sum(r.proposed_by == "model" for r in completed) if RUNNERS[spec.tuner].model_based else None,
     )
     if error:
         raise SearchFailed(error, result)

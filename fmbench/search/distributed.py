@@ -198,7 +198,11 @@ class _Chief:
                 lambda line: progress(f"[{spec.cell}] {line}"),
             )
             tail.poll()  # lines written after the last look
-            records = tuple(sorted(tail.records, key=lambda r: r.started_seconds))
+            # Who proposed each trial is the chief's oracle's to say: a worker only asked it.
+            records = tuple(
+                dataclasses.replace(r, proposed_by=oracle.proposed_by.get(r.trial_id, ""))
+                for r in sorted(tail.records, key=lambda r: r.started_seconds)
+            )
             self.workers = max(self.n_local, len({r.worker for r in records}), 1)
             return summarize_search(spec, clock, records, error)
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 
+import keras
 import keras_tuner as kt
 from keras_tuner.src import utils
 
@@ -102,7 +103,7 @@ class _HyperbandTuner(_KerasTrials, kt.Hyperband):
 
 
 def _random(spec: RunSpec):
-    return _Tuner, RandomOracle(objective=OBJECTIVE, max_trials=None, seed=spec.seed)
+    return _Tuner, RandomOracle(objective=OBJECTIVE, max_trials=None, seed=spec.search_seed)
 
 
 def _hyperband(spec: RunSpec):
@@ -113,14 +114,14 @@ def _hyperband(spec: RunSpec):
         max_epochs=spec.epochs,
         factor=spec.hyperband_factor,
         hyperband_iterations=None,
-        seed=spec.seed,
+        seed=spec.search_seed,
     )
     return _HyperbandTuner, oracle
 
 
 def _bayesian(spec: RunSpec):
     oracle = BayesianOracle(
-        objective=OBJECTIVE, max_trials=None, num_initial_points=initial_points(spec), seed=spec.seed
+        objective=OBJECTIVE, max_trials=None, num_initial_points=initial_points(spec), seed=spec.search_seed
     )
     return _Tuner, oracle
 
@@ -128,7 +129,7 @@ def _bayesian(spec: RunSpec):
 def _grid(spec: RunSpec):
     # keras-tuner walks the grid like an odometer from the defaults (1 layer, 32 units, no dropout, lr 1e-4):
     # the last-declared knob turns fastest, so a budget sees the learning rate's 10 log-spaced values first.
-    return _Tuner, GridOracle(objective=OBJECTIVE, max_trials=None, seed=spec.seed)
+    return _Tuner, GridOracle(objective=OBJECTIVE, max_trials=None, seed=spec.search_seed)
 
 
 ORACLES = {"random": _random, "hyperband": _hyperband, "bayesian": _bayesian, "grid": _grid}
@@ -149,6 +150,9 @@ def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler
     tuner = tuner_class(
         oracle=oracle, hypermodel=space.build_model, directory=workdir, project_name="search", overwrite=True
     )
+    # Setting the tuner up built a model per layer count to declare the space; trials start from the run's
+    # seed as they would without those builds.
+    keras.utils.set_random_seed(spec.seed)
     tuner.start_recording(sampler, clock.started, spec.cell, progress, space.active_values)
     progress(f"[{spec.cell}] search: {spec.tuner}, budget {spec.budget.label}, {spec.epochs} epochs per trial")
     error = ""

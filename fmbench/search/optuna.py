@@ -31,7 +31,7 @@ def suggest(trial: optuna.Trial) -> dict:
 
     Define-by-run makes the per-layer knobs conditional on the layer count, as they are in keras-tuner.
     """
-    values = {"num_layers": trial.suggest_int("num_layers", 1, 5)}
+    values = {"num_layers": trial.suggest_int("num_layers", 1, mlp.MAX_LAYERS)}
     for i in range(values["num_layers"]):
         values[f"units_{i}"] = trial.suggest_int(f"units_{i}", 32, 512, step=32)
         # Optuna's grid points are low + k * step in floating point; round them to the values keras-tuner shows.
@@ -41,9 +41,9 @@ def suggest(trial: optuna.Trial) -> dict:
 
 
 def make_study(spec: RunSpec) -> optuna.Study:
-    """A fresh in-memory study: TPE seeded with the run's seed; Hyperband pruning for `tpe-hyperband`."""
+    """A fresh in-memory study: TPE seeded with the run's search seed; Hyperband pruning for `tpe-hyperband`."""
     # TPE's random start is BayesianOptimization's: its model then proposes at least half of the trials.
-    sampler = optuna.samplers.TPESampler(n_startup_trials=initial_points(spec), seed=spec.seed)
+    sampler = optuna.samplers.TPESampler(n_startup_trials=initial_points(spec), seed=spec.search_seed)
     if spec.tuner == "tpe-hyperband":
         # Resources are epochs, as for keras-tuner's Hyperband. The Keras callback reports epoch indices
         # (0-based), so the first rung is judged after the second epoch.
@@ -78,8 +78,12 @@ def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler
         f"budget {spec.budget.label}, {spec.epochs} epochs per trial"
     )
     while not clock.should_stop(len(records)):
+        proposer = "model" if _finished(study) >= initial_points(spec) else "random"  # as TPESampler decides
         trial = study.ask()
-        record = _run_trial(spec, split, study, trial, clock, sampler)
+        values = suggest(trial)  # TPE samples here: this is the proposal
+        if clock.should_stop(len(records)):
+            break  # the budget ran out while TPE proposed: the trial never starts
+        record = _run_trial(spec, split, study, trial, values, proposer, clock, sampler)
         records.append(record)
         progress(trial_line(spec.cell, record, clock.elapsed()))
         failures_in_a_row = failures_in_a_row + 1 if record.status == "FAILED" else 0
@@ -89,11 +93,18 @@ def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler
     return summarize_search(spec, clock, tuple(records), error)
 
 
+def _finished(study: optuna.Study) -> int:
+    """Trials TPESampler counts against its random start: the complete and the pruned ones."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
 def _run_trial(
     spec: RunSpec,
     split: Split,
     study: optuna.Study,
     trial: optuna.Trial,
+    values: dict,
+    proposer: str,
     clock: SearchClock,
     sampler: telemetry.Sampler,
 ) -> TrialRecord:
@@ -107,9 +118,8 @@ def _run_trial(
     if spec.tuner == "tpe-hyperband":
         callbacks.append(KerasPruningCallback(trial, "val_accuracy"))
         validation, metrics = {"validation_data": (split.x_val, split.y_val)}, ("accuracy",)
-    status, error, values, score = "COMPLETED", "", {}, None
+    status, error, score = "COMPLETED", "", None
     try:
-        values = suggest(trial)
         tf_session.clear_session()  # as keras-tuner clears Keras's before each build
         model = mlp.make_model(values, metrics)
         training.fit(
@@ -137,7 +147,7 @@ def _run_trial(
     ended = sampler.sample().time
     return TrialRecord(
         trial_id=f"{trial.number:04d}",  # as keras-tuner numbers its trials
-        hyperparameters=mlp.active_values(values) if values else {},
+        hyperparameters=mlp.active_values(values),
         status=status,
         val_accuracy=score,
         epochs=budget_callback.epochs,  # full epochs: a cut epoch is not training done
@@ -145,4 +155,5 @@ def _run_trial(
         seconds=ended - started,
         error=error,
         telemetry=sampler.summary(started, ended),
+        proposed_by=proposer,
     )

@@ -79,14 +79,17 @@ def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler
         return dict(best_hyperparameters=dict(BASELINE_VALUES), stopped_by="trials")  # one fixed model, as the baseline
     clock = SearchClock(spec.budget)
     oracle = _Oracle(
-        objective=kt.Objective("score", "max"), max_trials=None, num_initial_points=initial_points(spec), seed=spec.seed
+        objective=kt.Objective("score", "max"),
+        max_trials=None,
+        num_initial_points=initial_points(spec),
+        seed=spec.search_seed,
     )
     oracle.clock, oracle.verbose = clock, 0  # our progress lines, not keras-tuner's tables
     tuner = _Tuner(
         oracle=oracle,
         hypermodel=functools.partial(build_model, seed=spec.seed),
         scoring=metrics.make_scorer(metrics.accuracy_score),
-        cv=model_selection.StratifiedKFold(CV_FOLDS, shuffle=True, random_state=spec.seed),
+        cv=model_selection.StratifiedKFold(CV_FOLDS, shuffle=True, random_state=spec.search_seed),
         directory=workdir,
         project_name="search",
         overwrite=True,
