@@ -155,6 +155,16 @@ def fmbench_split(pytestconfig):
 
 
 @pytest.fixture(scope="session")
+def fmbench_session_clock(request):
+    """Counts the matrix cells this session runs, for the progress lines' estimate of the time left. Under
+    pytest-xdist a worker cannot know its share in advance, so it has none (a stand-in that counts nothing)."""
+    if _xdist_worker(request.config):
+        return None
+    cells = [item for item in request.session.items if "test_matrix.py::" in item.nodeid]
+    return suite.SessionClock(sum(not item.get_closest_marker("skip") for item in cells))
+
+
+@pytest.fixture(scope="session")
 def fmbench_progress(pytestconfig):
     """Trial-by-trial progress straight to the terminal, past pytest's capture: a profile takes minutes.
     A pytest-xdist worker has no terminal reporter; its stderr still reaches the terminal."""

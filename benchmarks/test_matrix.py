@@ -12,20 +12,24 @@ from fmbench import protocol, results
 from fmbench.report import summary
 
 
-def _run_cell(spec, benchmark, split, progress, out):
+def _run_cell(spec, benchmark, split, progress, out, session_clock):
+    if session_clock is not None:
+        progress(session_clock.line(spec.cell))
     result = benchmark.pedantic(protocol.run, args=(spec, split), kwargs={"progress": progress}, rounds=1, iterations=1)
     results.save_run(out, result)  # appended at once: an interrupted session keeps every finished cell
     benchmark.extra_info.update(summary.extra_info(result))
+    if session_clock is not None:
+        session_clock.cell_done()
     assert result.test_accuracy is not None, f"{spec.cell} failed: {result.error}"
     return result
 
 
-def test_baseline(baseline_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out):
-    _run_cell(baseline_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out)
+def test_baseline(baseline_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out, fmbench_session_clock):
+    _run_cell(baseline_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out, fmbench_session_clock)
 
 
-def test_tuner(tuner_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out):
-    result = _run_cell(tuner_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out)
+def test_tuner(tuner_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out, fmbench_session_clock):
+    result = _run_cell(tuner_spec, benchmark, fmbench_split, fmbench_progress, fmbench_out, fmbench_session_clock)
     assert result.trials_completed >= 1
     # A "hyperband" row that never finished a bracket was a 1-epoch random search. Under a trial or epoch budget the
     # profile rules that out, so it is a bug and the cell fails; under a time budget alone it means this machine is

@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     from fmbench.report import document
 
     parser = argparse.ArgumentParser(prog="fmbench", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fmbench {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run one tuner (or the baseline) and append its rows")
@@ -66,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         "through Keras)",
     )
     run.add_argument(
-        "--out", default="results/adhoc", help="folder for runs.csv and trials.csv (default results/adhoc)"
+        "--out",
+        default="results/local/adhoc",
+        help="folder for runs.csv and trials.csv (default results/local/adhoc, which git ignores)",
     )
     dist = run.add_argument_group(
         "distributed search (keras-tuner's chief oracle over gRPC; one budget for the whole search)"
@@ -109,6 +112,15 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.set_defaults(command=lambda args: _calibrate().command(args), name="calibrate")
     _calibrate().add_arguments(calibrate)
     return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("fmbench")
+    except metadata.PackageNotFoundError:  # a checkout on sys.path, not installed
+        return "unknown (not installed)"
 
 
 def _calibrate():

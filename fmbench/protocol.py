@@ -66,7 +66,7 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
             retrain = backend(spec.tuner).retrain_and_evaluate if runner.trainer == "sklearn" else retrain_and_evaluate
             retrain(spec, split, fields, progress)
         except SearchFailed as exc:
-            fields.update(exc.partial, stopped_by="error", error=str(exc))
+            fields.update(exc.partial, error=str(exc))
             progress(f"[{spec.cell}] ERROR {exc}")
         except Exception as exc:  # the row records it; the suite goes on
             fields.update(stopped_by="error", error=f"{type(exc).__name__}: {last_line(str(exc))}")

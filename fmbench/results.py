@@ -236,14 +236,17 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     """Read a runs.csv / trials.csv; a missing, empty or malformed file raises ResultsError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise ResultsError(f"{path}: no such results file; run `python -m fmbench run` or the benchmark suite first")
+        raise ResultsError(f"{path}: no such results file; run `fmbench run` or the benchmark suite first")
     try:
         # Text stays text: trial '0001' must not come back as 1, nor commit '1234e5678901' as inf.
         frame = pd.read_csv(path, dtype={column: str for column in TEXT_COLUMNS})
     except pd.errors.EmptyDataError:
         raise ResultsError(f"{path}: the file is empty; delete it and rerun the benchmark") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); delete it and rerun") from None
+        raise ResultsError(
+            f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); fix the line it names (the file is left as "
+            "it is)"
+        ) from None
     for column, value in ADDED_COLUMNS.items():
         if column in columns and column not in frame.columns:
             frame[column] = value

@@ -290,8 +290,9 @@ class RunResult:
     trials_cut: int = 0  # stopped by the budget before their planned epochs (never chosen as best)
     # Hyperband: successive-halving brackets (bracket >= 1) whose last, promoted round completed; None for others.
     brackets_completed: int | None = None
-    # Model-based tuners: completed trials their model proposed (the rest came from the random start); None
-    # for the others. A row labelled with such a tuner is one only where this is at least half the completed.
+    # Model-based tuners: trials their model proposed among those that ran to a score (completed or pruned; the
+    # rest came from the random start); None for the others. A row labelled with such a tuner is one only where
+    # this is at least half of those trials.
     model_trials: int | None = None
 
     @property

@@ -3,6 +3,8 @@ and which of them a resumed session skips. benchmarks/conftest.py only wires the
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 
 from fmbench import profiles, resultset
@@ -47,6 +49,24 @@ def finished_cells(runs: pd.DataFrame) -> set[str]:
     if runs.empty:
         return set()
     return set(resultset.from_frames(runs).ok["cell"])
+
+
+class SessionClock:
+    """How far a session of cells has come, and about how long the rest takes at the pace of the cells so far."""
+
+    def __init__(self, total: int, clock=time.monotonic):
+        self.total, self.done, self._clock = total, 0, clock
+        self._started = clock()
+
+    def cell_done(self) -> None:
+        self.done += 1
+
+    def line(self, cell: str) -> str:
+        """E.g. 'cell 12 of 50 (random-epochs12-seed2), about 8 min left'."""
+        if not self.done:
+            return f"cell 1 of {self.total} ({cell})"
+        left = (self._clock() - self._started) / self.done * (self.total - self.done)
+        return f"cell {self.done + 1} of {self.total} ({cell}), about {max(1, round(left / 60))} min left"
 
 
 def _split_list(text: str) -> list[str]:

@@ -214,3 +214,13 @@ def test_parallel_cells_leave_complete_unique_rows_and_one_report(tmp_path: Path
     assert [p.read_text() for p in out.glob(f"previous/*/{results.RUNS_FILE}")] == ["old table\n"]  # moved aside once
     assert proc.stdout.count("test accuracy against the baseline") == 1 and (out / "report.md").is_file()
     assert "measures the machine itself: run it without -n" in proc.stdout  # scale-out and sampler benchmarks
+
+
+def test_session_clock_estimates_the_rest_at_the_pace_so_far():
+    now = [0.0]
+    clock = suite.SessionClock(total=5, clock=lambda: now[0])
+    assert clock.line("baseline-seed1") == "cell 1 of 5 (baseline-seed1)", "no estimate before a cell finished"
+    now[0] = 120.0
+    clock.cell_done()
+    clock.cell_done()  # two cells in 2 minutes: 3 left take about 3
+    assert clock.line("random-epochs12-seed1") == "cell 3 of 5 (random-epochs12-seed1), about 3 min left"

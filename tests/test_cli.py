@@ -6,6 +6,7 @@ Nothing here trains. The subprocess tests block TensorFlow's import to prove val
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -205,3 +206,16 @@ def test_data_errors_are_reported_before_importing_tensorflow(which: str, corrup
     proc = _cli_without_tf(_run_args(directory, tmp_path / "out"))
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and str(directory) in proc.stderr, proc.stderr
+
+
+def test_run_writes_to_an_ignored_folder_by_default() -> None:
+    out = Path(cli._parser().parse_args(["run", "--tuner", "baseline"]).out)
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
+    assert out.parts[:2] == ("results", "local") and "results/local/" in ignored
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fmbench {importlib.metadata.version('fmbench')}"

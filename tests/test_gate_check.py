@@ -294,3 +294,12 @@ def test_the_decision_and_the_printed_figures_are_one_test():
         )
         assert decision.p_drops(ref, cur, 0.001)[0] == pytest.approx(difference.p_value)
         assert difference.floored == (np.std(cur - ref, ddof=1) < 0.001)
+
+
+def test_a_check_that_cannot_judge_exports_nothing(golden, reference, tmp_path, capsys):
+    data = json.loads(reference.read_text())
+    data["epochs"] = 9  # another experiment: the check refuses it (exit 2)
+    reference.write_text(json.dumps(data))
+    export = tmp_path / "bench.json"
+    assert cli.main(["check", str(golden), "--reference", str(reference), "--export-json", str(export)]) == 2
+    assert not export.exists(), "a refused check must not leave a file that looks like a result"

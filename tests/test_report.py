@@ -502,12 +502,35 @@ def test_p_values_are_corrected_with_holm_over_every_comparison(markdown):
 
 
 def test_a_model_based_row_whose_model_proposed_under_half_is_flagged(golden):
-    runs = raw_runs()
-    random = runs[runs.tuner == "random"].copy()
-    random["tuner"], random["cell"] = "bayesian", random["cell"].str.replace("random", "bayesian")
-    random["run_id"] = random["run_id"] + "-b"
-    random["model_trials"] = [1, 2, 2]  # of 3 completed trials each
-    random["trials_completed"] = 3
-    pd.concat([runs, random]).to_csv(golden / "runs.csv", index=False)
-    text = section(report.render(resultset.load(golden), generated_at=FIXED), "Trials the model proposed")
-    assert "⚠ In 1 run(s) the model proposed under half" in text and "1 of 3" in text
+    # Random's rows and trials, relabelled as a model-based tuner's whose model proposed 1 of seed 1's 3 trials.
+    runs, trials = raw_runs(), pd.read_csv(GOLDEN / "trials.csv", dtype={"trial_id": str})
+    new_runs, new_trials = runs[runs.tuner == "random"].copy(), trials[trials.tuner == "random"].copy()
+    for frame in (new_runs, new_trials):
+        frame["tuner"], frame["cell"] = "bayesian", frame["cell"].str.replace("random", "bayesian")
+        frame["run_id"] = frame["run_id"] + "-b"
+    new_trials["proposed_by"] = "model"
+    new_trials.loc[new_trials[new_trials.seed == 1].index[1:], "proposed_by"] = "random"
+    pd.concat([runs, new_runs]).to_csv(golden / "runs.csv", index=False)
+    pd.concat([trials, new_trials]).to_csv(golden / "trials.csv", index=False)
+    markdown = report.render(resultset.load(golden), generated_at=FIXED)
+    row = table(markdown, "Trials the model proposed")[0]
+    assert row == {
+        "tuner": "bayesian",
+        "budget": "trials3",
+        "mean share by the model": "0.78",
+        "lowest": "0.33",
+        "runs under half": "1 / 3",
+    }  # (1/3 + 1 + 1) / 3; seed 2's failed trial is not judged
+    text = section(markdown, "Trials the model proposed")
+    assert "⚠ In 1 run(s) the model proposed under half" in text and "| bayesian | trials3  | 1      | 1 of 3" in text
+
+
+def test_trial_configurations_tried_in_several_seeds_are_counted_by_proposer(golden):
+    runs, trials = raw_runs(), pd.read_csv(GOLDEN / "trials.csv", dtype={"trial_id": str})
+    text = section(report.render(resultset.load(golden), generated_at=FIXED), "Distinct models")
+    assert "several seeds: 0 drawn at random" in text and ", 0 proposed by a model" in text
+    random = trials[trials.tuner == "random"]
+    trials.loc[random.index[3], "hyperparameters"] = random["hyperparameters"].iloc[0]  # seed 2 replays seed 1
+    trials.to_csv(golden / "trials.csv", index=False)
+    text = section(report.render(resultset.load(golden), generated_at=FIXED), "Distinct models")
+    assert "several seeds: 1 drawn at random" in text

@@ -542,3 +542,12 @@ def test_commit_is_dirty_for_changed_code_and_not_for_rewritten_results_or_docs(
     assert results._commit() == sha
     (package / "code.py").write_text("x = 2\n")
     assert results._commit() == f"{sha}-dirty"
+
+
+def test_a_corrupt_table_names_its_line_and_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "runs.csv"
+    path.write_text("run_id,seed\na,1\nb,2,extra\n")
+    before = path.read_bytes()
+    with pytest.raises(ResultsError, match=r"line 3.*fix the line it names \(the file is left as it is\)"):
+        results.read_table(path, ["run_id", "seed"])
+    assert path.read_bytes() == before

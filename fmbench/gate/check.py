@@ -249,13 +249,13 @@ def command(args: argparse.Namespace) -> int:
 
     Bad input raises RegressError (or ResultsError)."""
     rs = resultset.load(args.results)
-    if args.export_json:
-        export_benchmark_json(rs, args.export_json)
     if args.update_reference:
         ref_io.write(args.reference, ref_io.build(rs))
         print(f"wrote reference {args.reference} from {rs.describe()}")
         return 0
     warnings, table = check(rs, ref_io.load(args.reference))
+    if args.export_json:  # only once the check could judge: a run it refused exports nothing
+        export_benchmark_json(rs, args.export_json)
     report = render_report(table, warnings)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         print("\n".join(annotations(table, warnings)))

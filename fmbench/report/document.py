@@ -388,7 +388,7 @@ def render(
             "",
         ]
     lines += _accuracy(runs) + _cost(runs) + _time_to_baseline(runs, known, baseline_target(runs)) + _ranking(runs)
-    lines += ranks.anytime_ranks(runs, known) + evidence.distinct_models(rs) + evidence.model_proposals(runs)
+    lines += ranks.anytime_ranks(runs, known) + evidence.distinct_models(rs) + evidence.model_proposals(rs)
     if figures:
         lines += ["## Plots", ""] + [f"![{title}]({name})\n" for title, name in figures]
     lines += _hyperparameters(runs) + _failures(runs, known, rs.superseded) + _no_promotion(runs) + [HOW_TO_READ]

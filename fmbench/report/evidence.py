@@ -4,12 +4,13 @@ tuners of one seed ended on the same model, and whether a model-based tuner's mo
 from __future__ import annotations
 
 import itertools
+import json
 
 import pandas as pd
 
 from fmbench.registry import BASELINE, RUNNERS
 from fmbench.report.tables import cell_text, num, table
-from fmbench.resultset import ResultSet, cell_order, cell_rows
+from fmbench.resultset import ResultSet
 
 
 def distinct_models(rs: ResultSet) -> list[str]:
@@ -29,6 +30,7 @@ def distinct_models(rs: ResultSet) -> list[str]:
             same = (both["best_hyperparameters_a"] == both["best_hyperparameters_b"]).mean()
             pairs.append([a, b, str(len(both)), f"{same:.0%}"])
     shared = rs.shared_models()
+    random_repeats, model_repeats = _trials_across_seeds(rs.trials)
     lines = [
         "## Distinct models",
         "",
@@ -39,6 +41,10 @@ def distinct_models(rs: ResultSet) -> list[str]:
         "",
         table(pairs, ["tuner A", "tuner B", "budget x seed pairs", "same final model"]),
         "",
+        f"Trial configurations a tuner tried in several seeds: {random_repeats} drawn at random (seeds whose "
+        f"random streams overlap would show here), {model_repeats} proposed by a model (a model can land on "
+        "the same point, often a corner of the space, from different seeds).",
+        "",
     ]
     if shared:
         rows = [[", ".join(runs), cell_text(hps, 160)] for hps, runs in shared]
@@ -46,42 +52,63 @@ def distinct_models(rs: ResultSet) -> list[str]:
     return lines
 
 
-def model_proposals(runs: pd.DataFrame) -> list[str]:
-    """For each model-based cell: the share of completed trials its model proposed; a cell is labelled
-    honestly only where every run's model proposed at least half."""
-    model_based = [c for c in cell_order(zip(runs["tuner"], runs["budget"])) if RUNNERS[c[0]].model_based]
+def model_proposals(rs: ResultSet) -> list[str]:
+    """For each model-based cell: the share of its judged trials (completed or pruned) that its model proposed,
+    read from the trials' own record; a row is that tuner's only where every run's model proposed at least half."""
+    model_based = [c for c in rs.cells() if RUNNERS[c[0]].model_based]
     rows, short = [], []
     for tuner, budget in model_based:
-        group = cell_rows(runs, tuner, budget)
-        share = pd.to_numeric(group["model_trials"], errors="coerce") / group["trials_completed"].where(
-            group["trials_completed"] > 0
-        )
-        if share.isna().all():
-            continue  # rows written before proposals were recorded
-        low = group[share < 0.5]
-        short += [
-            [tuner, budget, str(int(r.seed)), f"{int(r.model_trials)} of {int(r.trials_completed)}"]
-            for r in low.itertuples()
-        ]
-        rows.append([tuner, budget, num(share.mean(), 2), num(share.min(), 2), f"{len(low)} / {len(group)}"])
+        shares = []
+        for run in rs.cell_runs(tuner, budget).itertuples():
+            trials = rs.run_trials(run.run_id)
+            judged = trials[trials["status"].isin(["COMPLETED", "PRUNED"])]
+            if judged.empty or (judged["proposed_by"] == "").all():
+                continue  # no trial to judge, or rows written before proposals were recorded
+            by_model = int((judged["proposed_by"] == "model").sum())
+            shares.append(by_model / len(judged))
+            if by_model < len(judged) / 2:
+                short.append([tuner, budget, str(int(run.seed)), f"{by_model} of {len(judged)}"])
+        if shares:
+            low = sum(share < 0.5 for share in shares)
+            rows.append(
+                [tuner, budget, num(sum(shares) / len(shares), 2), num(min(shares), 2), f"{low} / {len(shares)}"]
+            )
     if not rows:
         return []
     lines = [
         "## Trials the model proposed",
         "",
         "Model-based tuners start with random trials (half the full-length trials their budget allows, or 3 under "
-        "a time budget) before their model proposes. A row is that tuner's only where its model proposed at least "
-        "half of the completed trials.",
+        "a time budget) before their model proposes. Shares are of the trials that ran to a score (completed, or "
+        "stopped by a pruner); a row is that tuner's only where its model proposed at least half of them.",
         "",
         table(rows, ["tuner", "budget", "mean share by the model", "lowest", "runs under half"]),
         "",
     ]
     if short:
         lines += [
-            f"⚠ In {len(short)} run(s) the model proposed under half of the completed trials: those rows are "
+            f"⚠ In {len(short)} run(s) the model proposed under half of the trials: those rows are "
             "mostly random search.",
             "",
-            table(short, ["tuner", "budget", "seed", "model-proposed trials"]),
+            table(short, ["tuner", "budget", "seed", "trials the model proposed"]),
             "",
         ]
     return lines
+
+
+def _trials_across_seeds(trials: pd.DataFrame) -> tuple[int, int]:
+    """(random, model): configurations a tuner tried in several seeds, by who proposed every such trial
+    (a configuration any of whose trials came from a model counts as the model's)."""
+    if trials.empty:
+        return 0, 0
+    tried = trials.assign(
+        config=trials["hyperparameters"].map(lambda text: json.dumps(json.loads(text), sort_keys=True))
+    )
+    random = model = 0
+    for _, group in tried.groupby(["tuner", "config"]):
+        if group["seed"].nunique() > 1:
+            if (group["proposed_by"] == "model").any():
+                model += 1
+            else:
+                random += 1
+    return random, model

@@ -19,7 +19,8 @@ SearchFn = Callable[[RunSpec, Split, str, telemetry.Sampler, Progress], dict]
 
 
 class SearchFailed(RuntimeError):
-    """A search that produced no usable trial; carries what it did record so the row keeps it."""
+    """A search that produced no usable trial; carries what it did record (`partial`, with what stopped it) so
+    the row keeps it."""
 
     def __init__(self, message: str, partial: dict):
         super().__init__(message)
@@ -149,7 +150,14 @@ def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialReco
     """The search's fields of a RunResult from its trial records; raises SearchFailed when none is usable."""
     search_seconds = clock.elapsed()
     completed = [r for r in records if r.status == "COMPLETED"]
-    if not error and not completed:
+    spent = clock.stop_reason is not None and all(r.status == CUT for r in records)
+    if not error and not completed and spent:
+        unit = {"time": "--max-seconds", "epochs": "--max-epochs", "trials": "--max-trials"}[clock.stop_reason]
+        error = (
+            f"the {spec.budget.label} budget ended before any trial finished its {spec.epochs} epochs "
+            f"({len(records)} cut): raise {unit}"
+        )
+    elif not error and not completed:
         error = f"search ran {len(records)} trial(s) and none completed"
     result = dict(
         trials=records,
@@ -161,17 +169,25 @@ def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialReco
         brackets_completed=_brackets_completed(spec, completed),
         search_epochs=sum(r.epochs for r in records),
         search_seconds=search_seconds,
-        stopped_by=clock.stop_reason or "exhausted",
+        # A failed search stopped by error, unless it was the budget that left no trial finished.
+        stopped_by="error" if error and not spent else clock.stop_reason or "exhausted",
         time_overrun_seconds=None
         if spec.budget.max_seconds is None
         else max(0.0, search_seconds - spec.budget.max_seconds),
-        model_trials=sum(r.proposed_by == "model" for r in completed) if RUNNERS[spec.tuner].model_based else None,
+        model_trials=sum(r.proposed_by == "model" for r in judged(records))
+        if RUNNERS[spec.tuner].model_based
+        else None,
     )
     if error:
         raise SearchFailed(error, result)
     best = max(completed, key=lambda r: r.val_accuracy)
     result.update(best_hyperparameters=best.hyperparameters, best_val_accuracy=best.val_accuracy)
     return result
+
+
+def judged(records) -> list:
+    """The trials that ran to a score a tuner learns from: completed ones, and those a pruner stopped."""
+    return [r for r in records if r.status in ("COMPLETED", "PRUNED")]
 
 
 def _brackets_completed(spec: RunSpec, completed: list[TrialRecord]) -> int | None:
