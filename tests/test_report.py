@@ -526,11 +526,18 @@ def test_a_model_based_row_whose_model_proposed_under_half_is_flagged(golden):
 
 
 def test_trial_configurations_tried_in_several_seeds_are_counted_by_proposer(golden):
-    runs, trials = raw_runs(), pd.read_csv(GOLDEN / "trials.csv", dtype={"trial_id": str})
-    text = section(report.render(resultset.load(golden), generated_at=FIXED), "Distinct models")
-    assert "several seeds: 0 drawn at random" in text and ", 0 proposed by a model" in text
+    def repeats(trials: pd.DataFrame) -> int:  # configurations one tuner tried in more than one seed
+        return int((trials.groupby(["tuner", "hyperparameters"])["seed"].nunique() > 1).sum())
+
+    trials = pd.read_csv(GOLDEN / "trials.csv", dtype={"trial_id": str, "proposed_by": str})
+    planted = json.dumps({"dropout_0": 0.3, "learning_rate": 0.005, "num_layers": 1, "units_0": 64}, sort_keys=True)
     random = trials[trials.tuner == "random"]
-    trials.loc[random.index[3], "hyperparameters"] = random["hyperparameters"].iloc[0]  # seed 2 replays seed 1
+    trials.loc[[random.index[0], random.index[3]], "hyperparameters"] = planted  # seeds 1 and 2 try one config
+    assert planted not in set(pd.read_csv(GOLDEN / "trials.csv").hyperparameters)
     trials.to_csv(golden / "trials.csv", index=False)
     text = section(report.render(resultset.load(golden), generated_at=FIXED), "Distinct models")
-    assert "several seeds: 1 drawn at random" in text
+    assert f"several seeds: {repeats(trials)} drawn at random" in text and ", 0 proposed by a model" in text
+    trials.loc[trials.hyperparameters == planted, "proposed_by"] = "model"
+    trials.to_csv(golden / "trials.csv", index=False)
+    text = section(report.render(resultset.load(golden), generated_at=FIXED), "Distinct models")
+    assert f"several seeds: {repeats(trials) - 1} drawn at random" in text and ", 1 proposed by a model" in text
