@@ -266,7 +266,7 @@ def test_rebuild_differs_only_in_timestamp_and_pngs_are_stable(golden):
     assert strip(first) == strip(second)
     assert sum(line.startswith(report.TIMESTAMP_PREFIX) for line in a) == 1
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", first)
-    assert len(links) == 3 and sorted(links) == sorted(pngs)
+    assert len(links) == 4 and sorted(links) == sorted(pngs)
     for link in links:
         assert not Path(link).is_absolute()
         assert (golden / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -285,7 +285,12 @@ def test_out_elsewhere_puts_pngs_beside_it(golden, tmp_path):
     out = tmp_path / "elsewhere" / "summary.md"
     assert report.write_report(golden, out) == out
     text = out.read_text()
-    for name in ("summary-val-vs-seconds.png", "summary-val-vs-epochs.png", "summary-test-accuracy.png"):
+    for name in (
+        "summary-val-vs-seconds.png",
+        "summary-val-vs-epochs.png",
+        "summary-test-accuracy.png",
+        "summary-critical-difference.png",
+    ):
         assert f"]({name})" in text
         assert (out.parent / name).is_file()
     assert not (golden / "report.md").exists()

@@ -7,6 +7,7 @@ ties share the mean of their ranks. Tuners are compared only within one search s
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -16,8 +17,14 @@ from scipy import stats
 
 from fmbench.report.tables import num, table
 
-# Studentized range statistic q(0.05, k, inf) / sqrt(2) for the Nemenyi test (Demsar 2006, table 5a), k = 2..10.
-NEMENYI_Q05 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031, 9: 3.102, 10: 3.164}
+
+@functools.cache
+def nemenyi_q05(k: int) -> float:
+    """Nemenyi's critical value for k tuners at 5%: the studentized range quantile q(0.95, k, inf) / sqrt(2),
+    which Demsar (2006, table 5a) tabulates for k = 2..10 (1.960, 2.343, ..., 3.164)."""
+    if k < 2:
+        raise ValueError(f"Nemenyi's test compares at least 2 tuners, got {k}")
+    return float(stats.studentized_range.ppf(0.95, k, np.inf) / math.sqrt(2))
 
 
 def seed_ranks(runs: pd.DataFrame, value: str = "test_accuracy") -> pd.DataFrame:
@@ -72,9 +79,7 @@ class CriticalDifference:
 def critical_difference(ranks: pd.DataFrame) -> CriticalDifference:
     """From seed_ranks' table: mean ranks, the Friedman p-value and the Nemenyi critical difference."""
     k, n = ranks.shape[1], ranks.shape[0]
-    if k not in NEMENYI_Q05:
-        raise ValueError(f"the Nemenyi table here covers 2 to 10 tuners, got {k}")
-    cd = NEMENYI_Q05[k] * math.sqrt(k * (k + 1) / (6.0 * n)) if n else math.inf
+    cd = nemenyi_q05(k) * math.sqrt(k * (k + 1) / (6.0 * n)) if n else math.inf
     p = None
     if k >= 3 and n >= 2:
         p = float(stats.friedmanchisquare(*(ranks[c].to_numpy() for c in ranks.columns)).pvalue)
@@ -82,14 +87,21 @@ def critical_difference(ranks: pd.DataFrame) -> CriticalDifference:
     return CriticalDifference({str(c): float(ranks[c].mean()) for c in ranks.columns}, n, cd, p)
 
 
+def per_budget(ok: pd.DataFrame, base: pd.DataFrame) -> dict[str, CriticalDifference]:
+    """Each budget's critical difference over its tuners and the baseline, where the test is defined (at least 3
+    of them over at least 2 seeds): what the report's table lists and its diagram draws."""
+    found = {}
+    for budget in sorted(set(ok["budget"]) - {"none"}):
+        ranks = seed_ranks(pd.concat([ok[ok["budget"] == budget], base]))
+        if ranks.shape[1] >= 3 and ranks.shape[0] >= 2:
+            found[budget] = critical_difference(ranks)
+    return found
+
+
 def critical_differences(ok: pd.DataFrame, base: pd.DataFrame) -> list[str]:
     """Friedman's test over seeds and Nemenyi's critical difference per budget: which mean ranks differ."""
     rows = []
-    for budget in sorted(set(ok["budget"]) - {"none"}):
-        ranks = seed_ranks(pd.concat([ok[ok["budget"] == budget], base]))
-        if ranks.shape[1] < 3 or ranks.shape[0] < 2:
-            continue
-        cd = critical_difference(ranks)
+    for budget, cd in per_budget(ok, base).items():
         groups = "; ".join(", ".join(group) for group in cd.groups()) or "none"
         rows.append(
             [
