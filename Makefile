@@ -23,10 +23,14 @@ $(VENV)/.installed-gpu: $(VENV)/.installed
 	touch $@
 
 # Results go to a git-ignored folder; OUT=results/<profile> updates the committed ones.
+# Each run also joins its profile's history (per machine and commit; `fmbench history` draws it), ignored by git.
+HISTORY = results/local/history/$(PROFILE)
 bench: setup
 	mkdir -p $(OUT)
 	$(PY) -m pytest benchmarks --benchmark-only --fmbench-profile $(PROFILE) --fmbench-out $(OUT) \
-		--benchmark-json $(OUT)/benchmark.json -p no:cacheprovider
+		--benchmark-json $(OUT)/benchmark.json -p no:cacheprovider; status=$$?; \
+	$(PY) -m fmbench history $(HISTORY) --add $(OUT) || echo "bench: this run was not added to $(HISTORY)"; \
+	exit $$status
 
 # Lint and format check first (seconds), then two test processes (pytest-xdist): most tests train tiny models
 # that keep one core busy.
@@ -49,6 +53,9 @@ GATE_PYTEST = $(PY) -m pytest benchmarks/test_matrix.py --fmbench-profile smoke 
 	$(if $(SHARD),--fmbench-shard $(SHARD))
 GATE_RUN = $(GATE_PYTEST) --benchmark-only --fmbench-out
 GATE_CHECK = $(PY) -m fmbench check --reference $(GATE_REFERENCE) $(GATE_CHECK_FLAGS)
+# Every local gate run joins the gate's history (GATE_HISTORY=results/history/smoke-gate for the committed one); a
+# run the history refuses (a commit it already holds) still passes or fails on its check alone.
+GATE_HISTORY ?= results/local/history/smoke-gate
 
 # On one machine, `make gate` runs the cells without a time limit two at a time: their accuracy does not depend
 # on the machine's speed, and the smoke models leave a core idle (pytest-benchmark times nothing under xdist, so
@@ -58,7 +65,9 @@ gate: setup
 	out=$${GATE_OUT:-$$(mktemp -d)}; \
 	$(GATE_PYTEST) -n 2 -k "($(GATE_CELLS)) and not time" --fmbench-out "$$out"; untimed=$$?; \
 	$(GATE_RUN) "$$out" -k "($(GATE_CELLS)) and time" --fmbench-resume; timed=$$?; \
-	$(GATE_CHECK) "$$out" && exit $$((untimed || timed))
+	$(GATE_CHECK) "$$out"; checked=$$?; \
+	$(PY) -m fmbench history $(GATE_HISTORY) --add "$$out" || echo "gate: this run was not added to $(GATE_HISTORY)"; \
+	exit $$((checked || untimed || timed))
 
 gate-run: setup
 	@case "$(GATE_OUT)" in ""|results|results/*|./results*) echo "gate-run: set GATE_OUT to a scratch folder outside results/"; exit 2;; esac

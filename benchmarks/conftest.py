@@ -12,7 +12,7 @@ import pytest
 
 from fmbench import placement, profiles, suite  # none imports TensorFlow
 from fmbench.registry import BASELINE, BASELINES
-from fmbench.spec import SpecError
+from fmbench.spec import RunSpec, SpecError
 
 # Before any cell imports TensorFlow: keep its C++ start-up chatter out of the progress output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -75,14 +75,38 @@ def _xdist_worker(config) -> bool:
     return hasattr(config, "workerinput")
 
 
+# A cell's parameters as pytest (and so pytest-benchmark's saved JSON) records them: plain values, not a RunSpec.
+CELL_PARAMS = ("profile", "tuner", "budget", "seed")
+
+
+def _cell_params(spec: RunSpec) -> tuple:
+    return spec.profile, spec.tuner, spec.budget.label, spec.seed
+
+
 def pytest_generate_tests(metafunc):
     specs = metafunc.config.fmbench_specs
-    if "baseline_spec" in metafunc.fixturenames:
-        chosen = [s for s in specs if s.tuner in BASELINES]
-        metafunc.parametrize("baseline_spec", chosen, ids=[s.cell.removeprefix(f"{BASELINE}-") for s in chosen])
-    if "tuner_spec" in metafunc.fixturenames:
-        chosen = [s for s in specs if s.tuner not in BASELINES]
-        metafunc.parametrize("tuner_spec", chosen, ids=[s.cell for s in chosen])
+    for fixture, baselines in (("baseline_spec", True), ("tuner_spec", False)):
+        if fixture in metafunc.fixturenames:
+            chosen = [s for s in specs if (s.tuner in BASELINES) == baselines]
+            ids = [s.cell.removeprefix(f"{BASELINE}-") if baselines else s.cell for s in chosen]
+            metafunc.parametrize(CELL_PARAMS, [_cell_params(s) for s in chosen], ids=ids)
+
+
+def _spec_of(config, params: dict) -> RunSpec | None:
+    """The RunSpec of a collected cell, from its recorded parameters (None for a test that is no cell)."""
+    if not all(name in params for name in CELL_PARAMS):
+        return None
+    return {_cell_params(s): s for s in config.fmbench_specs}[tuple(params[name] for name in CELL_PARAMS)]
+
+
+@pytest.fixture
+def baseline_spec(request, profile, tuner, budget, seed) -> RunSpec:
+    return _spec_of(request.config, request.node.callspec.params)
+
+
+@pytest.fixture
+def tuner_spec(request, profile, tuner, budget, seed) -> RunSpec:
+    return _spec_of(request.config, request.node.callspec.params)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -100,8 +124,7 @@ def pytest_collection_modifyitems(config, items):
         return
     done = suite.finished_cells(results.read_runs(config.fmbench_out))
     for item in items:
-        params = getattr(item, "callspec", None) and item.callspec.params
-        spec = params and (params.get("baseline_spec") or params.get("tuner_spec"))
+        spec = _spec_of(config, item.callspec.params) if hasattr(item, "callspec") else None
         if spec and spec.cell in done:
             item.add_marker(pytest.mark.skip(reason=f"{spec.cell} finished in {runs_file} (--fmbench-resume)"))
 

@@ -15,6 +15,7 @@ from fmbench.report import summary
 def _run_cell(spec, benchmark, split, progress, out, session_clock):
     if session_clock is not None:
         progress(session_clock.line(spec.cell))
+    benchmark.group = "baseline" if spec.budget.is_empty else f"budget {spec.budget.label}"  # compare --group-by=group
     result = benchmark.pedantic(protocol.run, args=(spec, split), kwargs={"progress": progress}, rounds=1, iterations=1)
     results.save_run(out, result)  # appended at once: an interrupted session keeps every finished cell
     benchmark.extra_info.update(summary.extra_info(result))

@@ -1,4 +1,4 @@
-"""`fmbench run | report | check | calibrate | data`: bad input exits 2 with one line, a regression exits 1."""
+"""`fmbench run | report | check | history | calibrate | data`: bad input exits 2 in one line, a drop exits 1."""
 
 from __future__ import annotations
 
@@ -106,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     gate_check.add_arguments(check)
     check.set_defaults(command=gate_check.command, name="check")
 
+    history = commands.add_parser(
+        "history", help="a cell's accuracy and seconds across commits, and the commits where it stepped down"
+    )
+    history.set_defaults(command=lambda args: _history().command(args), name="history")
+    _history().add_arguments(history)
+
     calibrate = commands.add_parser(
         "calibrate", help="the gate's false-alarm rate and power, by simulation on a noise model of real runs"
     )
@@ -121,6 +127,12 @@ def _version() -> str:
         return metadata.version("fmbench")
     except metadata.PackageNotFoundError:  # a checkout on sys.path, not installed
         return "unknown (not installed)"
+
+
+def _history():
+    from fmbench import history
+
+    return history
 
 
 def _calibrate():

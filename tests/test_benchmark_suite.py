@@ -169,6 +169,15 @@ def test_smoke_cells_leave_rows_extra_info_and_a_report(tmp_path: Path) -> None:
     }
     benchmarks = json.loads((tmp_path / "bench.json").read_text())["benchmarks"]
     extra = {b["name"]: b["extra_info"] for b in benchmarks}
+    stored = {b["name"]: (b["group"], b["params"]) for b in benchmarks}  # what `pytest-benchmark compare` groups by
+    assert stored["test_tuner[random-trials4-seed1]"] == (
+        "budget trials4",
+        {"profile": "smoke", "tuner": "random", "budget": "trials4", "seed": 1},
+    )
+    assert stored["test_baseline[seed1]"] == (
+        "baseline",
+        {"profile": "smoke", "tuner": "baseline", "budget": "none", "seed": 1},
+    )
     assert extra["test_tuner[random-trials4-seed1]"]["trials_completed"] == 4
     assert extra["test_tuner[random-trials4-seed1]"]["stopped_by"] == "trials"
     assert extra["test_baseline[seed1]"]["test_accuracy"] == pytest.approx(

@@ -92,3 +92,15 @@ def test_nothing_in_ci_writes_into_committed_results():
     for run in _runs(yaml.safe_load(WORKFLOW.read_text())):
         assert not re.search(r"results/(?!reference/)", run), run
     assert "results/" not in (REPO / ".ci" / "run").read_text()
+
+
+def test_pushes_to_main_feed_the_accuracy_series_to_github_action_benchmark():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    assert workflow[True]["push"]["branches"] == ["main"]  # YAML reads the key `on` as True
+    track = workflow["jobs"]["track"]
+    step = next(s for s in track["steps"] if s.get("uses", "").startswith("benchmark-action/github-action-benchmark@"))
+    assert step["with"]["tool"] == "customBiggerIsBetter" and step["with"]["alert-threshold"].endswith("%")
+    series = workflow["env"]["ACCURACY_SERIES"]
+    assert series != "benchmark.json" and step["with"]["output-file-path"].endswith("${{ env.ACCURACY_SERIES }}")
+    gate = "\n".join(_runs({"jobs": {"gate": workflow["jobs"]["gate"]}}))
+    assert "--export-json $RUNNER_TEMP/gate/$ACCURACY_SERIES" in gate, "the gate exports the file the action reads"

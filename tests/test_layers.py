@@ -32,6 +32,7 @@ LAYERS = [
     ["fmbench.results"],
     ["fmbench.resultset"],
     ["fmbench.suite", "fmbench.report", "fmbench.gate"],
+    ["fmbench.history"],  # the gate's check across commits, drawn with the report's plots
     ["fmbench.cli", "fmbench.__main__"],
 ]
 

@@ -72,13 +72,13 @@ def _panels(count: int, height: float = PANEL_HEIGHT):
     return fig, list(axes[0])
 
 
-def _legend(fig, tuners: list[str], extra: list[tuple[Line2D, str]]) -> None:
+def legend(fig, tuners: list[str], extra: list[tuple[Line2D, str]]) -> None:
     handles = [Line2D([], [], color=tuner_colour(t), linewidth=2.5) for t in tuners] + [h for h, _ in extra]
     labels = list(tuners) + [label for _, label in extra]
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), frameon=False)
 
 
-def _save(fig, path: Path) -> None:
+def save(fig, path: Path) -> None:
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png", dpi=100, metadata=PNG_METADATA)
@@ -133,8 +133,8 @@ def _progress_plot(runs, trials, target, axis: int, xlabel: str, path: Path) -> 
     extra = [(Line2D([], [], color="grey", linewidth=0.7, alpha=0.6), "one seed (thick: mean over seeds)")]
     if target is not None:
         extra.append((Line2D([], [], color=BASELINE_COLOUR, linestyle="--"), f"baseline {target:.4f} (mean)"))
-    _legend(fig, list(dict.fromkeys(shown)), extra)
-    _save(fig, path)
+    legend(fig, list(dict.fromkeys(shown)), extra)
+    save(fig, path)
     return True
 
 
@@ -178,7 +178,7 @@ def _test_plot(runs, path: Path) -> bool:
     fig.suptitle(
         "Test accuracy per seed (dots)\nbar: the mean and its 95% interval; dotted: the baseline's mean", fontsize=10
     )
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
@@ -195,7 +195,7 @@ def _critical_difference_plot(runs, path: Path) -> bool:
     )
     for ax, (budget, cd) in zip(axes[:, 0], found.items()):
         _draw_critical_difference(ax, budget, cd)
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
