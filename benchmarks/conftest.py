@@ -44,6 +44,14 @@ def pytest_addoption(parser):
         help="run the K-th of N deterministic shares of the cells (round robin), e.g. 1/4 on one host or CI job",
     )
     group.addoption(
+        "--fmbench-init-seed-offset",
+        type=int,
+        default=os.environ.get("FMBENCH_INIT_SEED_OFFSET", "0"),
+        metavar="N",
+        help="shift every run's weight and data-order seed by N, the search seeds kept (a harmless change, for "
+        "the gate's noise runs; recorded in runs.csv; default $FMBENCH_INIT_SEED_OFFSET or 0)",
+    )
+    group.addoption(
         "--fmbench-data-dir", help="Fashion-MNIST IDX folder (default $FMBENCH_DATA_DIR, else the Keras loader)"
     )
     group.addoption(
@@ -58,7 +66,10 @@ def pytest_configure(config):
     A pytest-xdist worker first takes its share of the machine, before any test imports TensorFlow."""
     try:
         specs = suite.selected_specs(
-            config.getoption("fmbench_profile"), config.getoption("fmbench_tuners"), config.getoption("fmbench_seeds")
+            config.getoption("fmbench_profile"),
+            config.getoption("fmbench_tuners"),
+            config.getoption("fmbench_seeds"),
+            config.getoption("fmbench_init_seed_offset"),
         )
         config.fmbench_specs = suite.shard(specs, config.getoption("fmbench_shard"))
     except SpecError as exc:

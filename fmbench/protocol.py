@@ -57,7 +57,7 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
     workdir = tempfile.mkdtemp(prefix=f"fmbench-{spec.cell}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     with telemetry.Sampler() as sampler:
         try:
-            keras.utils.set_random_seed(spec.seed)
+            keras.utils.set_random_seed(spec.weight_seed)
             if spec.tuner == BASELINE:
                 fields["best_hyperparameters"] = dict(models.space_of(spec).BASELINE_HPS)
                 fields["stopped_by"] = "trials"  # the baseline is a single fixed trial
@@ -102,7 +102,7 @@ def backend(tuner: str):
 
 def retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: Progress) -> None:
     """Same protocol for a tuned model and the baseline: fresh weights, train on train, test once."""
-    keras.utils.set_random_seed(spec.seed)
+    keras.utils.set_random_seed(spec.weight_seed)
     started = time.monotonic()
     model = models.space_of(spec).make_model(fields["best_hyperparameters"])
     history = training.fit(

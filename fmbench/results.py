@@ -81,6 +81,7 @@ RUN_SCHEMA = [
     Column("space", text=True, added="mlp"),
     Column("search_seed", added=None),
     Column("model_trials", added=None),
+    Column("init_seed_offset", added=0),
 ]
 TRIAL_SCHEMA = [
     Column("run_id", text=True, required="always"),
@@ -153,6 +154,7 @@ def run_row(result: RunResult, machine: dict) -> dict:
         "brackets_completed": result.brackets_completed,
         "space": spec.space,
         "search_seed": spec.search_seed if spec.tuner not in BASELINES else None,
+        "init_seed_offset": spec.init_seed_offset,
         "model_trials": result.model_trials,
     }
     return {column: row.get(column) for column in RUN_COLUMNS}

@@ -106,6 +106,9 @@ class RunSpec:
     profile: str = "custom"
     hyperband_factor: int = 3
     space: str = "mlp"
+    # Shifts the weights' and data order's seed, never the search's: what a harmless change to the order of random
+    # draws does. 0 (every real run) keeps `seed`; the gate's noise runs use 1, 2, ... (docs/gate.md).
+    init_seed_offset: int = 0
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -121,6 +124,8 @@ class RunSpec:
             raise SpecError(
                 f"seed must be an integer >= 1 (keras-tuner turns seed 0 into a random seed), got {self.seed!r}"
             )
+        if not (_is_int(self.init_seed_offset) and self.init_seed_offset >= 0):
+            raise SpecError(f"the init seed offset must be an integer >= 0, got {self.init_seed_offset!r}")
         if self.tuner not in BASELINES and self.budget.is_empty:
             raise SpecError(
                 f"tuner {self.tuner!r} needs a budget: give --max-trials N, --max-epochs E and/or --max-seconds S"
@@ -156,6 +161,14 @@ class RunSpec:
         return drawn or 1  # keras-tuner turns seed 0 into a random seed
 
     @property
+    def weight_seed(self) -> int:
+        """The seed of the weights and the data order: the run seed itself, or with an init seed offset a 31-bit
+        number drawn from (seed, offset), so that no offset lands on another run seed's weights."""
+        if not self.init_seed_offset:
+            return self.seed
+        return int(np.random.SeedSequence([self.seed, self.init_seed_offset]).generate_state(1)[0]) >> 1 or 1
+
+    @property
     def cell(self) -> str:
         """Readable id of this cell of the matrix, e.g. 'hyperband-trials6-seed1' or 'baseline-seed1'."""
         prefix = "" if self.space == "mlp" else f"{self.space}-"
@@ -178,6 +191,9 @@ class Profile:
     budgets: tuple[Budget, ...] = field(default_factory=tuple)
     hyperband_factor: int = 3
     space: str = "mlp"
+    # Shifts the weights' and data order's seed, never the search's: what a harmless change to the order of random
+    # draws does. 0 (every real run) keeps `seed`; the gate's noise runs use 1, 2, ... (docs/gate.md).
+    init_seed_offset: int = 0
 
     def __post_init__(self) -> None:
         # A "hyperband" row under a budget that ends inside the first bracket would be a 1-epoch random search.

@@ -3,6 +3,7 @@ and which of them a resumed session skips. benchmarks/conftest.py only wires the
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pandas as pd
@@ -12,8 +13,11 @@ from fmbench.registry import BASELINE, RUNNER_NAMES
 from fmbench.spec import RunSpec, SpecError
 
 
-def selected_specs(profile_name: str, tuners: str | None, seeds: str | None) -> list[RunSpec]:
-    """The cells of a profile, or of the comma lists of tuners and seeds given (the baseline always runs)."""
+def selected_specs(
+    profile_name: str, tuners: str | None, seeds: str | None, init_seed_offset: int = 0
+) -> list[RunSpec]:
+    """The cells of a profile, or of the comma lists of tuners and seeds given (the baseline always runs), with
+    the weights' seed shifted by init_seed_offset (the gate's noise runs; 0 everywhere else)."""
     profile = profiles.get_profile(profile_name)
     chosen_tuners = profile.tuners if tuners is None else tuple(_split_list(tuners))
     for tuner in chosen_tuners:
@@ -28,7 +32,8 @@ def selected_specs(profile_name: str, tuners: str | None, seeds: str | None) -> 
             chosen_seeds = tuple(int(seed) for seed in _split_list(seeds))
         except ValueError:
             raise SpecError(f"--fmbench-seeds must be a comma list of integers >= 1, got {seeds!r}") from None
-    return profile.expand(chosen_tuners, chosen_seeds)  # RunSpec validates each seed
+    specs = profile.expand(chosen_tuners, chosen_seeds)  # RunSpec validates each seed
+    return [dataclasses.replace(spec, init_seed_offset=init_seed_offset) for spec in specs]
 
 
 def shard(specs: list[RunSpec], text: str | None) -> list[RunSpec]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fmbench import profiles
@@ -224,3 +226,15 @@ def test_get_profile_unknown_names_the_choices() -> None:
     assert "'huge'" in message
     for name in profiles.PROFILES:
         assert name in message
+
+
+def test_an_init_seed_offset_moves_the_weights_seed_and_keeps_the_search_seed() -> None:
+    plain = RunSpec("random", 3, Budget(max_trials=4))
+    shifted = dataclasses.replace(plain, init_seed_offset=1)
+    assert plain.weight_seed == 3, "no offset: the run seed itself, as every committed row was made"
+    assert shifted.weight_seed not in (3, plain.weight_seed) and shifted.weight_seed >= 1
+    assert shifted.search_seed == plain.search_seed and shifted.cell == plain.cell, "the same search, the same cell"
+    others = {dataclasses.replace(plain, seed=s).weight_seed for s in range(1, 50)}
+    assert shifted.weight_seed not in others, "an offset never lands on another run seed's weights"
+    with pytest.raises(SpecError, match="init seed offset must be an integer >= 0"):
+        dataclasses.replace(plain, init_seed_offset=-1)

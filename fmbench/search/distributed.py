@@ -483,7 +483,7 @@ def _run_trials(
 
     oracle_client.TIMEOUT = timeout  # keras-tuner waits an hour on a silent chief
     telemetry.enable_gpu_memory_growth()
-    keras.utils.set_random_seed(spec.seed)
+    keras.utils.set_random_seed(spec.weight_seed)
     tuner_class, oracle = keras_tuner.make(spec)
     oracle.clock = SearchClock(spec.budget)  # never consulted: the chief's oracle decides
     records = folder / f"trials-{worker_id}.jsonl"

@@ -152,7 +152,7 @@ def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler
     )
     # Setting the tuner up built a model per layer count to declare the space; trials start from the run's
     # seed as they would without those builds.
-    keras.utils.set_random_seed(spec.seed)
+    keras.utils.set_random_seed(spec.weight_seed)
     tuner.start_recording(sampler, clock.started, spec.cell, progress, space.active_values)
     progress(f"[{spec.cell}] search: {spec.tuner}, budget {spec.budget.label}, {spec.epochs} epochs per trial")
     error = ""

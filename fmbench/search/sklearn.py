@@ -87,7 +87,7 @@ def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler
     oracle.clock, oracle.verbose = clock, 0  # our progress lines, not keras-tuner's tables
     tuner = _Tuner(
         oracle=oracle,
-        hypermodel=functools.partial(build_model, seed=spec.seed),
+        hypermodel=functools.partial(build_model, seed=spec.weight_seed),
         scoring=metrics.make_scorer(metrics.accuracy_score),
         cv=model_selection.StratifiedKFold(CV_FOLDS, shuffle=True, random_state=spec.search_seed),
         directory=workdir,
@@ -111,7 +111,7 @@ def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler
 
 def retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: Progress) -> None:
     """Refit the chosen model on the whole training split, then test it once (the Keras protocol's counterpart)."""
-    model = make_model(fields["best_hyperparameters"], spec.seed)
+    model = make_model(fields["best_hyperparameters"], spec.weight_seed)
     started = time.monotonic()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", exceptions.ConvergenceWarning)  # the defaults' max_iter, kept as they are
