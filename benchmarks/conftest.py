@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fmbench import placement, profiles, suite  # none imports TensorFlow
+from fmbench import placement, profiles, results, suite  # none imports TensorFlow
 from fmbench.registry import BASELINE, BASELINES
 from fmbench.spec import RunSpec, SpecError
 
@@ -74,6 +74,7 @@ def pytest_configure(config):
         config.fmbench_specs = suite.shard(specs, config.getoption("fmbench_shard"))
     except SpecError as exc:
         raise pytest.UsageError(f"fmbench: {exc}") from None
+    results.code_commit()  # the commit of the code this session loaded, before any later commit can change it
     profile = config.getoption("fmbench_profile")
     config.fmbench_out = Path(config.getoption("fmbench_out") or REPO / "results" / "local" / profile)
     config.fmbench_tables_moved = False
@@ -123,8 +124,6 @@ def tuner_spec(request, profile, tuner, budget, seed) -> RunSpec:
 def pytest_collection_modifyitems(config, items):
     """With --fmbench-resume, the cells finished in runs.csv are skipped. Under pytest-xdist the benchmarks that
     measure the machine itself (scale-out, sampler cost) are skipped: parallel cells would be in their figures."""
-    from fmbench import results
-
     if _xdist_worker(config):
         skip = pytest.mark.skip(reason="measures the machine itself: run it without -n")
         for item in items:
@@ -159,8 +158,6 @@ def pytest_xdist_node_collection_finished(node, ids):
 
 def _move_earlier_tables_aside(config) -> None:
     """Once per session, before the first cell writes."""
-    from fmbench import results
-
     if config.fmbench_tables_moved or config.getoption("fmbench_resume"):
         return
     config.fmbench_tables_moved = True
@@ -191,7 +188,7 @@ def fmbench_split(pytestconfig):
 @pytest.fixture(scope="session")
 def fmbench_session_clock(request):
     """Counts the matrix cells this session runs, for the progress lines' estimate of the time left. Under
-    pytest-xdist a worker cannot know its share in advance, so it has none (a stand-in that counts nothing)."""
+    pytest-xdist a worker cannot know its share in advance, so it gets None and prints no estimate."""
     if _xdist_worker(request.config):
         return None
     cells = [item for item in request.session.items if "test_matrix.py::" in item.nodeid]
@@ -222,7 +219,6 @@ def fmbench_progress(pytestconfig):
 
 def pytest_terminal_summary(terminalreporter, config):
     """The comparison table, and the markdown report rebuilt from the stored rows."""
-    from fmbench import results
     from fmbench.report import document, summary
 
     out = config.fmbench_out

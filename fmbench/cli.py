@@ -166,10 +166,11 @@ def _run(args: argparse.Namespace) -> int:
                 args.run_dir, args.oracle_address, data_dir=args.data_dir, expected=spec, timeout=args.stall_timeout
             )
 
-    from fmbench import data
+    from fmbench import data, results
 
+    results.code_commit()  # before the run: the commit of the code it loaded
     split = data.load(data.resolve_data_dir(args.data_dir), spec.sizes)  # bad data fails here, before TF loads
-    from fmbench import protocol, results
+    from fmbench import protocol
     from fmbench.report import summary
 
     print(

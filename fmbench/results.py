@@ -292,7 +292,7 @@ def machine_info() -> dict:
         "keras_tuner_version": keras_tuner.__version__,
         "optuna_version": optuna.__version__,
         "sklearn_version": sklearn.__version__,
-        "commit": _commit(),
+        "commit": code_commit(),
         # KERAS_BACKEND changes every number silently: rows say which backend trained them.
         "keras_backend": keras.backend.backend(),
     }
@@ -306,6 +306,13 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=1)
+def code_commit() -> str:
+    """The commit every row of this process records, read once: a session reads it before its first cell, so a
+    commit made while the session runs (its code already loaded) never labels its rows."""
+    return _commit()
 
 
 def _commit() -> str:

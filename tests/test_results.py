@@ -551,3 +551,13 @@ def test_a_corrupt_table_names_its_line_and_is_kept(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match=r"line 3.*fix the line it names \(the file is left as it is\)"):
         results.read_table(path, ["run_id", "seed"])
     assert path.read_bytes() == before
+
+
+def test_the_commit_is_read_once_per_process(monkeypatch):
+    """A session's rows name the commit of the code it loaded, not one made while it ran."""
+    results.code_commit.cache_clear()
+    monkeypatch.setattr(results, "_commit", lambda: "aaaa11112222")
+    assert results.code_commit() == "aaaa11112222"
+    monkeypatch.setattr(results, "_commit", lambda: "bbbb33334444")
+    assert results.code_commit() == "aaaa11112222"
+    results.code_commit.cache_clear()
