@@ -76,8 +76,9 @@ gate-run: setup
 gate-check: setup
 	$(GATE_CHECK) $(GATE_DIRS)
 
-# On a machine with an NVIDIA GPU (under 10 minutes): the tests, a smoke matrix that must show GPU utilisation
-# and memory, and one standard-profile cell, into results/gpu-smoke/ with the GPU named. Without a GPU: exit 2.
+# On a machine with an NVIDIA GPU (under 13 minutes): seed 1 of the standard profile's baseline and 100-epoch cells
+# (6 minutes at most), then the cnn profile's (3), every row checked for GPU utilisation and memory, then the unit
+# tests; into results/gpu/ with the GPU named, resumable. Without a GPU: exit 2.
 device-check: $(VENV)/.installed-gpu
 	PY=$(PY) bash scripts/device_check.sh
 
