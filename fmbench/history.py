@@ -43,8 +43,13 @@ class Commit:
 
     @property
     def label(self) -> str:
-        sha, _, dirty = self.commit.partition("-")
-        return sha[:7] + (f"-{dirty}" if dirty else "")
+        return _label(self.commit)
+
+
+def _label(commit: str) -> str:
+    """A short commit name, keeping '-dirty': 2935c3e-dirty."""
+    sha, _, dirty = commit.partition("-")
+    return sha[:7] + (f"-{dirty}" if dirty else "")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,8 @@ def add(store: Path, directories) -> Commit:
 
 def commits(store: Path) -> list[Commit]:
     """The store's runs, one per machine and commit, each machine's in the order they ran."""
+    if not (Path(store) / results.RUNS_FILE).exists():
+        raise ResultsError(f"{store}: no history there yet; add a run with `fmbench history {store} --add RESULTS_DIR`")
     runs, trials = results.read_runs(store), results.read_trials(store)
     runs = runs.assign(_machine=machine_of(runs), commit=runs["commit"].astype(str))
     found = []
@@ -239,7 +246,7 @@ def render(store: Path, out: Path) -> tuple[str, list[Step]]:
             "",
             "Steps down:" if found else "Steps down: none; no commit fails the gate against the one before it.",
             "",
-            *(f"- **{s.commit}** (against {s.before}): {s.why}" for s in found),
+            *(f"- **{_label(s.commit)}** (against {_label(s.before)}): {s.why}" for s in found),
             "",
         ]
     text = "\n".join(lines)

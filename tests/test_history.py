@@ -94,3 +94,8 @@ def test_a_run_of_two_commits_is_refused(tmp_path, capsys) -> None:
     assert cli.main(["history", str(tmp_path / "store"), "--add", str(mixed)]) == 2
     err = capsys.readouterr().err
     assert "2 commit(s) (aaaa111, bbbb222)" in err and not (tmp_path / "store" / "runs.csv").exists()
+
+
+def test_an_empty_store_says_how_to_start_one(tmp_path, capsys) -> None:
+    assert cli.main(["history", str(tmp_path / "none")]) == 2
+    assert "no history there yet; add a run with `fmbench history" in capsys.readouterr().err
