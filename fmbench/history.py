@@ -201,7 +201,7 @@ def _plot(machine: str, line: list[Commit], points: pd.DataFrame, found: list[St
             "step down: the gate fails it against the commit before",
         )
     ]
-    plots.legend(fig, list(dict.fromkeys(shown)), extra)
+    plots.legend(fig, list(dict.fromkeys(shown)), extra, len(budgets))
     plots.save(fig, path)
 
 

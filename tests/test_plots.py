@@ -30,25 +30,31 @@ def test_each_tuner_keeps_one_colour_of_its_own() -> None:
     assert plots.tuner_colour(BASELINE) == plots.BASELINE_COLOUR not in colours
 
 
-def test_one_panel_per_budget(golden, tmp_path) -> None:
-    """A second budget widens the anytime figure by one panel instead of adding series to one axis."""
-    one = plots.write_all(resultset.load(golden), 0.8, tmp_path / "one", "r")
-    runs = pd.read_csv(golden / "runs.csv", dtype=str)
+def _add_budget(folder: Path, label: str) -> None:
+    """The trials3 cells again under another budget label: one more budget for the figures."""
+    runs = pd.read_csv(folder / "runs.csv", dtype=str)
+    trials = pd.read_csv(folder / "trials.csv", dtype=str)
     extra = runs[runs["budget"] == "trials3"].assign(
-        budget="trials9",
-        run_id=lambda r: r["run_id"] + "-9",
-        cell=lambda r: r["cell"].str.replace("trials3", "trials9"),
+        budget=label,
+        run_id=lambda r: r["run_id"] + f"-{label}",
+        cell=lambda r: r["cell"].str.replace("trials3", label),
     )
-    trials = pd.read_csv(golden / "trials.csv", dtype=str)
-    more = trials[trials["run_id"].isin(extra["run_id"].str.removesuffix("-9"))].assign(
-        run_id=lambda t: t["run_id"] + "-9", budget="trials9"
+    more = trials[trials["run_id"].isin(runs.loc[runs["budget"] == "trials3", "run_id"])].assign(
+        run_id=lambda t: t["run_id"] + f"-{label}", budget=label
     )
-    pd.concat([runs, extra]).to_csv(golden / "runs.csv", index=False)
-    pd.concat([trials, more]).to_csv(golden / "trials.csv", index=False)
+    pd.concat([runs, extra]).to_csv(folder / "runs.csv", index=False)
+    pd.concat([trials, more]).to_csv(folder / "trials.csv", index=False)
+
+
+def test_one_panel_per_budget(golden, tmp_path) -> None:
+    """A third budget widens the anytime figure by one panel instead of adding series to one axis."""
+    _add_budget(golden, "trials9")
     two = plots.write_all(resultset.load(golden), 0.8, tmp_path / "two", "r")
-    assert [name for _, name in one] == [name for _, name in two]
+    _add_budget(golden, "trials27")
+    three = plots.write_all(resultset.load(golden), 0.8, tmp_path / "three", "r")
+    assert [name for _, name in two] == [name for _, name in three]
     width = lambda folder: Image.open(folder / "r-val-vs-seconds.png").size[0]  # noqa: E731 - one-line helper
-    added = width(tmp_path / "two") - width(tmp_path / "one")
+    added = width(tmp_path / "three") - width(tmp_path / "two")
     assert added == pytest.approx(plots.PANEL_WIDTH * 100, abs=2), "one more budget, one more panel"
 
 

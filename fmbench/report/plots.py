@@ -65,17 +65,23 @@ def _tuners(runs: pd.DataFrame, budget: str) -> list[str]:
     return [t for t, b in cell_order(zip(runs["tuner"], runs["budget"])) if b == budget and t != BASELINE]
 
 
+LEGEND_WIDTH = 3.4  # inches beside a single panel for its legend
+
+
 def _panels(count: int, height: float = PANEL_HEIGHT):
-    fig, axes = plt.subplots(
-        1, count, figsize=(PANEL_WIDTH * count + 0.6, height), sharey=True, squeeze=False, layout="constrained"
-    )
+    width = PANEL_WIDTH * count + (LEGEND_WIDTH if count == 1 else 0.6)
+    fig, axes = plt.subplots(1, count, figsize=(width, height), sharey=True, squeeze=False, layout="constrained")
     return fig, list(axes[0])
 
 
-def legend(fig, tuners: list[str], extra: list[tuple[Line2D, str]]) -> None:
+def legend(fig, tuners: list[str], extra: list[tuple[Line2D, str]], panels: int) -> None:
+    """Off the data: beside a single panel, below a row of them (as many columns as fit their width)."""
     handles = [Line2D([], [], color=tuner_colour(t), linewidth=2.5) for t in tuners] + [h for h, _ in extra]
     labels = list(tuners) + [label for _, label in extra]
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), frameon=False)
+    if panels == 1:
+        fig.legend(handles, labels, loc="outside right upper", frameon=False)
+    else:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 2 * panels), frameon=False)
 
 
 def save(fig, path: Path) -> None:
@@ -133,7 +139,7 @@ def _progress_plot(runs, trials, target, axis: int, xlabel: str, path: Path) -> 
     extra = [(Line2D([], [], color="grey", linewidth=0.7, alpha=0.6), "one seed (thick: mean over seeds)")]
     if target is not None:
         extra.append((Line2D([], [], color=BASELINE_COLOUR, linestyle="--"), f"baseline {target:.4f} (mean)"))
-    legend(fig, list(dict.fromkeys(shown)), extra)
+    legend(fig, list(dict.fromkeys(shown)), extra, len(budgets))
     save(fig, path)
     return True
 
