@@ -303,3 +303,20 @@ def test_a_check_that_cannot_judge_exports_nothing(golden, reference, tmp_path, 
     export = tmp_path / "bench.json"
     assert cli.main(["check", str(golden), "--reference", str(reference), "--export-json", str(export)]) == 2
     assert not export.exists(), "a refused check must not leave a file that looks like a result"
+
+
+def test_a_seed_whose_cells_all_moved_together_is_one_piece_of_evidence(golden, reference, capsys):
+    """A harmless change of random draws moves every cell of a seed together (they share its weights' stream):
+    the pooled rows count each seed once, so one seed 2 points down and one unchanged is no regression."""
+    runs, trials = tables(golden)
+    shift(runs, "test_accuracy", runs.seed == "1", -0.02)
+    code, out = check(save(golden, runs, trials), reference, capsys)
+    assert code == 0, out
+    assert table_rows(out)["all cells"]["verdict"] == "ok"
+    units = [
+        decision.Unit("c", s, False, "test", 0.75, 0.75 - 0.02 * (s == 1), f"{s}|{k}", 0.001)
+        for s in (1, 2)
+        for k in range(7)
+    ]
+    pooled = next(t for t in decision.decide(units) if t.name == decision.ALL_CELLS)
+    assert pooled.difference.n == 2, "two seeds, not fourteen units"
