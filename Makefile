@@ -52,7 +52,9 @@ GATE_CELLS = not (tpe and time)
 GATE_PYTEST = $(PY) -m pytest benchmarks/test_matrix.py --fmbench-profile smoke -q -p no:cacheprovider \
 	$(if $(SHARD),--fmbench-shard $(SHARD))
 GATE_RUN = $(GATE_PYTEST) --benchmark-only --fmbench-out
-GATE_CHECK = $(PY) -m fmbench check --reference $(GATE_REFERENCE) $(GATE_CHECK_FLAGS)
+# The noise model measured against that reference: no test assumes less spread than real harmless runs showed.
+GATE_NOISE ?= results/noise/smoke.json
+GATE_CHECK = $(PY) -m fmbench check --reference $(GATE_REFERENCE) --noise $(GATE_NOISE) $(GATE_CHECK_FLAGS)
 # Every local gate run joins the gate's history (GATE_HISTORY=results/history/smoke-gate for the committed one); a
 # run the history refuses (a commit it already holds) still passes or fails on its check alone.
 GATE_HISTORY ?= results/local/history/smoke-gate

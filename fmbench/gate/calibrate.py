@@ -1,9 +1,10 @@
 """The gate's false-alarm rate and power, measured on real runs of unchanged code varied in harmless ways.
 
-`fmbench calibrate build RUN_DIR... --reference FILE` judges each real run (unchanged code; another weight seed,
-other CPU numerics, a slower machine) against the reference exactly as `fmbench check` does, and keeps per run its
-verdict and every unit the gate compared: cell, seed, kind, measure, current - reference and the model it is. That
-file is the noise model (results/noise/<profile>.json); it holds measurements only, nothing typed in.
+`fmbench calibrate build RUN_DIR... --reference FILE` takes real runs of unchanged code (another weight seed,
+other CPU numerics, a slower machine) and keeps every unit the gate compared against the reference (cell, seed,
+measure, current - reference, the model it is), the spreads they measured within each run (fmbench.gate.noise:
+the floors the gate's tests assume at least, `fmbench check --noise`), and each run's verdict with those floors.
+That file is the noise model (results/noise/<profile>.json); it holds measurements only, nothing typed in.
 
 `fmbench calibrate check REFERENCE --noise FILE` states the false-alarm rate twice:
 - directly: how many of the real runs the gate failed, with the exact binomial interval;
@@ -28,33 +29,28 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from fmbench import atomic, resultset
-from fmbench.gate import RegressError, check, decision
+from fmbench.gate import RegressError, check, decision, noise
 from fmbench.gate import reference as ref_io
 
-FORMAT = "fmbench-noise"
-VERSION = 2
 TARGET_POWER = 0.80
 MAX_FALSE_ALARMS = 0.05
 DROPS = np.round(np.arange(0.001, 0.1001, 0.001), 3)  # 0.1 to 10 points, the resolution of a 1,000-image test set
 MAX_COMBINATIONS = 20_000  # up to this many, every combination of real runs per seed is simulated (exact bootstrap)
-KINDS = ("untimed", "time at the deadline", "time at matched work")
-
-
-def kind(unit: decision.Unit) -> str:
-    """How the gate compared a unit: an untimed cell; a time-limited one that did the reference's work (its test
-    accuracy at the deadline); or one that did other work (best validation accuracy over the trials both share)."""
-    if not unit.time_limited:
-        return KINDS[0]
-    return KINDS[1] if unit.measure == "test" else KINDS[2]
 
 
 def build(reference: dict, run_dirs: list[Path]) -> dict:
-    """The noise model: each real run's verdict against the reference and every unit the gate compared."""
-    runs = []
+    """The noise model: every unit the gate compared in each real run, the spreads they measured (the floors the
+    gate's tests then assume at least), and each run's verdict with those floors."""
+    sets, all_units = [], []
     for folder in map(Path, run_dirs):
         rs = resultset.load(folder)
-        _, table = check.check(rs, reference)  # raises RegressError when the run measured something else
-        _, units = decision.evidence(rs, reference)
+        ref_io.check_comparable(rs, reference)  # a run that measured something else is refused
+        sets.append(rs)
+        all_units.append(decision.evidence(rs, reference)[1])
+    floors = noise.floors(all_units)
+    runs = []
+    for folder, rs, units in zip(map(Path, run_dirs), sets, all_units):
+        _, table = check.check(rs, reference, floors)
         varied = folder / "varied.txt"
         described = ref_io.describe(rs)
         runs.append(
@@ -82,49 +78,22 @@ def build(reference: dict, run_dirs: list[Path]) -> dict:
             }
         )
     return {
-        "format": FORMAT,
-        "version": VERSION,
+        "format": noise.FORMAT,
+        "version": noise.VERSION,
         "profile": reference["profile"],
         "reference_commit": reference["commit"],
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "floors": floors,
         "runs": runs,
     }
 
 
-def load(path: Path) -> dict:
-    path = Path(path)
-    try:
-        model = json.loads(path.read_text())
-        if model.get("format") != FORMAT or model.get("version") != VERSION:
-            raise ValueError(f"not an {FORMAT} version {VERSION} file")
-        for run in model["runs"]:
-            list(run["failing"])
-            for unit in run["units"]:
-                str(unit["cell"]), int(unit["seed"]), float(unit["difference"]), float(unit["step"]), str(unit["key"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise RegressError(
-            f"{path}: not a usable noise model ({exc}); build it with `fmbench calibrate build RUN_DIR... "
-            "--reference FILE --out FILE`"
-        ) from None
-    return model
-
-
-def _units(run: dict) -> list[decision.Unit]:
-    """A real run's units as differences (reference 0): the gate's tests see nothing else."""
-    return [
-        decision.Unit(
-            u["cell"], int(u["seed"]), bool(u["time_limited"]), u["measure"], 0.0, u["difference"], u["key"], u["step"]
-        )
-        for u in run["units"]
-    ]
-
-
 def spreads(model: dict) -> dict[str, dict]:
     """Per kind of unit, over every real run: how many differences, how many non-zero, their sd and largest size."""
-    found: dict[str, list[float]] = {k: [] for k in KINDS}
+    found: dict[str, list[float]] = {k: [] for k in decision.KINDS}
     for run in model["runs"]:
-        for unit in _units(run):
-            found[kind(unit)].append(unit.current)
+        for unit in noise.units(run):
+            found[decision.kind(unit)].append(unit.current)
     out = {}
     for name, values in found.items():
         data = np.asarray(values)
@@ -153,9 +122,10 @@ class Resampled:
     family of tests, so each pattern is judged for all its runs at once."""
 
     def __init__(self, model: dict, runs: int, rng: np.random.Generator):
+        self.floors = model["floors"]
         by_seed: dict[int, list[list[decision.Unit]]] = {}
         for run in model["runs"]:
-            units = _units(run)
+            units = noise.units(run)
             for seed in sorted({u.seed for u in units}):
                 by_seed.setdefault(seed, []).append([u for u in units if u.seed == seed])
         self.seeds = sorted(by_seed)
@@ -205,7 +175,7 @@ class Resampled:
         failed = 0
         for template, values in self.groups:
             hit = np.array([tuner is None or _tuner(u.cell) == tuner for u in template], dtype=float)
-            failed += int(decision.failures(template, values - drop * hit).sum())
+            failed += int(decision.failures(template, values - drop * hit, floors=self.floors).sum())
         return failed / self.count
 
 
@@ -241,6 +211,7 @@ def measured(model: dict, runs: int, seed: int = 0) -> dict:
     per_tuner = {t: smallest_drop(lambda d, t=t: sample.failure_rate(d, t))[0] for t in sample.tuners()}
     return {
         "spreads": spreads(model),
+        "floors": model["floors"],
         "direct": direct(model),
         "runs": sample.count,
         "exact": sample.exact,
@@ -316,6 +287,11 @@ def render(result: dict, source: str) -> str:
             f"  {name}: {spread['n']} unit differences from the reference, {spread['nonzero']} non-zero; "
             f"sd {spread['sd'] * 100:.2f} points, largest {spread['largest'] * 100:.2f} points"
         )
+    if result.get("floors"):
+        lines.append(
+            "least spread each test assumes (measured within the real runs): "
+            + ", ".join(f"{name} {value * 100:.2f} points" for name, value in result["floors"].items())
+        )
     if "direct" in result:
         d = result["direct"]
         lines.append(
@@ -383,7 +359,7 @@ def command(args: argparse.Namespace) -> int:
     if args.runs < 1:
         raise RegressError(f"--runs must be >= 1, got {args.runs}")
     if args.noise:
-        model = load(args.noise)
+        model = noise.load(args.noise)
         if model["profile"] != reference["profile"]:
             raise RegressError(
                 f"noise model of profile {model['profile']} for a {reference['profile']} reference; build one "

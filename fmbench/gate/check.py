@@ -15,7 +15,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from fmbench import atomic, resultset
-from fmbench.gate import decision
+from fmbench.gate import decision, noise
 from fmbench.gate import reference as ref_io
 from fmbench.resultset import ResultSet
 from fmbench.stats import mean_interval
@@ -32,8 +32,9 @@ FOOTNOTE = (
     "fails when p <= its Holm level; *in pooled* marks a cell judged only within the pooled rows. Margin: the "
     "drop that test calls significant at 5% one-sided before correction. "
     "Detectable: the smallest true drop it finds with 80% power, from the observed spread. Accuracies count images: "
-    "where the differences spread less than one image of the evaluated set, the test takes their spread as one image "
-    "(*spread < 1 image*), so an identical drop of a few images in every unit fails and rounding luck does not. "
+    "where the differences spread less than one image of the evaluated set, the test takes their spread as one image, "
+    "and with `--noise` as at least the spread the real harmless runs of the noise model showed (*spread floored*): "
+    "three seeds cannot estimate their own spread, so differences that happen to agree are no evidence. "
     "Work: mean trials completed in the time limit, reference -> now; a slower machine shows here, not as a drop."
 )
 
@@ -47,7 +48,7 @@ def _figure(test: decision.Test, value: float | None) -> str | None:
         return "no units"
     if value is None:
         return f"unknown: {test.difference.unknown}"
-    return _pts(value) + (" (spread < 1 image)" if test.difference.floored else "")
+    return _pts(value) + (" (spread floored)" if test.difference.floored else "")
 
 
 def _seeds(cell: decision.Cell) -> str:
@@ -215,11 +216,12 @@ def export_benchmark_json(rs: ResultSet, path: Path) -> list[dict]:
     return entries
 
 
-def check(rs: ResultSet, reference: dict) -> tuple[list[str], list]:
-    """(warnings, table) of a result set against a reference; raises RegressError if they are not comparable."""
+def check(rs: ResultSet, reference: dict, floors: dict[str, float] | None = None) -> tuple[list[str], list]:
+    """(warnings, table) of a result set against a reference, with the noise model's floors if given; raises
+    RegressError if they are not comparable."""
     warnings = ref_io.check_comparable(rs, reference)
     cells, units = decision.evidence(rs, reference)
-    return warnings, rows(cells, decision.decide(units))
+    return warnings, rows(cells, decision.decide(units, floors=floors))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -235,6 +237,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--update-reference", action="store_true", help="write the reference from these results and exit 0"
+    )
+    parser.add_argument(
+        "--noise",
+        type=Path,
+        metavar="FILE",
+        help="the noise model measured against this reference (e.g. results/noise/smoke.json): no test takes a "
+        "spread below what harmless runs showed",
     )
     parser.add_argument(
         "--export-json",
@@ -254,7 +263,11 @@ def command(args: argparse.Namespace) -> int:
         ref_io.write(args.reference, ref_io.build(rs))
         print(f"wrote reference {args.reference} from {rs.describe()}")
         return 0
-    warnings, table = check(rs, ref_io.load(args.reference))
+    reference = ref_io.load(args.reference)
+    floors = None
+    if args.noise:
+        floors = noise.floors_for(noise.load(args.noise), reference, args.noise)
+    warnings, table = check(rs, reference, floors)
     if args.export_json:  # only once the check could judge: a run it refused exports nothing
         export_benchmark_json(rs, args.export_json)
     report = render_report(table, warnings)

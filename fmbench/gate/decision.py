@@ -20,7 +20,11 @@ spread of 0.9 between them). A t-test that counted those units as independent fa
 Holm's step-down keeps the chance of any false alarm in the whole family at ALPHA.
 Accuracies count images, so the spread of the differences is taken as at least one image of the evaluated set
 (the unit's `step`): a spread below that is rounding luck, and a t-test that believed it would raise false alarms.
-Where every difference is identical, a drop of a few images in every unit still fails.
+Where every difference is identical, a drop of a few images in every unit still fails. With a noise model
+(results/noise/<profile>.json, `floors`), the spread is taken as at least the spread measured on real harmless
+runs, per kind of unit and per pooled test: three seeds cannot estimate their own spread, and a cell whose three
+differences happened to agree failed a harmless run (results/noise: tpe-hyperband epochs12, all three seeds 1.5
+points down with the weight seed shifted).
 """
 
 from __future__ import annotations
@@ -185,6 +189,15 @@ def evidence(rs: ResultSet, reference: dict) -> tuple[list[Cell], list[Unit]]:
 
 
 POOLED = (UNTIMED, TIMED, ALL_CELLS)  # tested over per-seed means of their units
+KINDS = ("untimed", "time at the deadline", "time at matched work")
+
+
+def kind(unit: Unit) -> str:
+    """How a unit is compared: an untimed cell; a time-limited one that did the reference's work (its test
+    accuracy at the deadline); or one that did other work (best validation accuracy over the trials both share)."""
+    if not unit.time_limited:
+        return KINDS[0]
+    return KINDS[1] if unit.measure == "test" else KINDS[2]
 
 
 def tests(units: list[Unit]) -> list[tuple[str, list[int], bool]]:
@@ -231,21 +244,30 @@ def p_drops(reference: np.ndarray, current: np.ndarray, step: float, seeds: list
     return scipy_stats.t.cdf(diffs.mean(axis=1) / se, n - 1)
 
 
-def _step(units: list[Unit], idx: list[int]) -> float:
-    return max(units[i].step for i in idx)
+def _step(name: str, units: list[Unit], idx: list[int], floors: dict[str, float] | None) -> float:
+    """The least spread a test takes: one image, or the spread measured on harmless runs (the noise model's floor
+    for a pooled test's per-seed means, or for the cell's kinds of unit)."""
+    image = max(units[i].step for i in idx)
+    if not floors:
+        return image
+    if name in POOLED:
+        return max(image, floors.get(name, 0.0))
+    return max([image] + [floors.get(kind(units[i]), 0.0) for i in idx])
 
 
 def _seeds(name: str, units: list[Unit], idx: list[int]) -> list[int] | None:
     return [units[i].seed for i in idx] if name in POOLED else None
 
 
-def failures(units: list[Unit], current: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+def failures(
+    units: list[Unit], current: np.ndarray, alpha: float = ALPHA, floors: dict[str, float] | None = None
+) -> np.ndarray:
     """For many simulated runs at once, (runs x units) current values: does each run fail the gate?"""
     reference = np.broadcast_to([u.reference for u in units], current.shape)
     family = [(name, idx) for name, idx, deciding in tests(units) if deciding]
     p = np.column_stack(
         [
-            p_drops(reference[:, idx], current[:, idx], _step(units, idx), _seeds(name, units, idx))
+            p_drops(reference[:, idx], current[:, idx], _step(name, units, idx, floors), _seeds(name, units, idx))
             for name, idx in family
         ]
     )
@@ -261,12 +283,13 @@ def _paired(name: str, chosen: list[Unit]) -> tuple[dict, dict]:
     return {s: mean(s, "current") for s in seeds}, {s: mean(s, "reference") for s in seeds}
 
 
-def decide(units: list[Unit], alpha: float = ALPHA) -> list[Test]:
-    """Every test over these units with its figures for the table; the family's are Holm-corrected."""
+def decide(units: list[Unit], alpha: float = ALPHA, floors: dict[str, float] | None = None) -> list[Test]:
+    """Every test over these units with its figures for the table; the family's are Holm-corrected. floors: the
+    noise model's measured spreads (None: one image is the only floor)."""
     found = tests(units)
     reference, current = np.array([[u.reference for u in units]]), np.array([[u.current for u in units]])
     p = [
-        float(p_drops(reference[:, idx], current[:, idx], _step(units, idx), _seeds(name, units, idx))[0])
+        float(p_drops(reference[:, idx], current[:, idx], _step(name, units, idx, floors), _seeds(name, units, idx))[0])
         if idx
         else 1.0
         for name, idx, _ in found
@@ -283,7 +306,9 @@ def decide(units: list[Unit], alpha: float = ALPHA) -> list[Test]:
             else len([u for u in units if name == ALL_CELLS or u.time_limited == (name == TIMED)])
         )
         difference = (
-            paired_difference(*_paired(name, chosen), alternative="less", step=_step(units, idx)) if chosen else None
+            paired_difference(*_paired(name, chosen), alternative="less", step=_step(name, units, idx, floors))
+            if chosen
+            else None
         )
         level, reject = verdicts.get(j, (None, False))
         out.append(
