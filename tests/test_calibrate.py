@@ -127,3 +127,12 @@ def test_committed_noise_model_calibrates_the_committed_reference(tmp_path, caps
     assert figures["runs"] >= 1000 and figures["false_alarm_rate"] <= 0.05
     assert sum(s["nonzero"] for s in figures["spreads"].values()) > 0, "the real runs moved: a spread was measured"
     assert re.search(r"direct: the gate failed \d+ of \d+ real runs", text)
+
+
+def test_floors_are_the_spread_within_each_run(reference, tmp_path):
+    """Each run moves every cell by one amount per run (no spread within a run): the floors measure the spread a
+    t-test inside one run sees, not the differences between runs."""
+    runs = [varied(tmp_path, f"shift-{i}", lambda r, i=i: np.full(len(r), 0.002 * (i + 1))) for i in range(3)]
+    model = build(reference, runs, tmp_path / "n.json")
+    assert model["floors"]["untimed"] == pytest.approx(0.0, abs=1e-6)
+    assert [run["failing"] for run in model["runs"]] == [[], [], []]

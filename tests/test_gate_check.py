@@ -320,3 +320,35 @@ def test_a_seed_whose_cells_all_moved_together_is_one_piece_of_evidence(golden, 
     ]
     pooled = next(t for t in decision.decide(units) if t.name == decision.ALL_CELLS)
     assert pooled.difference.n == 2, "two seeds, not fourteen units"
+
+
+def test_a_measured_floor_keeps_three_agreeing_seeds_from_failing_a_cell():
+    """Three seeds 1.5 points down that happen to agree to 0.1 point: alone, the cell's t-test believes the tiny
+    spread and fails; with the spread real harmless runs showed (2 points), it is no evidence."""
+    units = [decision.Unit("c", s, False, "test", 0.75, 0.735 + 0.0005 * s, f"c|{s}", 0.001) for s in (1, 2, 3)]
+    units += [
+        decision.Unit(f"d{k}", s, False, "test", 0.75, 0.75, f"d{k}|{s}", 0.001) for k in range(4) for s in (1, 2, 3)
+    ]
+    cell = lambda tests: next(t for t in tests if t.name == "c")  # noqa: E731 - one-line helper
+    assert cell(decision.decide(units)).rejected
+    floors = {"untimed": 0.02, decision.ALL_CELLS: 0.005}
+    assert not any(t.rejected for t in decision.decide(units, floors=floors))
+    assert cell(decision.decide(units, floors=floors)).difference.floored
+
+
+def test_a_noise_model_of_another_reference_is_refused(golden, reference, tmp_path, capsys):
+    model = tmp_path / "noise.json"
+    model.write_text(
+        json.dumps(
+            {
+                "format": "fmbench-noise",
+                "version": 2,
+                "profile": "smoke",
+                "reference_commit": "0000000",
+                "floors": {"untimed": 0.02},
+                "runs": [],
+            }
+        )
+    )
+    code = cli.main(["check", str(golden), "--reference", str(reference), "--noise", str(model)])
+    assert code == 2 and "measured against a smoke reference of commit 0000000" in capsys.readouterr().err
