@@ -59,9 +59,7 @@ class Step:
     before: str  # the commit it was checked against
     cell: str
     drop_points: float | None  # None where the step is a failed run, not a measured drop
-    p: float
-    level: float | None
-    why: str
+    why: str  # the gate's one-line reason, with its p and Holm level
 
 
 def machine_of(runs: pd.DataFrame) -> pd.Series:
@@ -116,9 +114,7 @@ def steps(line: list[Commit]) -> list[Step]:
         try:
             _, rows = check.check(after.rs, ref_io.build(clean))
         except RegressError as exc:  # another profile or budget set: nothing to compare
-            found.append(
-                Step(after.machine, after.commit, before.commit, "(not comparable)", None, 1.0, None, str(exc))
-            )
+            found.append(Step(after.machine, after.commit, before.commit, "(not comparable)", None, str(exc)))
             continue
         for name, cell, test in rows:
             if check.verdict(cell, test) != "REGRESSION":
@@ -131,8 +127,6 @@ def steps(line: list[Commit]) -> list[Step]:
                     before.commit,
                     name,
                     drop,
-                    test.p,
-                    test.level,
                     check.message(name, cell, test),
                 )
             )

@@ -45,16 +45,15 @@ def progress(trials: pd.DataFrame) -> tuple[list[float], list[float], list[float
     return ends, epochs, list(t["val_accuracy"])
 
 
-def band(curves: list[tuple[list[float], list[float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, min and max across runs of best-so-far step functions, on the union of their steps.
+def mean_curve(curves: list[tuple[list[float], list[float]]]) -> tuple[np.ndarray, np.ndarray]:
+    """The mean across runs of best-so-far step functions, on the union of their steps.
 
     Starts where every run has a value, so the mean never mixes a different set of runs; a finished run keeps its best.
     """
     grid = np.unique(np.concatenate([np.asarray(xs, dtype=float) for xs, _ in curves]))
     values = np.vstack([stats.best_so_far(xs, ys, grid) for xs, ys in curves])
     full = ~np.isnan(values).any(axis=0)
-    grid, values = grid[full], values[:, full]
-    return grid, values.mean(axis=0), values.min(axis=0), values.max(axis=0)
+    return grid[full], values[:, full].mean(axis=0)
 
 
 def _budgets(runs: pd.DataFrame) -> list[str]:
@@ -122,7 +121,7 @@ def _progress_plot(runs, trials, target, axis: int, xlabel: str, path: Path) -> 
                 grid = np.unique(np.asarray(xs, dtype=float))
                 ax.step(grid, stats.best_so_far(xs, ys, grid), where="post", color=colour, linewidth=0.7, alpha=0.35)
                 finals.append(float(np.nanmax(np.asarray(ys, dtype=float))))
-            grid, mean, _, _ = band(curves)
+            grid, mean = mean_curve(curves)
             if len(grid):
                 ax.step(grid, mean, where="post", color=colour, linewidth=2.2)
             shown.append(tuner)
