@@ -17,7 +17,7 @@ def test_each_architecture_takes_the_28x28_images_and_integer_labels(architectur
     model = cnn.build_model(hp)
     assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
     assert model.loss == "sparse_categorical_crossentropy"
-    assert {h.name.split("/")[0] for h in hp.space} == {"architecture", architecture}, (
+    assert {h.name.split("/")[0] for h in hp.space if hp.is_active(h)} == {"architecture", architecture}, (
         "the other one's knobs are inactive"
     )
     assert hp.values["architecture"] == architecture

@@ -12,7 +12,6 @@ import math
 import types
 from pathlib import Path
 
-import keras_tuner as kt
 import optuna
 import pytest
 
@@ -114,24 +113,6 @@ def _search(spec: RunSpec, progress=lambda line: None) -> dict:
 
 
 # --- the search space ----------------------------------------------------------------------------------------------
-
-
-def test_optuna_space_is_keras_tuner_space() -> None:
-    hp = kt.HyperParameters()
-    hp.values["num_layers"] = 5  # every per-layer knob declared
-    mlp.build_model(hp)
-    expected = {h.name: h.get_config() for h in hp.space}
-
-    study = optuna.create_study()
-    study.enqueue_trial({"num_layers": 5})
-    trial = study.ask()
-    optuna_search.suggest(trial)
-    assert set(trial.distributions) == set(expected)
-    for name, dist in trial.distributions.items():
-        config = expected[name]
-        assert (dist.low, dist.high) == (config["min_value"], config["max_value"]), name
-        assert dist.log == (config["sampling"] == "log"), name
-        assert dist.step == config["step"], name
 
 
 def test_per_layer_knobs_exist_only_for_the_layers_built() -> None:

@@ -21,12 +21,14 @@ def test_space_is_one_model_family_at_a_time() -> None:
     hp = kt.HyperParameters()
     model = sklearn_search.build_model(hp, seed=1)
     assert isinstance(model, linear_model.SGDClassifier) and model.loss == "log_loss"
-    assert set(hp.values) == {"model", "alpha"}, "a forest's knobs are inactive for the linear model"
+    active = {h.name for h in hp.space if hp.is_active(h)}
+    assert active == {"model", "alpha"}, "a forest's knobs are inactive for the linear model"
     hp = kt.HyperParameters()
     hp.values["model"] = "random_forest"
     model = sklearn_search.build_model(hp, seed=1)
     assert isinstance(model, ensemble.RandomForestClassifier) and model.random_state == 1
-    assert {h.name for h in hp.space} == {"model", "n_estimators", "max_depth"}
+    assert {h.name for h in hp.space if hp.is_active(h)} == {"model", "n_estimators", "max_depth"}
+    assert {h.name for h in hp.space} == {"model", "alpha", "n_estimators", "max_depth"}, "declared before a trial"
 
 
 def test_baseline_is_scikit_learn_default_logistic_regression() -> None:

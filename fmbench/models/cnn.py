@@ -12,6 +12,7 @@ import keras
 import keras_tuner as kt
 from keras_tuner.applications import HyperResNet, HyperXception
 
+from fmbench import space
 from fmbench.data import NUM_CLASSES
 
 # The convnet of Keras's "Simple MNIST convnet" example (keras.io/examples/vision/mnist_convnet): two 3x3
@@ -39,11 +40,19 @@ def _convnet() -> keras.Model:
     return model
 
 
+# HyperXception declares Float("dropout_rate", 0.0, 0.6, step=0.1): keras-tuner counts its grid as 0.6 // 0.1 + 1
+# = 6 values in floating point, so 0.6 is never drawn. Declared first, this knob (a grid of all 7 values, the
+# application's default kept) is the one keras-tuner keeps (fmbench.space.declare_knob).
+XCEPTION_DROPOUT = space.Knob("dropout_rate", "float", 0.0, 0.6, step=0.1, default=0.5)
+
+
 def build_model(hp: kt.HyperParameters) -> keras.Model:
     """keras-tuner hypermodel: the architecture, then that application's own knobs (names prefixed by it)."""
     architecture = hp.Choice("architecture", ["resnet", "xception"])
     for name, side, hypermodel in (("resnet", 32, HyperResNet), ("xception", 71, HyperXception)):
         with hp.conditional_scope("architecture", name), hp.name_scope(name):
+            if name == "xception":
+                space.declare_knob(XCEPTION_DROPOUT, hp)
             if architecture == name:
                 _, x = _inputs(side)
                 application = hypermodel(input_tensor=x, classes=NUM_CLASSES).build(hp)

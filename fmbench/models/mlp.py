@@ -1,9 +1,10 @@
-"""The search space every tuner explores, and the hand-picked baseline model inside it."""
+"""The MLP every tuner of the mlp space trains (its space is fmbench.space.MLP), and the hand-picked baseline in it."""
 
 from __future__ import annotations
 
 import keras
 
+from fmbench import space
 from fmbench.data import NUM_CLASSES
 
 # The TensorFlow "Basic classification" tutorial model (tensorflow.org/tutorials/keras/classification):
@@ -43,30 +44,15 @@ def make_model(values: dict, metrics: tuple[str, ...] = ()) -> keras.Model:
     return model
 
 
-MAX_LAYERS = 5
-
-
 def build_model(hp) -> keras.Model:
-    """keras-tuner hypermodel: the four knobs of the classic Keras Tuner Fashion-MNIST example.
+    """keras-tuner hypermodel: the MLP space of fmbench.space, declared whole before the first trial.
 
     Every layer's knobs are declared, each conditional on the layer count: keras-tuner then activates every
     condition while it sets the tuner up (Tuner._activate_all_conditions), so its oracle samples the whole
     space from the first trial on. Declared only when a trial first asks for layer k, they took their
     defaults (32 units, no dropout) in that trial.
     """
-    values = {"num_layers": hp.Int("num_layers", 1, MAX_LAYERS)}
-    for i in range(MAX_LAYERS):
-        with hp.conditional_scope("num_layers", list(range(i + 1, MAX_LAYERS + 1))):
-            units = hp.Int(f"units_{i}", 32, 512, step=32)
-            dropout = hp.Float(f"dropout_{i}", 0.0, 0.5, step=0.1)
-        if i < values["num_layers"]:
-            values[f"units_{i}"], values[f"dropout_{i}"] = units, dropout
-    values["learning_rate"] = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log")
-    return make_model(values)
+    return make_model(space.declare_keras_tuner(space.MLP, hp))
 
 
-def active_values(values: dict) -> dict:
-    """The hyperparameters that shaped the model: drops keras-tuner's bookkeeping and unused layers."""
-    layers = int(values["num_layers"])
-    keep = {"num_layers", "learning_rate"} | {f"{kind}_{i}" for i in range(layers) for kind in ("units", "dropout")}
-    return {key: values[key] for key in sorted(keep) if key in values}
+active_values = space.MLP.active  # the hyperparameters that shaped the model, without keras-tuner's bookkeeping

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 from optuna_integration import KerasPruningCallback
 
-from fmbench import telemetry
+from fmbench import space, telemetry
 from fmbench.budget import BudgetCallback, SearchClock
 from fmbench.data import Split
 from fmbench.models import mlp, scoring, tf_session, training
@@ -27,17 +27,8 @@ MAX_CONSECUTIVE_FAILURES = 3
 
 
 def suggest(trial: optuna.Trial) -> dict:
-    """The four knobs of mlp.build_model, declared for Optuna: same names, ranges, steps and scales.
-
-    Define-by-run makes the per-layer knobs conditional on the layer count, as they are in keras-tuner.
-    """
-    values = {"num_layers": trial.suggest_int("num_layers", 1, mlp.MAX_LAYERS)}
-    for i in range(values["num_layers"]):
-        values[f"units_{i}"] = trial.suggest_int(f"units_{i}", 32, 512, step=32)
-        # Optuna's grid points are low + k * step in floating point; round them to the values keras-tuner shows.
-        values[f"dropout_{i}"] = round(trial.suggest_float(f"dropout_{i}", 0.0, 0.5, step=0.1), 10)
-    values["learning_rate"] = trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
-    return values
+    """The MLP space of fmbench.space, asked of Optuna (define-by-run: a layer's knobs only when it exists)."""
+    return space.suggest_optuna(space.MLP, trial)
 
 
 def make_study(spec: RunSpec) -> optuna.Study:

@@ -21,7 +21,7 @@ import keras_tuner as kt
 import numpy as np
 from sklearn import ensemble, exceptions, linear_model, metrics, model_selection
 
-from fmbench import telemetry
+from fmbench import space, telemetry
 from fmbench.budget import SearchClock
 from fmbench.data import Split
 from fmbench.search.base import BudgetedOracle, Progress, RecordingTuner, initial_points, last_line, summarize_search
@@ -44,19 +44,22 @@ def make_model(values: dict, seed: int):
     )
 
 
+# A linear SGD classifier's L2 strength, or a random forest's size and depth. The forest is kept small: three folds
+# of a 100-tree forest take about a minute on quick's 6,000 images, one core.
+SPACE = space.Space(
+    "sklearn",
+    (
+        space.Knob("model", "choice", choices=("sgd", "random_forest")),
+        space.Knob("alpha", "float", 1e-6, 1e-1, log=True, active_when=("model", ("sgd",))),
+        space.Knob("n_estimators", "int", 10, 100, step=10, active_when=("model", ("random_forest",))),
+        space.Knob("max_depth", "int", 4, 20, step=4, active_when=("model", ("random_forest",))),
+    ),
+)
+
+
 def build_model(hp: kt.HyperParameters, seed: int):
-    """keras-tuner hypermodel: a linear SGD classifier's L2 strength, or a random forest's size and depth."""
-    kind = hp.Choice("model", ["sgd", "random_forest"])
-    values = {"model": kind}
-    with hp.conditional_scope("model", "sgd"):
-        if kind == "sgd":
-            values["alpha"] = hp.Float("alpha", 1e-6, 1e-1, sampling="log")
-    with hp.conditional_scope("model", "random_forest"):
-        if kind == "random_forest":
-            # Kept small: three folds of a 100-tree forest take about a minute on quick's 6,000 images, one core.
-            values["n_estimators"] = hp.Int("n_estimators", 10, 100, step=10)
-            values["max_depth"] = hp.Int("max_depth", 4, 20, step=4)
-    return make_model(values, seed)
+    """keras-tuner hypermodel of SPACE."""
+    return make_model(space.declare_keras_tuner(SPACE, hp), seed)
 
 
 class _Oracle(BudgetedOracle, kt.oracles.BayesianOptimizationOracle):
