@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fmbench import placement, profiles, results, suite  # none imports TensorFlow
+from fmbench import placement, profiles, results, resultset, suite  # none imports TensorFlow
 from fmbench.registry import BASELINE, BASELINES
 from fmbench.spec import RunSpec, SpecError
 
@@ -230,7 +230,7 @@ def pytest_terminal_summary(terminalreporter, config):
         "=", f"fmbench {config.getoption('fmbench_profile')}: test accuracy against the baseline"
     )
     try:
-        terminalreporter.write_line(summary.comparison_table(results.read_runs(out)))
+        terminalreporter.write_line(summary.comparison_table(resultset.load(out)))
         terminalreporter.write_line(f"tables: {out / results.RUNS_FILE}, {out / results.TRIALS_FILE}")
         terminalreporter.write_line(f"report: {document.write_report(out)}")
     except results.ResultsError as exc:

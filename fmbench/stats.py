@@ -1,6 +1,6 @@
 """Across-seed statistics, defined once: means with t intervals, differences with their test, margin and
-detectable drop. Report and check both read these; the tests are scipy's (ttest_rel, ttest_ind(equal_var=False)
-and their confidence_interval(); nct for power), not hand formulas.
+detectable drop. Report and check both read these; the tests are scipy's (ttest_rel and its confidence_interval();
+nct for power), not hand formulas.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class Difference:
     says why: the figure is unknowable, not small.
     """
 
-    method: str  # paired / Welch
-    n: int  # pairs (paired) or runs on the smaller side (Welch)
+    method: str  # "paired", the one test every comparison uses
+    n: int  # pairs
     mean: float
     low: float | None
     high: float | None
@@ -56,12 +56,12 @@ class Difference:
     @property
     def detectable(self) -> float | None:
         """Computed when asked: a root search over scipy's noncentral t, too slow for every simulated gate run."""
-        return None if self.se is None else detectable_difference(self.df, self.se, self.alternative)
+        return self.detectable_at(1 - CONFIDENCE)
 
-    @property
-    def exact(self) -> bool:
-        """Every pair differs by the same amount: no noise is visible, the mean difference is the whole story."""
-        return self.unknown == "zero spread"
+    def detectable_at(self, alpha: float) -> float | None:
+        """The detectable difference at the level the decision judges this test by (after a multiple-test
+        correction such as Holm's, that is below 1 - CONFIDENCE, and the difference is larger)."""
+        return None if self.se is None else detectable_difference(self.df, self.se, self.alternative, alpha)
 
 
 def mean_interval(values, confidence: float = CONFIDENCE) -> Interval:
@@ -150,22 +150,6 @@ class _FlooredTest:
             return scipy_stats.t.interval(confidence, self.df, loc=self.mean, scale=self.se)
         half = float(scipy_stats.t.ppf(confidence, self.df)) * self.se
         return (-math.inf, self.mean + half) if self.alternative == "less" else (self.mean - half, math.inf)
-
-
-def welch_difference(current, reference, alternative: str = "two-sided", confidence: float = CONFIDENCE) -> Difference:
-    """mean(current) - mean(reference) for unpaired runs, by scipy's Welch t-test."""
-    cur, ref = np.asarray(list(current), dtype=float), np.asarray(list(reference), dtype=float)
-    mean, n = float(cur.mean() - ref.mean()), min(len(cur), len(ref))
-    spread = [float(x.std(ddof=1)) for x in (cur, ref) if len(x) >= 2]
-    if len(cur) < 2 or len(ref) < 2:
-        return Difference(
-            "Welch", n, mean, None, None, None, None, alternative=alternative, unknown="one run on a side"
-        )
-    if max(spread) < RESOLUTION:
-        return Difference("Welch", n, mean, None, None, None, None, alternative=alternative, unknown="zero spread")
-    test = scipy_stats.ttest_ind(cur, ref, equal_var=False, alternative=alternative)
-    se = math.sqrt(cur.var(ddof=1) / len(cur) + ref.var(ddof=1) / len(ref))
-    return _figures("Welch", n, mean, test, se, alternative, confidence)
 
 
 def _figures(

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fmbench"
 
 # Lowest first. A module may import modules of its own layer or below; a package name covers its modules.
 LAYERS = [
-    ["fmbench", "fmbench.atomic", "fmbench.registry", "fmbench.stats"],
+    ["fmbench", "fmbench.atomic", "fmbench.registry", "fmbench.space", "fmbench.stats"],
     ["fmbench.spec"],
     [
         "fmbench.profiles",

@@ -113,16 +113,40 @@ def test_paired_difference_and_p_value_match_scipy(markdown, tuner):
     assert float(r["p"]) == pytest.approx(p, rel=5e-3)
 
 
-def test_detectable_difference_has_80_percent_power_by_simulation(markdown):
-    current, base = accuracies("random"), accuracies("baseline")
-    diff = np.array([current[s] - base[s] for s in sorted(current)])
-    sd = diff.std(ddof=1)
-    effect = float(row(table(markdown, "Test accuracy"), tuner="random")["detectable Δ"])
-    rng = np.random.default_rng(0)
-    samples = rng.normal(effect, sd, size=(40000, len(diff)))
-    t = samples.mean(axis=1) / (samples.std(axis=1, ddof=1) / np.sqrt(len(diff)))
-    power = np.mean(np.abs(t) > sps.t.ppf(0.975, len(diff) - 1))
-    assert power == pytest.approx(0.8, abs=0.015)
+def _power_at(effect: float, sd: float, n: int, level: float) -> float:
+    """Share of simulated two-sided paired t-tests at `level` that find a true difference `effect`."""
+    samples = np.random.default_rng(0).normal(effect, sd, size=(40000, n))
+    t = samples.mean(axis=1) / (samples.std(axis=1, ddof=1) / np.sqrt(n))
+    return float(np.mean(np.abs(t) > sps.t.ppf(1 - level / 2, n - 1)))
+
+
+def _holm_steps(p: list[float]) -> list[float]:
+    """By hand: the k-th smallest of m p-values is held to 0.05 / (m - k + 1)."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    levels = [0.0] * len(p)
+    for k, i in enumerate(order, start=1):
+        levels[i] = 0.05 / (len(p) - k + 1)
+    return levels
+
+
+@pytest.mark.parametrize("tuner", ["random", "hyperband"])
+def test_detectable_difference_has_80_percent_power_at_the_rows_holm_level(markdown, tuner):
+    current, base = accuracies(tuner), accuracies("baseline")
+    diff = np.array([current[s] - base[s] for s in sorted(set(current) & set(base))])
+    shown = row(table(markdown, "Test accuracy"), tuner=tuner)
+    level = float(shown["Holm α"])
+    assert _power_at(float(shown["detectable Δ"]), diff.std(ddof=1), len(diff), level) == pytest.approx(0.8, abs=0.015)
+
+
+def test_holm_levels_are_the_step_down_levels_and_below_the_uncorrected_one(markdown):
+    rows = [r for r in table(markdown, "Test accuracy") if r["p"] != "–"]
+    levels = [float(r["Holm α"]) for r in rows]
+    assert levels == pytest.approx(_holm_steps([float(r["p"]) for r in rows]), rel=5e-3)
+    assert min(levels) < 0.05  # the golden family holds one row below 5%: its detectable Δ grows
+    smaller = next(r for r in rows if float(r["Holm α"]) < 0.05)
+    uncorrected = stats.paired_difference(accuracies(smaller["tuner"]), accuracies("baseline")).detectable
+    assert float(smaller["detectable Δ"]) > uncorrected
+    assert "level Holm's step holds that row's p to" in section(markdown, "Test accuracy")
 
 
 def test_best_validation_mean_excludes_the_failed_run(markdown):
@@ -546,3 +570,107 @@ def test_trial_configurations_tried_in_several_seeds_are_counted_by_proposer(gol
     trials.to_csv(golden / "trials.csv", index=False)
     text = section(report.render(resultset.load(golden), generated_at=FIXED), "Distinct models")
     assert f"several seeds: {repeats(trials) - 1} drawn at random" in text and ", 1 proposed by a model" in text
+
+
+# ---------------------------------------------------------------- tuner against tuner, commits
+
+
+def _add_tuner(directory: Path, name: str, test_accuracy: dict[int, float | None]) -> None:
+    """Random's rows and trials relabelled as another tuner's, with the test accuracies given (None: a failed run)."""
+    runs, trials = raw_runs(), pd.read_csv(GOLDEN / "trials.csv", dtype={"trial_id": str})
+    new_runs, new_trials = runs[runs.tuner == "random"].copy(), trials[trials.tuner == "random"].copy()
+    for frame in (new_runs, new_trials):
+        frame["tuner"], frame["cell"] = name, frame["cell"].str.replace("random", name)
+        frame["run_id"] = frame["run_id"] + f"-{name}"
+    new_runs["test_accuracy"] = new_runs.seed.map(test_accuracy)
+    new_runs.loc[new_runs.test_accuracy.isna(), ["stopped_by", "error"]] = ["error", "RuntimeError: planted"]
+    pd.concat([pd.read_csv(directory / "runs.csv"), new_runs]).to_csv(directory / "runs.csv", index=False)
+    pd.concat([pd.read_csv(directory / "trials.csv", dtype={"trial_id": str}), new_trials]).to_csv(
+        directory / "trials.csv", index=False
+    )
+
+
+PAIRS = "Tuner against tuner"
+
+
+def _pair_by_hand(first: dict[int, float], second: dict[int, float]):
+    seeds = sorted(set(first) & set(second))
+    a, b = np.array([first[s] for s in seeds]), np.array([second[s] for s in seeds])
+    return a - b, sps.ttest_rel(a, b)
+
+
+def test_tuner_pairs_match_scipy_with_holm_within_the_budget(golden):
+    # tpe: random + about 2 points, tightly; it beats random clearly, the other pairs are noise.
+    tpe = {s: a + 0.02 + 0.001 * (s - 2) for s, a in accuracies("random").items()}
+    _add_tuner(golden, "tpe", tpe)
+    md = report.render(resultset.load(golden), generated_at=FIXED)
+    assert md.index("## Test accuracy against") < md.index(f"## {PAIRS}") < md.index("## Cost")
+    rows = table(md, PAIRS)
+    assert len(rows) == 3 and all(r["budget"] == "trials3" for r in rows)  # 3 tuners, 3 pairs, no baseline
+    assert not any("baseline" in (r["tuner (higher mean)"], r["vs tuner"]) for r in rows)
+    acc = {"random": accuracies("random"), "hyperband": accuracies("hyperband"), "tpe": tpe}
+    p = []
+    for r in rows:
+        diff, test = _pair_by_hand(acc[r["tuner (higher mean)"]], acc[r["vs tuner"]])
+        assert diff.mean() >= 0 and f"(n={len(diff)})" in r["Δ"]
+        close(r["Δ"].split()[0], diff.mean(), 4)
+        low, high = test.confidence_interval(0.95)
+        assert numbers(r["Δ 95% CI"]) == [pytest.approx(low, abs=5e-5), pytest.approx(high, abs=5e-5)]
+        assert float(r["p"]) == pytest.approx(test.pvalue, rel=5e-3)
+        p.append(test.pvalue)
+        level = float(r["Holm α"])
+        assert _power_at(float(r["detectable Δ"]), diff.std(ddof=1), len(diff), level) == pytest.approx(0.8, abs=0.015)
+    assert [float(r["p (Holm)"]) for r in rows] == pytest.approx(stats.holm_adjusted(p), rel=5e-3)
+    assert [float(r["Holm α"]) for r in rows] == pytest.approx(_holm_steps(p), rel=5e-3)
+    assert p == sorted(p)  # in the order of Holm's steps
+    # The sentence: tpe beats random (Holm p about 3 x 0.0008); the rest bounded by their largest |interval bound|.
+    diff, test = _pair_by_hand(tpe, accuracies("random"))
+    rest = [_pair_by_hand(acc[r["tuner (higher mean)"]], acc[r["vs tuner"]])[1] for r in rows[1:]]
+    bound = max(abs(x) for t in rest for x in t.confidence_interval(0.95))
+    text = section(md, PAIRS)
+    assert f"tpe beats random by {100 * diff.mean():.2f} points" in text
+    assert f"No other pair differs significantly, and none by more than {100 * bound:.2f} points" in text
+
+
+def test_no_significant_pair_says_how_far_any_tuner_can_beat_another(markdown):
+    (only,) = table(markdown, PAIRS)
+    assert (only["tuner (higher mean)"], only["vs tuner"]) == ("hyperband", "random")
+    diff, test = _pair_by_hand(accuracies("hyperband"), accuracies("random"))  # seed 3 of hyperband failed: n=2
+    assert only["Δ"].endswith("(n=2)") and float(only["Holm α"]) == 0.05  # a family of one: no correction
+    bound = max(abs(x) for x in test.confidence_interval(0.95))
+    assert f"no tuner beats another by more than {100 * bound:.2f} points of test accuracy" in section(markdown, PAIRS)
+
+
+def test_a_pair_without_a_seed_both_finished_is_a_row_not_a_gap(golden):
+    _add_tuner(golden, "bayesian", {1: None, 2: None, 3: None})
+    md = report.render(resultset.load(golden), generated_at=FIXED)
+    rows = table(md, PAIRS)
+    assert len(rows) == 3
+    empty = [r for r in rows if "bayesian" in (r["tuner (higher mean)"], r["vs tuner"])]
+    assert len(empty) == 2 and all(r["Δ"] == "–" and r["p (Holm)"] == "–" for r in empty)
+    assert rows[0]["Holm α"] == "0.05"  # the family is the one pair with a p, uncorrected
+    assert "2 pair(s) have no interval to judge" in section(md, PAIRS)
+
+
+def test_header_lists_commits_with_their_runs_and_flags_uncommitted_code(golden, markdown):
+    header = markdown.split("## ")[0]
+    assert "Commit(s): abc123def456 (6 runs); fedcba987654 (3 runs)" in header
+    assert "not reproducible" not in header
+    runs = raw_runs()
+    runs.loc[runs.tuner == "hyperband", "commit"] = "fedcba987654-dirty"
+    runs.to_csv(golden / "runs.csv", index=False)
+    header = report.render(resultset.load(golden), generated_at=FIXED).split("## ")[0]
+    assert "fedcba987654-dirty (3 runs)" in header
+    assert "- ⚠ fedcba987654-dirty (3 of 9 runs): uncommitted changes: not reproducible from a commit" in header
+    assert "abc123def456 (6 of" not in header  # a clean commit is not flagged
+    runs.loc[(runs.tuner == "baseline") & (runs.seed == 1), "commit"] = "unknown"  # fmbench ran outside a checkout
+    runs.to_csv(golden / "runs.csv", index=False)
+    header = report.render(resultset.load(golden), generated_at=FIXED).split("## ")[0]
+    assert "- ⚠ unknown (1 of 9 runs): no commit recorded: not reproducible from a commit" in header
+    assert "Commit(s): abc123def456 (5 runs); fedcba987654-dirty (3 runs); unknown (1 run)" in header
+
+
+def test_the_report_builds_results_only_through_the_validating_loader():
+    """One door into the results model: nothing in fmbench/report builds a ResultSet from frames read elsewhere."""
+    sources = (Path(report.__file__).parent).glob("*.py")
+    assert not [p.name for p in sources if "from_frames" in p.read_text()]

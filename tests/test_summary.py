@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from fmbench import results
+from fmbench import results, resultset
 from fmbench.report import summary
 from fmbench.spec import Budget, RunResult, RunSpec, TelemetrySummary
 
@@ -41,7 +43,14 @@ def test_extra_info_carries_accuracy_cost_and_no_gpu() -> None:
     assert info["best_hyperparameters"] == {"num_layers": 1}
 
 
-def test_comparison_table_pairs_by_seed_and_counts_failures() -> None:
+def _loaded(tmp_path: Path, rows: list[dict]) -> resultset.ResultSet:
+    """Rows written as a results folder and read back through the validating loader, as the suite does."""
+    results.append_rows(tmp_path / results.RUNS_FILE, rows, results.RUN_COLUMNS)
+    pd.DataFrame(columns=results.TRIAL_COLUMNS).to_csv(tmp_path / results.TRIALS_FILE, index=False)
+    return resultset.load(tmp_path)
+
+
+def test_comparison_table_pairs_by_seed_and_counts_failures(tmp_path: Path) -> None:
     rows = [
         results.run_row(r, machine={})
         for r in (
@@ -52,19 +61,19 @@ def test_comparison_table_pairs_by_seed_and_counts_failures() -> None:
             _result("random", 3, None, error="boom"),
         )
     ]
-    table = summary.comparison_table(pd.DataFrame(rows))
+    table = summary.comparison_table(_loaded(tmp_path, rows))
     random_line = next(line for line in table.splitlines() if line.startswith("random"))
     # paired by seed: ((0.83-0.80) + (0.74-0.70)) / 2 = +0.035; seed 3 failed and has no baseline pair
     assert "+0.035" in random_line
     assert "2/3" in random_line and "error×1" in random_line and "trials×2" in random_line
 
 
-def test_comparison_table_counts_only_the_latest_row_of_a_rerun_cell() -> None:
+def test_comparison_table_counts_only_the_latest_row_of_a_rerun_cell(tmp_path: Path) -> None:
     failed = results.run_row(_result("random", 1, None, error="boom"), machine={})
     rerun = results.run_row(_result("random", 1, 0.83), machine={})
     rerun["run_id"], rerun["started_at"] = "random1-rerun", "2026-01-02T00:00:00+00:00"
     baseline = results.run_row(_result("baseline", 1, 0.80), machine={})
-    table = summary.comparison_table(pd.DataFrame([baseline, rerun, failed]))  # file order is not time order
+    table = summary.comparison_table(_loaded(tmp_path, [baseline, rerun, failed]))  # file order is not time order
     random_line = next(line for line in table.splitlines() if line.startswith("random"))
     assert "1/1" in random_line and "+0.030" in random_line and "error" not in random_line
     assert "1 superseded row(s) left out" in table

@@ -1,7 +1,8 @@
 """Stored results -> a markdown report (tabulate) with PNG plots beside it. Reads rows only; never trains.
 
 Over 300 lines because it is one document: a short function per section, in the order the report shows them,
-and render() that joins them; the plots, ranks and table helpers live in their own modules.
+and render() that joins them; the paired comparisons (tuner against the baseline, tuner against tuner), plots,
+ranks and table helpers live in their own modules.
 """
 
 from __future__ import annotations
@@ -17,19 +18,13 @@ import pandas as pd
 
 from fmbench import atomic, resultset, stats
 from fmbench.registry import BASELINE
-from fmbench.report import evidence, plots, ranks
+from fmbench.report import comparisons, evidence, plots, ranks
 from fmbench.report.tables import cell_text, num, table
 from fmbench.resultset import ResultSet, cell_order, cell_rows
 
 TIMESTAMP_PREFIX = "Generated at "
 
 # ---------------------------------------------------------------- formatting
-
-
-def _ci(interval: stats.Interval, digits: int = 4, sign: bool = False) -> str:
-    if interval.low is None:
-        return "– (n < 2)"
-    return f"[{num(interval.low, digits, sign)}, {num(interval.high, digits, sign)}]"
 
 
 def _mean(values) -> float:
@@ -77,73 +72,38 @@ def _header(runs: pd.DataFrame, trials: pd.DataFrame, generated_at: str) -> list
         f"- Seeds: {', '.join(str(int(s)) for s in sorted(set(runs['seed'])))}",
         f"- Machine: {'; '.join(sorted({_machine(r) for r in runs.itertuples()}))}",
         f"- Libraries: {'; '.join(sorted({_libraries(r) for r in runs.itertuples()}))}",
-        f"- Commit(s): {_values(runs, 'commit')}",
+        f"- Commit(s): {_commits(runs)}",
+        *_unreproducible(runs),
     ]
     return lines
 
 
-def _accuracy(runs: pd.DataFrame) -> list[str]:
-    base = runs[(runs["tuner"] == BASELINE) & ~runs["failed"]]
-    base_acc = dict(zip(base["seed"].astype(int), base["test_accuracy"]))
-    rows, family = [], []  # family: (row, p) of every comparison with the baseline, corrected together
-    for tuner, budget in cell_order(zip(runs["tuner"], runs["budget"])):
-        group = cell_rows(runs, tuner, budget)
-        ok = group[~group["failed"]]
-        row = [tuner, budget, f"{len(ok)} / {group['seed'].nunique()}"]
-        if ok.empty:
-            rows.append(row + ["–"] * 8)
-            continue
-        acc = stats.mean_interval(ok["test_accuracy"])
-        row += [f"{num(acc.mean)} ± {num(acc.std)}", _ci(acc)]
-        pairs = dict(zip(ok["seed"].astype(int), ok["test_accuracy"]))
-        if tuner == BASELINE or not set(pairs) & set(base_acc):
-            row += ["–"] * 5
+NO_COMMIT = "unknown"  # what fmbench.results records where the code was not a git checkout
+DIRTY = "-dirty"  # fmbench.results' mark of a checkout whose code had uncommitted changes
+
+
+def _commits(runs: pd.DataFrame) -> str:
+    counts = runs["commit"].map(_plain).value_counts()
+    return "; ".join(f"{commit} ({_runs(counts[commit])})" for commit in sorted(counts.index)) or "–"
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def _unreproducible(runs: pd.DataFrame) -> list[str]:
+    """A flag per commit no checkout can reproduce: the rows ran on code that differs from every commit."""
+    counts = runs["commit"].map(_plain).value_counts()
+    flags = []
+    for commit in sorted(counts.index):
+        if commit.endswith(DIRTY):
+            why = "uncommitted changes: not reproducible from a commit"
+        elif commit in (NO_COMMIT, "–"):
+            why = "no commit recorded: not reproducible from a commit"
         else:
-            diff = stats.paired_difference(pairs, base_acc)
-            unknown = f"unknown: {diff.unknown}"
-            row += [
-                f"{num(diff.mean, sign=True)} (n={diff.n})",
-                unknown if diff.low is None else f"[{num(diff.low, sign=True)}, {num(diff.high, sign=True)}]",
-                unknown if diff.p_value is None else f"{diff.p_value:.3g}",
-                unknown,  # Holm's adjusted p, filled in once the family is known
-                unknown if diff.detectable is None else num(diff.detectable),
-            ]
-            if diff.p_value is not None:
-                family.append((row, diff.p_value))
-        row.append(num(_mean(ok["best_val_accuracy"])))
-        rows.append(row)
-    for (row, _), adjusted in zip(family, stats.holm_adjusted([p for _, p in family])):
-        row[8] = f"{adjusted:.3g}"
-    headers = [
-        "tuner",
-        "budget",
-        "seeds ok / total",
-        "test acc mean ± std",
-        "95% CI",
-        "Δ vs baseline",
-        "Δ 95% CI",
-        "p",
-        "p (Holm)",
-        "detectable Δ",
-        "best val acc mean",
-    ]
-    return [
-        "## Test accuracy against the baseline",
-        "",
-        table(rows, headers),
-        "",
-        "Means, standard deviations (ddof=1) and Student-t 95% intervals are over the seeds whose run finished; "
-        "failed runs count in *total* but their missing accuracy is left out. Δ is tuner − baseline paired by seed "
-        "(only seeds where both finished, n pairs); p is a two-sided paired t-test on those differences, and "
-        f"*p (Holm)* the same p corrected with Holm's step-down over the family of all {len(family)} comparisons "
-        "with the baseline in this table: a Δ is significant at 5% only where p (Holm) <= 0.05. "
-        "With 3–5 seeds this test only detects large effects: *detectable Δ* is the smallest true difference it "
-        "would find with 80% power at α = 0.05, given the observed spread of the differences "
-        "(fmbench/stats.py, the same "
-        "definitions the CI gate uses). *unknown: zero spread* means every paired difference was identical: "
-        "there is no spread to scale an interval, a p-value or a detectable difference by.",
-        "",
-    ]
+            continue
+        flags.append(f"- ⚠ {commit} ({counts[commit]} of {len(runs)} runs): {why}")
+    return flags
 
 
 def _cost(runs: pd.DataFrame) -> list[str]:
@@ -387,7 +347,13 @@ def render(
             "superseded) and are left out.",
             "",
         ]
-    lines += _accuracy(runs) + _cost(runs) + _time_to_baseline(runs, known, baseline_target(runs)) + _ranking(runs)
+    lines += (
+        comparisons.accuracy_section(runs)
+        + comparisons.pairs_section(runs)
+        + _cost(runs)
+        + _time_to_baseline(runs, known, baseline_target(runs))
+        + _ranking(runs)
+    )
     lines += ranks.anytime_ranks(runs, known) + evidence.distinct_models(rs) + evidence.model_proposals(rs)
     if figures:
         lines += ["## Plots", ""] + [f"![{title}]({name})\n" for title, name in figures]

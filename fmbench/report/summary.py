@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 from tabulate import tabulate
 
-from fmbench import results, resultset
+from fmbench import results
 from fmbench.registry import BASELINE
+from fmbench.resultset import ResultSet
 from fmbench.spec import RunResult
 from fmbench.stats import mean_interval, paired_difference
 
@@ -88,10 +88,10 @@ def extra_info(result: RunResult) -> dict:
     return info
 
 
-def comparison_table(runs: pd.DataFrame) -> str:
+def comparison_table(rs: ResultSet) -> str:
     """Per tuner and budget: test accuracy over seeds, paired difference to the baseline, and cost (current rows
-    only)."""
-    rs = resultset.from_frames(runs)
+    only). Takes the model fmbench.resultset.load built, so the terminal reads rows through the same validating
+    door as the report and the gate: `comparison_table(resultset.load(out))`."""
     baseline = rs.ok[rs.ok.tuner == BASELINE].set_index("seed")["test_accuracy"].to_dict()
     rows = []
     for tuner, budget in rs.cells():
