@@ -33,6 +33,8 @@ RUNNERS: dict[str, Runner] = {
     "grid": Runner("keras_tuner", ("mlp", "cnn"), distributable=True),
     "tpe": Runner("optuna", model_based=True),
     "tpe-hyperband": Runner("optuna", model_based=True),
+    # TPE with a joint model of the knobs that appear together: Optuna's answer for conditional spaces.
+    "tpe-multivariate": Runner("optuna", model_based=True),
     "sklearn": Runner("sklearn", model_based=True, trains_epochs=False, trainer="sklearn"),
     BASELINE: Runner("", ("mlp", "cnn"), fixed=True),
     "sklearn-baseline": Runner("sklearn", fixed=True, trains_epochs=False, trainer="sklearn"),

@@ -131,6 +131,13 @@ def test_per_layer_knobs_exist_only_for_the_layers_built() -> None:
 # --- sampler settings and seeds ------------------------------------------------------------------------------------
 
 
+def test_only_tpe_multivariate_models_the_knobs_jointly() -> None:
+    joint = optuna_search.make_study(_spec(tuner="tpe-multivariate", max_trials=6)).sampler
+    independent = optuna_search.make_study(_spec(max_trials=6)).sampler
+    assert (joint._multivariate, joint._group) == (True, True)
+    assert (independent._multivariate, independent._group) == (False, False)
+
+
 def test_tpe_starts_as_bayesian_does() -> None:
     for spec in (_spec(max_trials=3), _spec(max_trials=12), _spec(max_trials=None, max_seconds=30)):
         assert optuna_search.make_study(spec).sampler._n_startup_trials == base.initial_points(spec)

@@ -1,7 +1,10 @@
 """Optuna's TPE over the same search space as keras-tuner's tuners, optionally with its Hyperband pruner.
 
-`tpe` is Optuna's TPESampler alone; `tpe-hyperband` adds Optuna's HyperbandPruner, which stops a trial
-between epochs through optuna-integration's KerasPruningCallback. Both run the search loop here with
+`tpe` is Optuna's TPESampler alone, with its default independent model per knob; `tpe-multivariate` models
+the knobs jointly, each group of knobs that appear together (a layer count's layers) on its own
+(`multivariate=True, group=True`, Optuna's documented setting for conditional spaces); `tpe-hyperband` adds
+Optuna's HyperbandPruner, which stops a trial between epochs through optuna-integration's KerasPruningCallback.
+All run the search loop here with
 Optuna's ask/tell interface, so the budget is checked before every trial exactly as keras-tuner's oracles
 check it, and the same BudgetCallback stops a running fit. The study lives in memory and is created per
 run: nothing carries over between runs. Models come from models.mlp.make_model, so a trial of this search
@@ -9,6 +12,8 @@ and a trial of keras-tuner's with the same values train the same model.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import keras
 import optuna
@@ -34,7 +39,12 @@ def suggest(trial: optuna.Trial) -> dict:
 def make_study(spec: RunSpec) -> optuna.Study:
     """A fresh in-memory study: TPE seeded with the run's search seed; Hyperband pruning for `tpe-hyperband`."""
     # TPE's random start is BayesianOptimization's: its model then proposes at least half of the trials.
-    sampler = optuna.samplers.TPESampler(n_startup_trials=initial_points(spec), seed=spec.search_seed)
+    joint = spec.tuner == "tpe-multivariate"
+    with warnings.catch_warnings():  # Optuna marks multivariate and group experimental; the rows name the version
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(
+            n_startup_trials=initial_points(spec), seed=spec.search_seed, multivariate=joint, group=joint
+        )
     if spec.tuner == "tpe-hyperband":
         # Resources are epochs, as for keras-tuner's Hyperband. The Keras callback reports epoch indices
         # (0-based), so the first rung is judged after the second epoch.
@@ -58,7 +68,7 @@ class _LastScore(keras.callbacks.Callback):
 
 
 def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: Progress) -> dict:
-    """search.base.SearchFn for `tpe` and `tpe-hyperband`: trials until the budget is spent, then the fields."""
+    """search.base.SearchFn for Optuna's tuners: trials until the budget is spent, then the search's fields."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines, not Optuna's
     study = make_study(spec)
     clock = SearchClock(spec.budget)
