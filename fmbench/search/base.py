@@ -3,6 +3,7 @@ progress line, the model-based start, and the summary of a search's trials into 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import keras_tuner as kt
@@ -191,7 +192,21 @@ def judged(records) -> list:
 
 
 def _brackets_completed(spec: RunSpec, completed: list[TrialRecord]) -> int | None:
-    """Hyperband brackets whose last round (round == bracket) completed: a row without one never promoted."""
+    """Hyperband brackets with promotions (bracket >= 1) whose final round completed: 0 means no bracket ran its
+    promotions to the end.
+
+    keras-tuner's final round can hold several trials (2 in both promoting brackets of max_epochs=10, factor 3),
+    so counting final-round trials overstates brackets: a bracket number's completed final-round trials are
+    divided by that round's size. The integer division also counts a bracket number that recurs in a later
+    Hyperband iteration once per complete pass, and never counts a final round that a budget cut short.
+    """
     if spec.tuner != "hyperband":
         return None
-    return sum(r.bracket is not None and r.bracket >= 1 and r.round == r.bracket for r in completed)
+    # keras_tuner HyperbandOracle._get_size(bracket, round=bracket), with its floating-point arithmetic, so an
+    # inexact log(max_epochs, factor) sizes the round exactly as the oracle that ran the search did.
+    end_size = math.ceil(1 + math.log(spec.epochs, spec.hyperband_factor))
+    finals: dict[int, int] = {}
+    for r in completed:
+        if r.bracket is not None and r.bracket >= 1 and r.round == r.bracket:
+            finals[r.bracket] = finals.get(r.bracket, 0) + 1
+    return sum(count // math.ceil(end_size / (bracket + 1)) for bracket, count in finals.items())
