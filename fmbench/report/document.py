@@ -18,7 +18,7 @@ import pandas as pd
 
 from fmbench import atomic, resultset, stats
 from fmbench.registry import BASELINE
-from fmbench.report import comparisons, evidence, plots, ranks
+from fmbench.report import comparisons, evidence, plots, proposals, ranks
 from fmbench.report.tables import cell_text, num, table
 from fmbench.resultset import ResultSet, cell_order, cell_rows
 
@@ -355,6 +355,7 @@ def render(
         + _ranking(runs)
     )
     lines += ranks.anytime_ranks(runs, known) + evidence.distinct_models(rs) + evidence.model_proposals(rs)
+    lines += proposals.section(rs)
     if figures:
         lines += ["## Plots", ""] + [f"![{title}]({name})\n" for title, name in figures]
     lines += _hyperparameters(runs) + _failures(runs, known, rs.superseded) + _no_promotion(runs) + [HOW_TO_READ]
