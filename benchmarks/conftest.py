@@ -132,7 +132,10 @@ def pytest_collection_modifyitems(config, items):
     runs_file = config.fmbench_out / results.RUNS_FILE
     if not config.getoption("fmbench_resume") or not runs_file.exists():
         return
-    done = suite.finished_cells(results.read_runs(config.fmbench_out))
+    try:
+        done = suite.finished_cells(config.fmbench_out)
+    except results.ResultsError as exc:
+        raise pytest.UsageError(f"--fmbench-resume: {exc}") from None
     for item in items:
         spec = _spec_of(config, item.callspec.params) if hasattr(item, "callspec") else None
         if spec and spec.cell in done:

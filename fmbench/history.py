@@ -78,15 +78,13 @@ def add(store: Path, directories) -> Commit:
             f"({', '.join(commits)}); add one machine's run of one commit at a time"
         )
     store = Path(store)
-    if (store / results.RUNS_FILE).exists():
-        held = results.read_runs(store)
-        same = (machine_of(held) == machines[0]) & (held["commit"].astype(str) == commits[0])
-        if same.any():
-            raise ResultsError(
-                f"{store} already holds commit {commits[0]} on {machines[0]}: the history keeps one run per commit "
-                "and machine; rerun at a new commit, or add to another store"
-            )
-    # The store's own rows stay as they were: both tables are appended, trials first (a run row marks it complete).
+    if (store / results.RUNS_FILE).exists() and (machines[0], commits[0]) in dict(_groups(store)):
+        raise ResultsError(
+            f"{store} already holds commit {commits[0]} on {machines[0]}: the history keeps one run per commit "
+            "and machine; rerun at a new commit, or add to another store"
+        )
+    # The store's own rows stay as they were: both tables are appended, trials first (a run row marks it complete),
+    # in the schema's types, so a seed read as 1 is stored as 1 (results.append_rows writes integers as integers).
     results.append_rows(store / results.TRIALS_FILE, rs.trials.to_dict("records"), results.TRIAL_COLUMNS)
     results.append_rows(store / results.RUNS_FILE, rs.runs[results.RUN_COLUMNS].to_dict("records"), results.RUN_COLUMNS)
     return Commit(machines[0], commits[0], str(rs.runs["started_at"].min()), rs)
@@ -96,23 +94,21 @@ def commits(store: Path) -> list[Commit]:
     """The store's runs, one per machine and commit, each machine's in the order they ran."""
     if not (Path(store) / results.RUNS_FILE).exists():
         raise ResultsError(f"{store}: no history there yet; add a run with `fmbench history {store} --add RESULTS_DIR`")
-    runs, trials = results.read_runs(store), results.read_trials(store)
-    runs = runs.assign(_machine=machine_of(runs), commit=runs["commit"].astype(str))
-    found = []
-    for (machine, commit), rows in runs.groupby(["_machine", "commit"], sort=False):
-        own = trials[trials["run_id"].isin(rows["run_id"])]
-        rs = resultset.from_frames(rows.drop(columns="_machine"), own, sources=(store,))
-        found.append(Commit(machine, commit, str(rows["started_at"].min()), rs))
+    found = [Commit(machine, commit, str(rs.runs["started_at"].min()), rs) for (machine, commit), rs in _groups(store)]
     return sorted(found, key=lambda c: (c.machine, c.started_at))
+
+
+def _groups(store: Path) -> list[tuple[tuple[str, str], ResultSet]]:
+    """The store's rows through the validating loader, one result set per (machine, commit)."""
+    return resultset.load_groups(store, lambda runs: [machine_of(runs), runs["commit"].astype(str)])
 
 
 def steps(line: list[Commit]) -> list[Step]:
     """Each commit of one machine's line checked against the one before it, as the gate checks a change."""
     found = []
     for before, after in zip(line, line[1:]):
-        clean = resultset.from_frames(before.rs.ok.drop(columns="failed"), before.rs.trials)
         try:
-            _, rows = check.check(after.rs, ref_io.build(clean))
+            _, rows = check.check(after.rs, ref_io.build(before.rs.without_failed()))
         except RegressError as exc:  # another profile or budget set: nothing to compare
             found.append(Step(after.machine, after.commit, before.commit, "(not comparable)", None, str(exc)))
             continue

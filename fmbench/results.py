@@ -1,20 +1,23 @@
 """Result rows: RunResult / TrialRecord -> flat rows; atomic CSV appends; reading back with validation.
 
 Over 300 lines because it holds the one column schema (about 60 lines) beside the writers and readers that use it,
-and the machine and commit every row records.
+and the machine (one gatherer, extended by hooks) and commit every row records.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import json
 import os
 import platform
 import subprocess
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from filelock import FileLock
 
@@ -34,6 +37,7 @@ class Column:
 
     name: str
     text: bool = False  # read back as a string, never parsed ('0001' stays a trial id, '1234e5678901' a commit)
+    integer: bool = False  # a count, size or seed: written and read as a whole number ('1', never '1.0'), or empty
     required: str = (
         ""  # "always"; "ok": in every run that did not end in an error; "completed": in every completed trial
     )
@@ -44,10 +48,11 @@ def _columns(names: str, **kind) -> list[Column]:
     return [Column(name, **kind) for name in names.split()]
 
 
-TELEMETRY = _columns(" ".join(f.name for f in dataclasses.fields(TelemetrySummary)))
+# The dataclass's annotations (strings under `from __future__ import annotations`) say which fields count things.
+TELEMETRY = [Column(f.name, integer=str(f.type).startswith("int")) for f in dataclasses.fields(TelemetrySummary)]
 MACHINE = [
     *_columns("hostname platform cpu_model", text=True),
-    Column("cpu_cores"),
+    Column("cpu_cores", integer=True),
     *_columns("gpu_model python_version tensorflow_version keras_version keras_tuner_version", text=True),
     *_columns("optuna_version sklearn_version", text=True, added=None),
     Column("commit", text=True),
@@ -58,43 +63,44 @@ RUN_SCHEMA = [
     *_columns("started_at profile cell", text=True),
     Column("tuner", text=True, required="always"),
     Column("budget", text=True, required="always"),
-    Column("max_trials"),
+    Column("max_trials", integer=True),
     Column("max_seconds"),
-    Column("max_epochs", added=None),
-    Column("seed", required="always"),
-    *_columns("train_size val_size test_size epochs batch_size hyperband_factor num_initial_points"),
+    Column("max_epochs", integer=True, added=None),
+    Column("seed", integer=True, required="always"),
+    *_columns("train_size val_size test_size epochs batch_size hyperband_factor num_initial_points", integer=True),
     Column("best_hyperparameters", text=True),
     *_columns("best_val_accuracy test_accuracy", required="ok"),
     Column("test_loss"),
     *_columns("search_seconds retrain_seconds evaluate_seconds", required="ok"),
     Column("wall_seconds"),
-    *_columns("trials_completed trials_failed search_epochs", required="ok"),
-    Column("retrain_epochs"),
+    *_columns("trials_completed trials_failed search_epochs", integer=True, required="ok"),
+    Column("retrain_epochs", integer=True),
     Column("stopped_by", text=True, required="always"),
     Column("time_overrun_seconds"),
     Column("error", text=True),
     *TELEMETRY,
     *MACHINE,
-    Column("workers"),
-    Column("trials_cut", added=0),
-    Column("brackets_completed", added=None),
+    Column("workers", integer=True),
+    Column("trials_cut", integer=True, added=0),
+    Column("brackets_completed", integer=True, added=None),
     Column("space", text=True, added="mlp"),
-    Column("search_seed", added=None),
-    Column("model_trials", added=None),
-    Column("init_seed_offset", added=0),
+    Column("search_seed", integer=True, added=None),
+    Column("model_trials", integer=True, added=None),
+    Column("init_seed_offset", integer=True, added=0),
 ]
 TRIAL_SCHEMA = [
     Column("run_id", text=True, required="always"),
     *_columns("profile cell tuner budget", text=True),
-    Column("seed"),
+    Column("seed", integer=True),
     *_columns("trial_id hyperparameters", text=True),
     Column("status", text=True, required="always"),
     Column("val_accuracy", required="completed"),
-    *_columns("epochs started_seconds seconds", required="always"),
+    Column("epochs", integer=True, required="always"),
+    *_columns("started_seconds seconds", required="always"),
     Column("error", text=True),
     *TELEMETRY,
     Column("worker", text=True),
-    *_columns("bracket round initial_epoch", added=None),
+    *_columns("bracket round initial_epoch", integer=True, added=None),
     Column("parent_trial_id", text=True, added=None),
     Column("proposed_by", text=True, added=""),
 ]
@@ -104,6 +110,8 @@ TRIAL_COLUMNS = [column.name for column in TRIAL_SCHEMA]
 TELEMETRY_COLUMNS = [column.name for column in TELEMETRY]
 MACHINE_COLUMNS = [column.name for column in MACHINE]
 TEXT_COLUMNS = {column.name for column in RUN_SCHEMA + TRIAL_SCHEMA if column.text}
+# One name has one type in both tables (seed, epochs, samples are integers in each), so a set of names suffices.
+INTEGER_COLUMNS = {column.name for column in RUN_SCHEMA + TRIAL_SCHEMA if column.integer}
 ADDED_COLUMNS = {column.name: column.added for column in RUN_SCHEMA + TRIAL_SCHEMA if column.added is not NOT_ADDED}
 
 
@@ -211,7 +219,8 @@ def append_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
     if not rows:
         return
     path = Path(path)
-    header, body = pd.DataFrame(rows, columns=columns).to_csv(index=False, lineterminator="\n").split("\n", 1)
+    frame = _typed(pd.DataFrame(rows, columns=columns), path)
+    header, body = frame.to_csv(index=False, lineterminator="\n").split("\n", 1)
     with folder_lock(path.parent):
         if not path.exists():
             atomic.write_text(path, f"{header}\n{body}")
@@ -223,6 +232,30 @@ def append_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
                 f"{path}: its columns differ from this fmbench version's; move it aside or write to a new folder"
             )
         atomic.write_text(path, existing + ("" if existing.endswith("\n") else "\n") + body)
+
+
+def whole_numbers(values: pd.Series) -> tuple[pd.Series, int | None]:
+    """The values as nullable integers, and the position of the first that is not a whole number (None if none).
+
+    Empty stays empty: pandas holds an integer column with a gap as floats, which CSV would write as '1.0'.
+    """
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = (numbers.isna() & values.notna()) | (numbers.notna() & (numbers % 1 != 0))  # inf % 1 is NaN: refused too
+    if bad.any():
+        return values, int(np.flatnonzero(bad.to_numpy())[0])
+    return numbers.astype("Int64"), None
+
+
+def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The frame with its integer columns as integers, as the schema stores them; a fraction there is a bug."""
+    for column in [c for c in frame.columns if c in INTEGER_COLUMNS]:
+        frame[column], bad = whole_numbers(frame[column])
+        if bad is not None:
+            raise ResultsError(
+                f"{path}: column {column} would get {frame[column].tolist()[bad]!r}, not a whole number; the writer "
+                "must pass an integer or None (nothing was written)"
+            )
+    return frame
 
 
 def save_run(out_dir: Path, result: RunResult) -> None:
@@ -269,42 +302,83 @@ def read_trials(directory: Path) -> pd.DataFrame:
     return read_table(Path(directory) / TRIALS_FILE, TRIAL_COLUMNS)
 
 
-@functools.lru_cache(maxsize=1)
-def machine_info() -> dict:
-    """Where and with what a run ran: host, CPU/GPU model, library versions, commit."""
-    import keras
-    import keras_tuner
-    import optuna
-    import sklearn
-    import tensorflow as tf
+# --- machine info: one gatherer, extended by hooks (pytest-benchmark's pytest_benchmark_update_machine_info) -------
 
+MachineHook = Callable[[dict], None]  # updates a machine-info dict in place: adds a field's value or corrects one
+MACHINE_HOOKS: list[MachineHook] = []  # hooks every row applies; a plugin or conftest appends its own here
+LIBRARIES = {  # row column -> module whose __version__ it records
+    "tensorflow_version": "tensorflow",
+    "keras_version": "keras",
+    "keras_tuner_version": "keras_tuner",
+    "optuna_version": "optuna",
+    "sklearn_version": "sklearn",
+}
+
+
+def machine_info(hooks: Iterable[MachineHook] | None = None) -> dict:
+    """Where and with what a run ran, one value per MACHINE column: what this module gathers, then each hook
+    (MACHINE_HOOKS unless `hooks` is given) in order. A hook may only set machine columns: a row has no others."""
+    info = dict(_gathered())
+    for hook in MACHINE_HOOKS if hooks is None else hooks:
+        hook(info)
+        unknown = [key for key in info if key not in MACHINE_COLUMNS]
+        if unknown:
+            raise ResultsError(
+                f"machine hook {getattr(hook, '__name__', hook)!r} set {', '.join(map(str, unknown))}, which rows "
+                f"have no column for; set one of {', '.join(MACHINE_COLUMNS)}, or add a Column to results.MACHINE"
+            )
+    return {column: info.get(column) for column in MACHINE_COLUMNS}
+
+
+@functools.lru_cache(maxsize=1)
+def _gathered() -> dict:
+    """What this module knows, read once per process: importing the libraries for their versions takes seconds."""
+    return {**host_info(), **library_versions(), "commit": code_commit()}
+
+
+def host_info() -> dict:
+    """Host, CPU, GPU and Python; the host name changes with every VM, so history keys machines on the others."""
     from fmbench import telemetry
 
     return {
         "hostname": platform.node(),
         "platform": platform.platform(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "gpu_model": ", ".join(telemetry.gpu_names()) or "no GPU",
+        "gpu_model": ", ".join(telemetry.gpu_names()) or "no GPU",  # never empty: rows are grouped by it
         "python_version": platform.python_version(),
-        "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__,
-        "keras_tuner_version": keras_tuner.__version__,
-        "optuna_version": optuna.__version__,
-        "sklearn_version": sklearn.__version__,
-        "commit": code_commit(),
-        # KERAS_BACKEND changes every number silently: rows say which backend trained them.
-        "keras_backend": keras.backend.backend(),
     }
 
 
-def _cpu_model() -> str:
+def library_versions() -> dict:
+    """The versions of the libraries that train and search, 'not installed' for one that is absent (a JAX-only GPU
+    machine has no TensorFlow), and the Keras backend: KERAS_BACKEND changes every number silently."""
+    versions = {column: _version(module) for column, module in LIBRARIES.items()}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+        import keras
+    except ImportError:
+        return versions | {"keras_backend": "not installed"}
+    return versions | {"keras_backend": keras.backend.backend()}
+
+
+def _version(module: str) -> str:
+    try:
+        return str(importlib.import_module(module).__version__)
+    except ImportError:
+        return "not installed"
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name from /proc/cpuinfo's text (read here unless given); where it names none (no Linux, an
+    ARM kernel), the platform's processor or machine name, so the row is never empty."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name") and ":" in line:
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 

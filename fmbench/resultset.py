@@ -3,13 +3,17 @@
 Several folders are the shards of one matrix (`--fmbench-shard K/N`) or a run continued elsewhere; their rows
 are read as one table. For each (profile, cell) the latest row by `started_at` is *current*; earlier ones are
 *superseded* (a failed cell re-run by `--fmbench-resume` leaves its failed row in the file). Report, plots,
-check and the terminal summary all read through this module, so they agree on every count.
+check, history, resume and the terminal summary all read through this module's loaders, which check every row
+against the schema in fmbench/results.py and give its types (integers as nullable integers), so they agree on every
+count and never misread a folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,29 +96,40 @@ class ResultSet:
                 shared.append((str(hps), [f"{r.tuner} {r.budget} seed{int(r.seed)}" for r in ordered.itertuples()]))
         return shared
 
-
-def from_frames(runs: pd.DataFrame, trials: pd.DataFrame | None = None, sources=()) -> ResultSet:
-    """The model of rows already in memory (read in file order, as load() concatenates them)."""
-    runs = runs.reset_index(drop=True).copy()
-    if runs.empty:
-        raise ResultsError(f"{', '.join(map(str, sources)) or 'results'}: no runs recorded; run the benchmark first")
-    runs["budget"] = runs["budget"].astype(object).where(runs["budget"].notna(), "none").astype(str)
-    runs["failed"] = failed_runs(runs)
-    trials = pd.DataFrame(columns=results.TRIAL_COLUMNS) if trials is None else trials
-    order = runs.assign(_row=range(len(runs))).sort_values(["started_at", "_row"], kind="stable")
-    key = ["profile", "cell"] if runs["cell"].notna().all() else ["profile", "tuner", "budget", "seed"]
-    late = order.duplicated(key, keep="last")
-    superseded = runs.loc[order.index[late.to_numpy()]]
-    current = runs.drop(index=superseded.index)
-    known = trials[trials["run_id"].isin(current["run_id"])]
-    return ResultSet(tuple(Path(s) for s in sources), current, superseded, known, len(trials) - len(known))
+    def without_failed(self) -> ResultSet:
+        """The same current rows less the failed ones, with their trials: what a gate reference is built from."""
+        ok = self.ok
+        return dataclasses.replace(self, runs=ok, trials=self.trials[self.trials["run_id"].isin(ok["run_id"])])
 
 
 def load(directories) -> ResultSet:
     """Validated rows of one or several results folders; any problem is a one-line ResultsError naming the file."""
+    directories = _folders(directories)
+    return _from_frames(*_read(directories), directories)
+
+
+def load_groups(directories, by: Callable[[pd.DataFrame], list[pd.Series]]) -> list[tuple[tuple, ResultSet]]:
+    """Validated rows of folders that hold several runs of one matrix (a history store: one per machine and commit),
+    as one ResultSet per group of the keys `by` gives each row, in the order the groups first appear. Each group
+    picks its current rows within itself: a cell rerun at a later commit supersedes nothing at an earlier one."""
+    directories = _folders(directories)
+    runs, trials = _read(directories)
+    groups = []
+    for key, rows in runs.groupby(by(runs), sort=False):
+        own = trials[trials["run_id"].isin(rows["run_id"])]
+        groups.append((key, _from_frames(rows, own, directories)))
+    return groups
+
+
+def _folders(directories) -> list[Path]:
     directories = [Path(directories)] if isinstance(directories, (str, Path)) else [Path(d) for d in directories]
     if not directories:
         raise ResultsError("no results folder given; name at least one, e.g. results/smoke")
+    return directories
+
+
+def _read(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every row of the folders, validated and in the schema's types, in file order."""
     all_runs, all_trials = [], []
     for directory in directories:
         runs, trials = _load_one(directory)
@@ -128,7 +143,25 @@ def load(directories) -> ResultSet:
             "each results folder once"
         )
     trials = pd.concat(all_trials, ignore_index=True) if any(len(t) for t in all_trials) else all_trials[0]
-    return from_frames(runs, trials, directories)
+    return runs, trials
+
+
+def _from_frames(runs: pd.DataFrame, trials: pd.DataFrame, sources) -> ResultSet:
+    """The model of validated rows (read in file order, as _read concatenates them): private, so that every reader
+    of a results folder comes through load or load_groups and gets the schema's checks and types."""
+    runs = runs.reset_index(drop=True).copy()
+    if runs.empty:
+        raise ResultsError(f"{', '.join(map(str, sources)) or 'results'}: no runs recorded; run the benchmark first")
+    runs["budget"] = runs["budget"].astype(object).where(runs["budget"].notna(), "none").astype(str)
+    runs["failed"] = failed_runs(runs)
+    order = runs.assign(_row=range(len(runs))).sort_values(["started_at", "_row"], kind="stable")
+    # Rows from before cells were named (text read as '' where empty) are told apart by what names a cell.
+    key = ["profile", "cell"] if (runs["cell"] != "").all() else ["profile", "tuner", "budget", "seed"]
+    late = order.duplicated(key, keep="last")
+    superseded = runs.loc[order.index[late.to_numpy()]]
+    current = runs.drop(index=superseded.index)
+    known = trials[trials["run_id"].isin(current["run_id"])]
+    return ResultSet(tuple(Path(s) for s in sources), current, superseded, known, len(trials) - len(known))
 
 
 def _load_one(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -155,25 +188,38 @@ def _load_one(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _coerce(frame: pd.DataFrame, path: Path, schema: list[results.Column], required: list[str]) -> pd.DataFrame:
-    """Numbers parsed (a bad one names its line), text as text with empty for missing, required cells present."""
+    """Numbers parsed to the schema's types (a bad one names its line), text as text with empty for missing,
+    required cells present."""
     frame = frame.copy()
-    for column in (c.name for c in schema if not c.text):
-        parsed = pd.to_numeric(frame[column], errors="coerce")
-        bad = parsed.isna() & frame[column].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ResultsError(
-                f"{path}: line {i + 2}: column {column} is {frame[column].iloc[i]!r}, not a number; fix or "
-                "delete the row and rerun"
-            )
-        frame[column] = parsed.astype(float)
+    for column in (c for c in schema if not c.text):
+        frame[column.name] = _numbers(frame[column.name], column, path)
     for column in (c.name for c in schema if c.text):
         if column in frame.columns:
             frame[column] = frame[column].map(
                 lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
             )
     _require(frame, path, required, np.ones(len(frame), dtype=bool))
-    return frame
+    # The schema's order, whichever version wrote the file (added columns were read in at the end); others kept after.
+    names = [c.name for c in schema]
+    return frame[names + [c for c in frame.columns if c not in names]]
+
+
+def _numbers(values: pd.Series, column: results.Column, path: Path) -> pd.Series:
+    """One numeric column: integers as nullable integers (a gap stays a gap, never turns 1 into 1.0), the rest
+    as floats."""
+    if column.integer:
+        parsed, bad = results.whole_numbers(values)
+        kind = "a whole number"
+    else:
+        parsed = pd.to_numeric(values, errors="coerce").astype(float)
+        found = np.flatnonzero((parsed.isna() & values.notna()).to_numpy())
+        bad, kind = (int(found[0]) if len(found) else None), "a number"
+    if bad is not None:
+        raise ResultsError(
+            f"{path}: line {bad + 2}: column {column.name} is {values.tolist()[bad]!r}, not {kind}; fix or delete the "
+            "row and rerun"
+        )
+    return parsed
 
 
 def _require(frame: pd.DataFrame, path: Path, columns: list[str], where) -> None:

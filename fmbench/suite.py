@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
-import pandas as pd
-
-from fmbench import profiles, resultset
+from fmbench import profiles, results, resultset
 from fmbench.registry import BASELINE, RUNNER_NAMES
 from fmbench.spec import RunSpec, SpecError
 
@@ -48,12 +47,14 @@ def shard(specs: list[RunSpec], text: str | None) -> list[RunSpec]:
     return specs[int(k) - 1 :: int(n)]
 
 
-def finished_cells(runs: pd.DataFrame) -> set[str]:
-    """Cells whose current row (the results model's rule: the latest by started_at) has a test accuracy and no
-    error. A cell whose current row failed (out of memory, a killed worker) runs again."""
-    if runs.empty:
+def finished_cells(directory: Path) -> set[str]:
+    """Cells of a results folder whose current row (the results model's rule: the latest by started_at) has a test
+    accuracy and no error; none in a folder without runs.csv. A cell whose current row failed (out of memory, a
+    killed worker) runs again. A malformed folder is a one-line ResultsError: resuming over rows it cannot read
+    would skip or rerun cells by guesswork."""
+    if not (Path(directory) / results.RUNS_FILE).exists():
         return set()
-    return set(resultset.from_frames(runs).ok["cell"])
+    return set(resultset.load(directory).ok["cell"])
 
 
 class SessionClock:

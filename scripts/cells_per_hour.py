@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fmbench import profiles, results  # noqa: E402 - after sys.path holds the checkout
+from fmbench import profiles, resultset  # noqa: E402 - after sys.path holds the checkout
 
 
 def session(profile: str, workers: int, out: Path) -> float:
@@ -55,11 +55,12 @@ def main() -> int:
     for workers in (int(n) for n in args.workers.split(",")):
         with tempfile.TemporaryDirectory(prefix=f"fmbench-n{workers}-") as scratch:
             seconds = session(args.profile, workers, Path(scratch))
-            runs = results.read_runs(Path(scratch))
-        complete = runs.dropna(subset=["test_accuracy"])
-        if sorted(runs.cell) != expected or len(complete) != len(expected):
+            rs = resultset.load(Path(scratch))
+        complete = rs.ok
+        rows = len(rs.runs) + len(rs.superseded)
+        if sorted(rs.runs.cell) != expected or len(complete) != len(expected) or rows != len(expected):
             sys.exit(
-                f"-n {workers}: rows are not one complete row per cell ({len(runs)} rows, {len(complete)} "
+                f"-n {workers}: rows are not one complete row per cell ({rows} rows, {len(complete)} "
                 f"complete, {len(expected)} cells)"
             )
         rates[workers] = 3600 * len(complete) / seconds

@@ -95,38 +95,73 @@ def test_the_other_libraries_tuners_and_the_sklearn_baseline_are_cells(tmp_path:
     assert "sklearn-epochs12" not in proc.stdout, "scikit-learn trains no epochs"
 
 
-def _rows(*cells: tuple[str, str, float | None, str]) -> pd.DataFrame:
-    """runs.csv rows with only what resume reads: (cell, started_at, test_accuracy, stopped_by)."""
-    rows = [
-        {column: None for column in results.RUN_COLUMNS}
-        | {
-            "cell": cell,
-            "started_at": started,
-            "test_accuracy": accuracy,
-            "stopped_by": stopped,
-            "error": "" if accuracy else "killed",
-        }
-        for cell, started, accuracy, stopped in cells
-    ]
-    return pd.DataFrame(rows, columns=results.RUN_COLUMNS)
+def _write_rows(directory: Path, *cells: tuple[str, str, float | None, str]) -> None:
+    """runs.csv rows through the real writer, valid for the results model, from (cell, started_at, test_accuracy,
+    stopped_by); a row without an accuracy was killed (its error says so). None ran trials: no trials.csv is needed."""
+    rows = []
+    for i, (cell, started, accuracy, stopped) in enumerate(cells):
+        name, _, seed = cell.rpartition("-seed")
+        tuner, _, budget = name.partition("-")
+        finished = {"best_val_accuracy": accuracy, "search_seconds": 1.0, "retrain_seconds": 1.0}
+        finished |= {"evaluate_seconds": 0.1, "trials_completed": 0, "trials_failed": 0, "search_epochs": 0}
+        rows.append(
+            {column: None for column in results.RUN_COLUMNS}
+            | (finished if accuracy else {})
+            | {
+                "run_id": f"{cell}-{i}",
+                "profile": "smoke",
+                "cell": cell,
+                "tuner": tuner,
+                "budget": budget or "none",
+                "seed": int(seed),
+                "started_at": started,
+                "test_accuracy": accuracy,
+                "stopped_by": stopped,
+                "error": "" if accuracy else "killed",
+            }
+        )
+    results.append_rows(directory / results.RUNS_FILE, rows, results.RUN_COLUMNS)
 
 
-def test_resume_counts_a_cell_finished_only_when_its_latest_row_succeeded() -> None:
-    runs = _rows(
-        ("baseline-seed1", "2026-01-01T10:00:00+00:00", None, "error"),  # failed, then rerun: finished
-        ("baseline-seed1", "2026-01-01T11:00:00+00:00", 0.81, "trials"),
-        ("random-trials4-seed1", "2026-01-01T12:00:00+00:00", 0.80, "trials"),  # finished, then failed: runs again
-        ("random-trials4-seed1", "2026-01-01T13:00:00+00:00", None, "error"),
-        ("random-time20s-seed1", "2026-01-01T10:30:00+00:00", None, "time"),  # no accuracy: runs again
+RESUMED = (
+    ("baseline-seed1", "2026-01-01T10:00:00+00:00", None, "error"),  # failed, then rerun: finished
+    ("baseline-seed1", "2026-01-01T11:00:00+00:00", 0.81, "trials"),
+    ("random-trials4-seed1", "2026-01-01T12:00:00+00:00", 0.80, "trials"),  # finished, then failed: runs again
+    ("random-trials4-seed1", "2026-01-01T13:00:00+00:00", None, "error"),
+    ("random-time20s-seed1", "2026-01-01T10:30:00+00:00", None, "time"),  # no accuracy: runs again
+)
+
+
+@pytest.mark.parametrize("order", [1, -1], ids=["in file order", "reversed"])
+def test_resume_counts_a_cell_finished_only_when_its_latest_row_succeeded(tmp_path: Path, order: int) -> None:
+    _write_rows(tmp_path, *RESUMED[::order])  # row order does not matter: started_at decides
+    assert suite.finished_cells(tmp_path) == {"baseline-seed1"}
+
+
+def test_resume_in_a_fresh_folder_finds_nothing_finished(tmp_path: Path) -> None:
+    assert suite.finished_cells(tmp_path / "new") == set()
+
+
+def test_resume_over_a_malformed_folder_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Resume reads through the validating loader: a row without its tuner is named, not guessed around."""
+    _write_rows(tmp_path, *RESUMED)
+    runs = pd.read_csv(tmp_path / results.RUNS_FILE, dtype=str, keep_default_na=False)
+    runs.loc[1, "tuner"] = ""
+    runs.to_csv(tmp_path / results.RUNS_FILE, index=False)
+    with pytest.raises(results.ResultsError) as excinfo:
+        suite.finished_cells(tmp_path)
+    assert (
+        str(excinfo.value)
+        == f"{tmp_path / results.RUNS_FILE}: line 3: column tuner is empty; fix or delete the row and rerun"
     )
-    assert suite.finished_cells(runs.iloc[::-1]) == {"baseline-seed1"}  # row order does not matter
 
 
 def test_resume_skips_finished_cells_and_reruns_failed_ones_keeping_the_failed_row(tmp_path: Path) -> None:
-    _rows(
+    _write_rows(
+        tmp_path,
         ("baseline-seed1", "2026-01-01T10:00:00+00:00", None, "error"),
         ("random-trials4-seed1", "2026-01-01T10:00:00+00:00", 0.8, "trials"),
-    ).to_csv(tmp_path / results.RUNS_FILE, index=False)
+    )
     proc = _pytest_benchmarks(
         *_smoke_args(tmp_path, "--fmbench-resume", "-rs", "--benchmark-disable", "-k", "baseline or trials4")
     )
@@ -135,7 +170,7 @@ def test_resume_skips_finished_cells_and_reruns_failed_ones_keeping_the_failed_r
     runs = results.read_runs(tmp_path)
     assert runs.cell.tolist() == ["baseline-seed1", "random-trials4-seed1", "baseline-seed1"]  # the failed row stays
     assert runs.started_at.iloc[2] > runs.started_at.iloc[0] and runs.test_accuracy.iloc[2] > 0
-    assert suite.finished_cells(runs) == {"baseline-seed1", "random-trials4-seed1"}
+    assert suite.finished_cells(tmp_path) == {"baseline-seed1", "random-trials4-seed1"}
 
 
 def test_a_fresh_session_moves_earlier_tables_aside(tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fmbench import cli, history
+from fmbench import cli, history, results, resultset
 
 GOLDEN = Path(__file__).parent / "golden_regress" / "smoke"
+STORE = Path(__file__).parents[1] / "results" / "history" / "smoke-gate"  # the committed store
 
 
 def commit_run(tmp_path: Path, commit: str, hour: int, drop: float = 0.0, cpu: str | None = None) -> Path:
@@ -99,3 +100,39 @@ def test_a_run_of_two_commits_is_refused(tmp_path, capsys) -> None:
 def test_an_empty_store_says_how_to_start_one(tmp_path, capsys) -> None:
     assert cli.main(["history", str(tmp_path / "none")]) == 2
     assert "no history there yet; add a run with `fmbench history" in capsys.readouterr().err
+
+
+def raw(folder: Path, name: str) -> pd.DataFrame:
+    """A table as its text: what a reader of the committed CSV sees."""
+    return pd.read_csv(folder / name, dtype=str, keep_default_na=False)
+
+
+def test_the_store_keeps_what_it_read_in_the_schemas_types(tmp_path) -> None:
+    """`history --add` writes back what the validating loader read: same values and dtypes, and integers as the
+    source wrote them ('1', never '1.0', with gaps kept empty: the golden run has time budgets without max_trials,
+    tuners without hyperband_factor, trials without a bracket)."""
+    source, store = commit_run(tmp_path, "aaaa111", 0), tmp_path / "store"
+    record(store, source)
+    read, stored = resultset.load(source), resultset.load(store)
+    pd.testing.assert_frame_equal(stored.runs, read.runs)
+    pd.testing.assert_frame_equal(stored.trials, read.trials)
+    assert str(stored.runs["max_trials"].dtype) == "Int64" and stored.runs["max_trials"].isna().any()
+    for name in (results.RUNS_FILE, results.TRIALS_FILE):
+        before, after = raw(source, name), raw(store, name)
+        integers = [c for c in before.columns if c in results.INTEGER_COLUMNS]
+        assert "seed" in integers and "epochs" in integers
+        pd.testing.assert_frame_equal(after[integers], before[integers])
+
+
+def test_the_committed_store_holds_integers_as_integers() -> None:
+    """results/history/smoke-gate was once written with seed 1.0 and train_size 1500.0; it still reads as the
+    history it records (four commits, the doctored learning rate's step)."""
+    for name in (results.RUNS_FILE, results.TRIALS_FILE):
+        table = raw(STORE, name)
+        floats = [
+            c for c in table.columns if c in results.INTEGER_COLUMNS and table[c].str.contains(".", regex=False).any()
+        ]
+        assert not floats, f"{STORE / name}: integer columns written as floats: {floats}"
+    line = history.commits(STORE)
+    assert [c.label for c in line] == ["43bfcc0", "2935c3e-dirty", "98017ae", "6f52ac2"]
+    assert {s.commit for s in history.steps(line)} == {"2935c3eb34cf-dirty"}

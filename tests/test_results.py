@@ -1,6 +1,7 @@
 """fmbench.results: flat rows, atomic and locked appends, validated reading, machine info.
 
-Only test_machine_info imports TensorFlow (machine_info reports its version); the rest needs pandas alone.
+No test imports TensorFlow: machine info is tested through its hooks and a fake /proc/cpuinfo text, over a stand-in
+for the library versions (reading them imports every library, seconds per process).
 """
 
 from __future__ import annotations
@@ -226,6 +227,23 @@ def test_save_run_without_trials_writes_the_run_row(tmp_path: Path, monkeypatch:
     results.save_run(tmp_path, result)
     assert len(results.read_runs(tmp_path)) == 1
     assert not (tmp_path / results.TRIALS_FILE).exists()
+
+
+def test_integer_columns_are_written_as_integers_with_gaps_kept(tmp_path: Path) -> None:
+    # pandas holds [1, None] as floats: without the schema's types the file would say seed 1.0, max_trials 4.0.
+    path = tmp_path / "runs.csv"
+    rows = [{"run_id": "a", "seed": 1.0, "max_trials": None}, {"run_id": "b", "seed": 2.0, "max_trials": 4.0}]
+    results.append_rows(path, rows, ["run_id", "seed", "max_trials"])
+    assert path.read_text() == "run_id,seed,max_trials\na,1,\nb,2,4\n"
+
+
+def test_a_fraction_for_an_integer_column_is_refused_and_nothing_written(tmp_path: Path) -> None:
+    path = tmp_path / "runs.csv"
+    with pytest.raises(ResultsError) as excinfo:
+        results.append_rows(path, [{"run_id": "a", "seed": 1.5}], ["run_id", "seed"])
+    _assert_one_line_naming(excinfo, path)
+    assert "column seed would get 1.5, not a whole number" in str(excinfo.value)
+    assert not path.exists()
 
 
 def test_append_leaves_existing_rows_byte_identical(tmp_path: Path) -> None:
@@ -457,31 +475,74 @@ def test_append_to_a_damaged_table_refuses_and_keeps_it(tmp_path: Path) -> None:
 # --- machine info --------------------------------------------------------------------------------------------------
 
 
-def test_machine_info(visible_gpus: list[str]) -> None:
-    import keras
-    import keras_tuner
-    import optuna
-    import sklearn
-    import tensorflow as tf
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B13 64-Core Processor
+flags\t\t: fpu vme
 
-    info = results.machine_info()
+processor\t: 1
+model name\t: AMD EPYC 7B13 64-Core Processor
+"""
+
+
+@pytest.fixture
+def gathered(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """What the module gathers, stood in by MACHINE (the real one imports TensorFlow), with no hooks registered."""
+    monkeypatch.setattr(results, "_gathered", lambda: dict(MACHINE))
+    monkeypatch.setattr(results, "MACHINE_HOOKS", [])
+    return MACHINE
+
+
+def test_a_registered_hook_lands_in_the_row(tmp_path: Path, gathered: dict) -> None:
+    def rack(info: dict) -> None:  # a site names its machines its own way, without editing fmbench
+        info["cpu_model"] = f"{info['cpu_model']} (rack 7)"
+        info["gpu_model"] = "no GPU (MIG slice hidden)"
+
+    results.save_run(tmp_path, _result(run_id="before"))
+    results.MACHINE_HOOKS.append(rack)  # after a first row: the gathered info is cached, the hooks are not
+    results.save_run(tmp_path, _result(run_id="after"))
+    runs = results.read_runs(tmp_path)
+    assert runs["cpu_model"].tolist() == ["Test CPU", "Test CPU (rack 7)"]
+    assert runs["gpu_model"].tolist() == ["no GPU", "no GPU (MIG slice hidden)"]
+    assert runs["hostname"].tolist() == ["host-a", "host-a"], "fields no hook touches keep the gathered value"
+    assert list(runs.columns) == RUN_COLUMNS
+
+
+def test_hooks_run_in_order_and_an_injected_list_replaces_the_registered_one(gathered: dict) -> None:
+    results.MACHINE_HOOKS.append(lambda info: info.update(commit="registered"))
+    injected = [lambda info: info.update(commit="first"), lambda info: info.update(commit=info["commit"] + "+second")]
+    assert results.machine_info()["commit"] == "registered"
+    info = results.machine_info(hooks=injected)
+    assert info["commit"] == "first+second"
     assert list(info) == results.MACHINE_COLUMNS
+
+
+def test_a_hook_setting_a_field_rows_have_no_column_for_is_refused(gathered: dict) -> None:
+    def rack_number(info: dict) -> None:
+        info["rack"] = 7
+
+    with pytest.raises(ResultsError) as excinfo:
+        results.machine_info(hooks=[rack_number])
+    message = str(excinfo.value)
+    assert "'rack_number' set rack" in message and "add a Column to results.MACHINE" in message
+    assert "\n" not in message
+
+
+def test_cpu_model_is_read_from_cpuinfo_text() -> None:
+    assert results.cpu_model(CPUINFO) == "AMD EPYC 7B13 64-Core Processor"
+
+
+def test_cpu_model_without_a_model_name_is_never_empty() -> None:
+    # An ARM kernel's /proc/cpuinfo has processor and BogoMIPS lines but no model name; a row keys machines on it.
+    name = results.cpu_model("processor\t: 0\nBogoMIPS\t: 50.00\n")
+    assert name and "BogoMIPS" not in name
+
+
+def test_host_info_names_every_host_field(visible_gpus: list[str]) -> None:
+    info = results.host_info()
+    assert set(info) | set(results.LIBRARIES) | {"keras_backend", "commit"} == set(results.MACHINE_COLUMNS)
     assert all(value not in (None, "") for value in info.values()), info
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
-        expected = next(
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
-        )
-        assert info["cpu_model"] == expected
-    assert info["cpu_cores"] == os.cpu_count()
-    assert info["gpu_model"] == (", ".join(visible_gpus) or "no GPU")  # never an empty string
-    assert info["tensorflow_version"] == tf.__version__
-    assert info["keras_version"] == keras.__version__
-    assert info["keras_tuner_version"] == keras_tuner.__version__
-    assert info["keras_backend"] == keras.backend.backend()
-    assert info["optuna_version"] == optuna.__version__
-    assert info["sklearn_version"] == sklearn.__version__
-    assert info["commit"] == results._commit()
+    assert info["gpu_model"] == (", ".join(visible_gpus) or "no GPU")  # NVML read independently by the fixture
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fmbench import resultset
+from fmbench import results, resultset
 from fmbench.results import ResultsError
 
 GOLDEN = Path(__file__).parent / "golden_regress" / "smoke"
@@ -60,3 +60,83 @@ def test_trials_of_superseded_runs_are_left_out_and_counted(folder):
 def test_no_folder_is_an_error():
     with pytest.raises(ResultsError, match="no results folder given"):
         resultset.load([])
+
+
+def test_rows_read_in_the_schemas_types_and_order(folder):
+    """Integers as nullable integers (a gap stays a gap, '3.0' from an older writer reads as 3), the rest of the
+    numbers as floats, text as text; columns a later version added come in at the schema's place."""
+    runs = pd.read_csv(folder / "runs.csv", dtype=str, keep_default_na=False)
+    runs.loc[0, "seed"] = "1.0"
+    runs.to_csv(folder / "runs.csv", index=False)
+    rs = resultset.load(folder)
+    assert list(rs.runs.columns) == [*results.RUN_COLUMNS, "failed"]
+    assert list(rs.trials.columns) == results.TRIAL_COLUMNS
+    numbers = {c.name: "Int64" if c.integer else "float64" for c in results.RUN_SCHEMA if not c.text}
+    assert {name: str(rs.runs[name].dtype) for name in numbers} == numbers
+    assert all(isinstance(value, str) for c in results.TEXT_COLUMNS & set(rs.runs) for value in rs.runs[c])
+    assert rs.runs["seed"].iloc[0] == 1 and rs.runs["max_trials"].isna().any()  # time budgets have no trial budget
+    assert str(rs.trials["bracket"].dtype) == "Int64" and rs.trials["bracket"].isna().all()
+
+
+@pytest.mark.parametrize("value", ["1.5", "inf"])
+def test_a_fraction_in_an_integer_column_is_refused_naming_its_line(folder, value):
+    runs = pd.read_csv(folder / "runs.csv", dtype=str, keep_default_na=False)
+    runs.loc[2, "train_size"] = value
+    runs.to_csv(folder / "runs.csv", index=False)
+    with pytest.raises(ResultsError) as excinfo:
+        resultset.load(folder)
+    message = str(excinfo.value)
+    assert f"runs.csv: line 4: column train_size is {float(value)!r}, not a whole number" in message
+    assert "\n" not in message
+
+
+def test_groups_pick_their_current_rows_within_themselves(folder):
+    """A store of two commits: the later commit's rows do not supersede the earlier one's, as load's rule would."""
+    runs = pd.read_csv(folder / "runs.csv", dtype=str, keep_default_na=False)
+    trials = pd.read_csv(folder / "trials.csv", dtype=str, keep_default_na=False)
+    later, later_trials = runs.copy(), trials.copy()
+    later["commit"], later["started_at"] = "bbbb222", "2030-01-01T00:00:00+00:00"
+    later["run_id"] += "-later"
+    later_trials["run_id"] += "-later"
+    pd.concat([runs, later]).to_csv(folder / "runs.csv", index=False)
+    pd.concat([trials, later_trials]).to_csv(folder / "trials.csv", index=False)
+    groups = resultset.load_groups(folder, lambda rows: [rows["commit"]])
+    assert [key for key, _ in groups] == [(runs["commit"].iloc[0],), ("bbbb222",)]
+    for _, rs in groups:
+        assert len(rs.runs) == 14 and rs.superseded.empty and len(rs.trials) == len(trials)
+    assert len(resultset.load(folder).superseded) == 14, "one result set: the later rows supersede the earlier"
+
+
+def test_without_failed_drops_failed_runs_and_their_trials(folder):
+    runs = pd.read_csv(folder / "runs.csv", dtype=str, keep_default_na=False)
+    cell = runs.cell == "random-trials3-seed1"
+    runs.loc[cell, ["test_accuracy", "stopped_by", "error"]] = ["", "error", "boom"]
+    runs.to_csv(folder / "runs.csv", index=False)
+    rs = resultset.load(folder)
+    clean = rs.without_failed()
+    failed_id = runs.loc[cell, "run_id"].iloc[0]
+    assert len(clean.runs) == len(rs.runs) - 1 and failed_id not in set(clean.runs.run_id)
+    assert not rs.run_trials(failed_id).empty and clean.run_trials(failed_id).empty
+
+
+def test_every_reader_of_results_folders_goes_through_the_loaders():
+    """One door: outside the storage and model modules, nothing in fmbench reads a table or models raw frames."""
+    package = Path(resultset.__file__).parent
+    raw = ("read_csv", "read_runs(", "read_trials(", "read_table(", "from_frames")
+    offenders = [
+        f"{path.relative_to(package)}: {word}"
+        for path in package.rglob("*.py")
+        if path.name not in ("results.py", "resultset.py")
+        for word in raw
+        if word in path.read_text()
+    ]
+    assert not offenders
+
+
+def test_rows_without_cell_names_are_told_apart_by_tuner_budget_and_seed(folder):
+    """Empty cells read as '': taken as one cell, every row but the latest would count as superseded."""
+    runs = pd.read_csv(folder / "runs.csv", dtype=str, keep_default_na=False)
+    runs["cell"] = ""
+    runs.to_csv(folder / "runs.csv", index=False)
+    rs = resultset.load(folder)
+    assert len(rs.runs) == 14 and rs.superseded.empty

@@ -1,6 +1,6 @@
 """Ranks of tuners as HPO benchmark papers show them: mean rank against budget spent, and critical differences.
 
-Read-only functions of stored rows (results.read_runs / read_trials), and the report sections that show them;
+Read-only functions of stored rows (a ResultSet from resultset.load), and the report sections that show them;
 they never train. Rank 1 is the best;
 ties share the mean of their ranks. Tuners are compared only within one search space and one budget.
 """
