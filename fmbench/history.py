@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from fmbench import atomic, results, resultset
-from fmbench.gate import RegressError, check, decision
+from fmbench.gate import RegressError, decision, verdicts
 from fmbench.gate import reference as ref_io
 from fmbench.registry import BASELINE
 from fmbench.report import plots
@@ -108,12 +108,12 @@ def steps(line: list[Commit]) -> list[Step]:
     found = []
     for before, after in zip(line, line[1:]):
         try:
-            _, rows = check.check(after.rs, ref_io.build(before.rs.without_failed()))
+            _, rows = verdicts.check(after.rs, ref_io.build(before.rs.without_failed()))
         except RegressError as exc:  # another profile or budget set: nothing to compare
             found.append(Step(after.machine, after.commit, before.commit, "(not comparable)", None, str(exc)))
             continue
         for name, cell, test in rows:
-            if check.verdict(cell, test) != "REGRESSION":
+            if verdicts.verdict(cell, test) != "REGRESSION":
                 continue
             drop = -test.difference.mean * 100 if test.rejected and test.difference is not None else None
             found.append(
@@ -123,7 +123,7 @@ def steps(line: list[Commit]) -> list[Step]:
                     before.commit,
                     name,
                     drop,
-                    check.message(name, cell, test),
+                    verdicts.message(name, cell, test),
                 )
             )
     return found

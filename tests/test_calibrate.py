@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fmbench import cli, resultset
-from fmbench.gate import calibrate, noise
+from fmbench.gate import calibrate, noise, simulation
 from fmbench.gate import reference as ref_io
 
 GOLDEN = Path(__file__).parent / "golden_regress" / "smoke"
@@ -72,9 +72,10 @@ def test_resampling_keeps_each_seed_of_a_run_together(reference, tmp_path):
     """Run up moves every cell of every seed up, run down every one down: a resampled run mixes them by seed only."""
     up = varied(tmp_path, "up", lambda runs: np.full(len(runs), 0.004))
     down = varied(tmp_path, "down", lambda runs: np.full(len(runs), -0.004))
-    sample = calibrate.Resampled(build(reference, [up, down], tmp_path / "n.json"), 1000, np.random.default_rng(0))
+    sample = simulation.Resampled(build(reference, [up, down], tmp_path / "n.json"), 1000, np.random.default_rng(0))
     assert sample.exact and sample.count == 2**2, "two runs, two seeds: every combination"
-    for template, values in sample.groups:
+    assert sample.batches() is sample.batches(), "the same real runs are judged at every drop"
+    for template, values in sample.batches():
         for seed in (1, 2):
             # only the untimed units: a time cell that did the reference's work moves with its run too, but one
             # compared at matched work keeps its validation accuracy
@@ -100,10 +101,31 @@ def test_normal_noise_holds_the_family_wise_rate_of_holm():
     The committed smoke reference: 3 seeds, so the pooled tests over per-seed means have two degrees of freedom."""
     reference = ref_io.load(REPO / "results/reference/smoke.json")
     rng = np.random.default_rng(1)
-    units = calibrate.reference_units(reference)
-    rate = calibrate.simulate(units, calibrate.normal_draw(0.02), 0.0, 4000, rng)
+    rate = simulation.failure_rate(simulation.Normal(reference, 0.02, 4000, rng))
     assert 0.0 < rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 4000)
-    assert calibrate.simulate(units, calibrate.normal_draw(0.02), 0.10, 500, rng) == 1.0
+    assert simulation.failure_rate(simulation.Normal(reference, 0.02, 500, rng), 0.10) == 1.0
+
+
+def test_normal_noise_draws_one_model_once_and_anew_for_each_figure():
+    """Units that retrain one model get the same noise; every figure draws fresh runs, rounded to one image."""
+    reference = ref_io.load(REPO / "results/reference/smoke.json")
+    source = simulation.Normal(reference, 0.02, 50, np.random.default_rng(0))
+    (template, first), (_, second) = source.batches()[0], source.batches()[0]
+    assert first.shape == (50, len(template)) and not np.array_equal(first, second)
+    assert np.array_equal(np.round(first, 3), first) and all(u.reference == 0.0 for u in template)
+    for key in {u.key for u in template}:
+        columns = [j for j, u in enumerate(template) if u.key == key]
+        assert all(np.array_equal(first[:, columns[0]], first[:, j]) for j in columns)
+
+
+def test_one_engine_for_false_alarms_and_power(reference, tmp_path):
+    """The false-alarm rate is the engine at drop 0 and the power the same engine above it, on the same runs."""
+    runs = [varied(tmp_path, f"numerics-{i}", flips(i)) for i in range(3)]
+    sample = simulation.Resampled(build(reference, runs, tmp_path / "n.json"), 1000, np.random.default_rng(0))
+    figures = simulation.figures(sample, per_tuner=True)
+    assert figures["false_alarm_rate"] == simulation.failure_rate(sample, 0.0)
+    assert all(simulation.failure_rate(sample, d) == p for d, p in figures["power"].items())
+    assert simulation.failure_rate(sample, 0.10, "random") <= simulation.failure_rate(sample, 0.10)
 
 
 def test_committed_noise_model_calibrates_the_committed_reference(tmp_path, capsys):

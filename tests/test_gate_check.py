@@ -4,6 +4,7 @@ doctored the way a change or another machine would move it: what must fail fails
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import shutil
 from pathlib import Path
@@ -352,3 +353,16 @@ def test_a_noise_model_of_another_reference_is_refused(golden, reference, tmp_pa
     )
     code = cli.main(["check", str(golden), "--reference", str(reference), "--noise", str(model)])
     assert code == 2 and "measured against a smoke reference of commit 0000000" in capsys.readouterr().err
+
+
+def test_no_gate_module_imports_the_cli_module():
+    """`fmbench check`'s module renders and runs the command; the gate's library modules (calibrate included) share
+    the verdicts through fmbench.gate.verdicts, so a change to the CLI's output cannot change a calibration."""
+    for path in sorted(Path(gate_check.__file__).parent.glob("*.py")):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+        assert "fmbench.gate.check" not in imported or path.name == "check.py", f"{path.name} imports the CLI module"

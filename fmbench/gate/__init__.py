@@ -1,5 +1,7 @@
 """The CI gate: a reference of stored runs (reference), the decision whether a run dropped below it (decision),
-the `fmbench check` command around it (check), and its false-alarm rate and power (calibrate)."""
+each row's verdict (verdicts), the `fmbench check` command around them (check, imported by the CLI only), the noise
+model of real harmless runs (noise), and the false-alarm rate and power: simulated gate runs (simulation) and the
+`fmbench calibrate` command (calibrate)."""
 
 
 class RegressError(ValueError):

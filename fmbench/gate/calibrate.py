@@ -7,21 +7,19 @@ the floors the gate's tests assume at least, `fmbench check --noise`), and each 
 That file is the noise model (results/noise/<profile>.json); it holds measurements only, nothing typed in.
 
 `fmbench calibrate check REFERENCE --noise FILE` states the false-alarm rate twice:
-- directly: how many of the real runs the gate failed, with the exact binomial interval;
-- by simulation: gate runs resampled from the real ones a seed at a time (each seed's cells taken together from one
-  real run, so the correlation between the cells of a seed, a changed best model and a time cell's work all stay as
-  they were measured), every combination of runs when there are few enough, judged by the gate's own family of
-  tests (decision.failures).
+- directly: how many of the real runs the gate failed (each run's verdict as `fmbench check` gives it,
+  fmbench.gate.verdicts), with the exact binomial interval;
+- by simulation: gate runs resampled from the real ones a seed at a time, judged by the gate's own family of tests.
 The same resampled runs with a drop injected give the power: the smallest drop of every cell, and of one tuner's
 cells alone, caught in >= 80% of them. `--normal-sd SD` assumes N(0, SD) per unit instead, for a machine not at
-hand. Building the model, simulating, rendering and the command stay together: each is a few short functions.
+hand. Both go through one engine, fmbench.gate.simulation; this module builds the model, renders and runs the
+command.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import itertools
 import json
 from pathlib import Path
 
@@ -29,13 +27,11 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from fmbench import atomic, resultset
-from fmbench.gate import RegressError, check, decision, noise
+from fmbench.gate import RegressError, decision, noise, simulation, verdicts
 from fmbench.gate import reference as ref_io
+from fmbench.gate.simulation import DROPS, TARGET_POWER
 
-TARGET_POWER = 0.80
 MAX_FALSE_ALARMS = 0.05
-DROPS = np.round(np.arange(0.001, 0.1001, 0.001), 3)  # 0.1 to 10 points, the resolution of a 1,000-image test set
-MAX_COMBINATIONS = 20_000  # up to this many, every combination of real runs per seed is simulated (exact bootstrap)
 
 
 def build(reference: dict, run_dirs: list[Path]) -> dict:
@@ -50,7 +46,8 @@ def build(reference: dict, run_dirs: list[Path]) -> dict:
     floors = noise.floors(all_units)
     runs = []
     for folder, rs, units in zip(map(Path, run_dirs), sets, all_units):
-        _, table = check.check(rs, reference, floors)
+        _, table = verdicts.check(rs, reference, floors)
+        bad = verdicts.failing(table)
         varied = folder / "varied.txt"
         described = ref_io.describe(rs)
         runs.append(
@@ -60,9 +57,7 @@ def build(reference: dict, run_dirs: list[Path]) -> dict:
                 "machine": described["machine"],
                 "libraries": described["libraries"],
                 "commit": described["commit"],
-                "failing": [
-                    check.message(name, cell, test) for name, cell, test in table if name in check.failing(table)
-                ],
+                "failing": [verdicts.message(name, cell, test) for name, cell, test in table if name in bad],
                 "units": [
                     {
                         "cell": u.cell,
@@ -114,166 +109,26 @@ def direct(model: dict) -> dict:
     return {"runs": n, "failed": failed, "rate": failed / n, "low": float(interval.low), "high": float(interval.high)}
 
 
-class Resampled:
-    """Gate runs made of real runs a seed at a time: each seed's units come together from one real run.
-
-    A seed's block joins only from runs where the gate compared every one of that seed's cells (a failed or
-    unmatched cell is already in the direct count). Runs with the same pattern of shared models per seed share one
-    family of tests, so each pattern is judged for all its runs at once."""
-
-    def __init__(self, model: dict, runs: int, rng: np.random.Generator):
-        self.floors = model["floors"]
-        by_seed: dict[int, list[list[decision.Unit]]] = {}
-        for run in model["runs"]:
-            units = noise.units(run)
-            for seed in sorted({u.seed for u in units}):
-                by_seed.setdefault(seed, []).append([u for u in units if u.seed == seed])
-        self.seeds = sorted(by_seed)
-        self.blocks = {}
-        for seed in self.seeds:
-            cells = max((tuple(u.cell for u in block) for block in by_seed[seed]), key=len)
-            self.blocks[seed] = [b for b in by_seed[seed] if tuple(u.cell for u in b) == cells]
-        sizes = [len(self.blocks[s]) for s in self.seeds]
-        total = int(np.prod(sizes)) if sizes else 0
-        if total <= MAX_COMBINATIONS:
-            self.choices = np.array(list(itertools.product(*(range(k) for k in sizes))), dtype=int)
-        else:
-            self.choices = np.column_stack([rng.integers(0, k, runs) for k in sizes])
-        self.exact = total <= MAX_COMBINATIONS
-        self.groups = self._groups()
-
-    def _groups(self) -> list[tuple[list[decision.Unit], np.ndarray]]:
-        """(template units, (runs x units) differences) per pattern of shared models."""
-        patterns: dict[tuple, list[int]] = {}
-        for row, choice in enumerate(self.choices):
-            pattern = tuple(_pattern(self.blocks[s][i]) for s, i in zip(self.seeds, choice))
-            patterns.setdefault(pattern, []).append(row)
-        out = []
-        for pattern, rows in patterns.items():
-            template = []
-            for seed, shape in zip(self.seeds, pattern):
-                first = self.blocks[seed][self.choices[rows[0], self.seeds.index(seed)]]
-                template += [
-                    decision.Unit(u.cell, u.seed, u.time_limited, u.measure, 0.0, 0.0, f"{seed}|{j}", u.step)
-                    for u, j in zip(first, shape)
-                ]
-            values = np.array(
-                [[u.current for s, i in zip(self.seeds, self.choices[r]) for u in self.blocks[s][i]] for r in rows]
-            )
-            out.append((template, values))
-        return out
-
-    @property
-    def count(self) -> int:
-        return len(self.choices)
-
-    def tuners(self) -> list[str]:
-        return list(dict.fromkeys(_tuner(u.cell) for units, _ in self.groups for u in units))
-
-    def failure_rate(self, drop: float = 0.0, tuner: str | None = None) -> float:
-        """Share of the resampled runs the gate fails, with `drop` taken off every unit (or one tuner's units)."""
-        failed = 0
-        for template, values in self.groups:
-            hit = np.array([tuner is None or _tuner(u.cell) == tuner for u in template], dtype=float)
-            failed += int(decision.failures(template, values - drop * hit, floors=self.floors).sum())
-        return failed / self.count
-
-
-def _pattern(block: list[decision.Unit]) -> tuple[int, ...]:
-    """Which units of a seed's block are the same evidence: each unit's index of the first with its key."""
-    first: dict[str, int] = {}
-    return tuple(first.setdefault(u.key, j) for j, u in enumerate(block))
-
-
-def _tuner(cell: str) -> str:
-    return cell.split(" ")[0]
-
-
-def smallest_drop(rate) -> tuple[float | None, dict[float, float]]:
-    """The smallest drop of the grid with rate(drop) >= TARGET_POWER, by bisection (power grows with the drop)."""
-    power, smallest = {}, None
-    low, high = 0, len(DROPS) - 1
-    while low <= high:
-        mid = (low + high) // 2
-        power[float(DROPS[mid])] = rate(float(DROPS[mid]))
-        if power[float(DROPS[mid])] >= TARGET_POWER:
-            smallest, high = float(DROPS[mid]), mid - 1
-        else:
-            low = mid + 1
-    return smallest, dict(sorted(power.items()))
-
-
 def measured(model: dict, runs: int, seed: int = 0) -> dict:
     """Every figure of the noise model: spreads, direct and simulated false alarms, power across the board and per
-    tuner."""
-    sample = Resampled(model, runs, np.random.default_rng(seed))
-    smallest, power = smallest_drop(sample.failure_rate)
-    per_tuner = {t: smallest_drop(lambda d, t=t: sample.failure_rate(d, t))[0] for t in sample.tuners()}
+    tuner, on the real runs resampled a seed at a time."""
+    sample = simulation.Resampled(model, runs, np.random.default_rng(seed))
+    simulated = simulation.figures(sample, per_tuner=True)
     return {
         "spreads": spreads(model),
         "floors": model["floors"],
         "direct": direct(model),
         "runs": sample.count,
         "exact": sample.exact,
-        "units": sum(len(sample.blocks[s][0]) for s in sample.seeds),
-        "false_alarm_rate": sample.failure_rate(),
-        "smallest_drop": smallest,
-        "power": power,
-        "smallest_drop_per_tuner": per_tuner,
+        "units": len(sample.template),
+        **simulated,
     }
-
-
-def reference_units(reference: dict) -> list[decision.Unit]:
-    """The reference against itself: every cell and seed as a unit of difference 0, keyed by the model it retrains."""
-    return [
-        decision.Unit(
-            decision.cell_name(c["tuner"], c["budget"]),
-            int(seed),
-            bool(c["time_limited"]),
-            "test",
-            run["test_accuracy"],
-            run["test_accuracy"],
-            f"test|{seed}|{run['model']}",
-            1 / reference["data"]["test"],
-        )
-        for c in reference["cells"]
-        for seed, run in c["runs"].items()
-    ]
-
-
-def simulate(units: list[decision.Unit], draw, drop: float, runs: int, rng: np.random.Generator) -> float:
-    """Share of `runs` simulated gate runs that fail when every unit drops by `drop` on top of the noise."""
-    keys = sorted({u.key for u in units})
-    # The same model gets the same noise; a model a trial-limited cell also retrains has that cell's (numeric) noise.
-    first = [min((u for u in units if u.key == k), key=lambda u: u.time_limited) for k in keys]
-    noise = draw(first, runs, rng)
-    column = {k: j for j, k in enumerate(keys)}
-    current = np.array([u.reference for u in units]) + noise[:, [column[u.key] for u in units]] - drop
-    return float(decision.failures(units, current).mean())
-
-
-def normal_draw(sd: float):
-    """Assumed noise instead of measured: N(0, sd) per unit difference, for a machine not at hand (e.g. a GPU)."""
-
-    def draw(units: list[decision.Unit], runs: int, rng: np.random.Generator) -> np.ndarray:
-        # accuracy on 1,000+ images moves in steps of 0.001
-        return np.round(rng.normal(0.0, sd, size=(runs, len(units))), 3)
-
-    return draw
 
 
 def assumed(reference: dict, sd: float, runs: int, seed: int = 0) -> dict:
     """False-alarm rate and power under N(0, sd) per unit of the reference, units of one model drawn together."""
-    rng = np.random.default_rng(seed)
-    units, draw = reference_units(reference), normal_draw(sd)
-    smallest, power = smallest_drop(lambda drop: simulate(units, draw, drop, runs, rng))
-    return {
-        "runs": runs,
-        "units": len(units),
-        "false_alarm_rate": simulate(units, draw, 0.0, runs, rng),
-        "smallest_drop": smallest,
-        "power": power,
-    }
+    source = simulation.Normal(reference, sd, runs, np.random.default_rng(seed))
+    return {"runs": source.count, "units": len(source.template), **simulation.figures(source)}
 
 
 def _points(drop: float | None) -> str:

@@ -3,6 +3,8 @@
 The decision is decision.py's: every cell's evidence, counted once, one family of one-sided paired t-tests
 (per cell and over all cells) under Holm's correction at 5%. A failed run, a missing cell or seed, or a
 rejected test exits 1. Speed (how much work a time limit bought) is reported beside it, never as a drop.
+The table's rows and their verdicts are verdicts.py's, which the calibration judges real runs with too; this
+module renders them and runs the command; a library caller imports verdicts.py, not this module.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tabulate import tabulate
 from fmbench import atomic, resultset
 from fmbench.gate import decision, noise
 from fmbench.gate import reference as ref_io
+from fmbench.gate.verdicts import check, failing, message, verdict
 from fmbench.resultset import ResultSet
 from fmbench.stats import mean_interval
 
@@ -57,29 +60,6 @@ def _seeds(cell: decision.Cell) -> str:
     notes += [f"missing: {','.join(map(str, cell.missing))}"] * bool(cell.missing)
     notes += [f"no work in common: {','.join(map(str, cell.unmatched))}"] * bool(cell.unmatched)
     return text + (f" ({'; '.join(notes)})" if notes else "")
-
-
-def verdict(cell: decision.Cell | None, test: decision.Test) -> str:
-    if cell is not None and cell.new:
-        return "new"
-    if cell is not None and (cell.failed or cell.missing):
-        return "REGRESSION" if cell.current_seeds or cell.failed else "missing"
-    if cell is not None and test.level is None:
-        return "in pooled"  # too few distinct units to decide alone: judged by the pooled rows below
-    return "REGRESSION" if test.rejected else "ok"
-
-
-def rows(
-    cells: list[decision.Cell], tests: list[decision.Test]
-) -> list[tuple[str, decision.Cell | None, decision.Test]]:
-    """(name, cell, test) per cell of either side and for all cells."""
-    by_name = {t.name: t for t in tests}
-    out = [(c.name, c, by_name.get(c.name, decision.Test(c.name, (), 0, None, 1.0))) for c in cells]
-    return out + [
-        (name, None, by_name[name])
-        for name in (decision.UNTIMED, decision.TIMED, decision.ALL_CELLS)
-        if name in by_name
-    ]
 
 
 def render_table(table) -> str:
@@ -126,30 +106,6 @@ def render_table(table) -> str:
         "verdict",
     ]
     return tabulate(lines, headers, tablefmt="github", missingval="-", disable_numparse=True)
-
-
-def message(name: str, cell: decision.Cell | None, test: decision.Test) -> str:
-    """One line saying why this row fails."""
-    if cell is not None and not cell.current_seeds and not cell.failed:
-        return (
-            f"{name}: in the reference but not in the results; run it, or --update-reference if it was "
-            "dropped on purpose"
-        )
-    parts = []
-    if cell is not None and cell.failed:
-        parts.append("failed run(s) " + "; ".join(f"seed {s}: {err}" for s, err in cell.failed))
-    if cell is not None and cell.missing:
-        parts.append(f"seed(s) {', '.join(map(str, cell.missing))} missing from the results (a shard not merged?)")
-    if test.rejected and test.difference is not None:
-        parts.append(
-            f"accuracy dropped {-test.difference.mean * 100:.2f} points over {len(test.units)} unit(s), "
-            f"p = {test.p:.3g} <= Holm level {test.level:.3g}"
-        )
-    return f"{name}: " + "; ".join(parts)
-
-
-def failing(table) -> list[str]:
-    return [name for name, cell, test in table if verdict(cell, test) in ("REGRESSION", "missing")]
 
 
 def render_report(table, warnings: list[str]) -> str:
@@ -214,14 +170,6 @@ def export_benchmark_json(rs: ResultSet, path: Path) -> list[dict]:
         )
     atomic.write_text(Path(path), json.dumps(entries, indent=2) + "\n")
     return entries
-
-
-def check(rs: ResultSet, reference: dict, floors: dict[str, float] | None = None) -> tuple[list[str], list]:
-    """(warnings, table) of a result set against a reference, with the noise model's floors if given; raises
-    RegressError if they are not comparable."""
-    warnings = ref_io.check_comparable(rs, reference)
-    cells, units = decision.evidence(rs, reference)
-    return warnings, rows(cells, decision.decide(units, floors=floors))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
