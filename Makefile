@@ -12,7 +12,7 @@ OUT = results/local/$(PROFILE)
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,tensorflow,jax]'
 	touch $@
 
 setup: $(VENV)/.installed

@@ -10,12 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fmbench import placement, profiles, results, resultset, suite  # none imports TensorFlow
+from fmbench import backend, placement, profiles, results, resultset, suite  # none imports Keras
 from fmbench.registry import BASELINE, BASELINES
 from fmbench.spec import RunSpec, SpecError
-
-# Before any cell imports TensorFlow: keep its C++ start-up chatter out of the progress output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -52,6 +49,10 @@ def pytest_addoption(parser):
         "the gate's noise runs; recorded in runs.csv; default $FMBENCH_INIT_SEED_OFFSET or 0)",
     )
     group.addoption(
+        "--fmbench-backend",
+        help=f"Keras backend: {', '.join(backend.BACKENDS)} (default $KERAS_BACKEND, else {backend.DEFAULT})",
+    )
+    group.addoption(
         "--fmbench-data-dir", help="Fashion-MNIST IDX folder (default $FMBENCH_DATA_DIR, else the Keras loader)"
     )
     group.addoption(
@@ -65,6 +66,7 @@ def pytest_configure(config):
     """Turn the options into the list of RunSpecs; bad options are a usage error before anything runs.
     A pytest-xdist worker first takes its share of the machine, before any test imports TensorFlow."""
     try:
+        backend.select(config.getoption("fmbench_backend"))  # before any cell imports Keras
         specs = suite.selected_specs(
             config.getoption("fmbench_profile"),
             config.getoption("fmbench_tuners"),

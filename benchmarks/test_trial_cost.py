@@ -71,8 +71,17 @@ def _tuners(tmp_path):
         return kt.oracles.RandomSearchOracle(objective=keras_tuner.OBJECTIVE, max_trials=1, seed=1)
 
     stock = kt.Tuner(oracle=oracle(), hypermodel=stock_model, directory=tmp_path, project_name="stock", overwrite=True)
+    from fmbench.models.trainer import KerasTrainer
+    from fmbench.spec import Budget, RunSpec
+
+    trainer = KerasTrainer(RunSpec(tuner="random", seed=1, budget=Budget(max_trials=1)))
     ours = keras_tuner._Tuner(
-        oracle=oracle(), hypermodel=mlp.build_model, directory=tmp_path, project_name="fmbench", overwrite=True
+        oracle=oracle(),
+        hypermodel=mlp.build_model,
+        trainer=trainer,
+        directory=tmp_path,
+        project_name="fmbench",
+        overwrite=True,
     )
     return stock, ours
 

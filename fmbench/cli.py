@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
-from fmbench import profiles  # none of these three imports TensorFlow
+from fmbench import backend, profiles  # none of these imports Keras: the backend is chosen before it loads
 from fmbench.registry import RUNNER_NAMES
 from fmbench.spec import Budget, SpecError
-
-# Before TensorFlow is imported anywhere: keep its C++ start-up chatter out of the progress output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     from fmbench.results import ResultsError
 
     try:
+        backend.select(getattr(args, "backend", None))
         return args.command(args)
     except (SpecError, DataError, ResultsError, RegressError) as exc:
         print(f"fmbench {args.name}: error: {exc}", file=sys.stderr)
@@ -52,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         "--max-epochs",
         type=int,
         help="stop after E training epochs summed over all trials (the fair unit between Hyperband and the others)",
+    )
+    run.add_argument(
+        "--backend",
+        help=f"Keras backend: {', '.join(backend.BACKENDS)} (default $KERAS_BACKEND, else {backend.DEFAULT}); rows "
+        "record it, and comparisons never mix two",
     )
     run.add_argument(
         "--space", help="search space: mlp (default; the profile's) or cnn (keras-tuner's HyperResNet / HyperXception)"

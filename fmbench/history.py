@@ -63,9 +63,11 @@ class Step:
 
 
 def machine_of(runs: pd.DataFrame) -> pd.Series:
-    """The machine key of each row: CPU model, cores and GPU (the host name changes with every VM)."""
+    """The machine key of each row: CPU model, cores, GPU (the host name changes with every VM) and Keras backend,
+    each backend its own line: a step between two backends would measure the backend, not the commit."""
     cores = pd.to_numeric(runs["cpu_cores"], errors="coerce").fillna(0).astype(int).astype(str)
-    return runs["cpu_model"].astype(str) + ", " + cores + " cores, " + runs["gpu_model"].astype(str)
+    backend = runs["keras_backend"].replace("", resultset.UNNAMED_BACKEND).astype(str)
+    return runs["cpu_model"].astype(str) + ", " + cores + " cores, " + runs["gpu_model"].astype(str) + ", " + backend
 
 
 def add(store: Path, directories) -> Commit:

@@ -1,15 +1,17 @@
 """Where each of several processes on one machine runs: a GPU of its own where there are several, else a share
 of the cores.
 
-Applied through the environment before TensorFlow is imported: TensorFlow reads CUDA_VISIBLE_DEVICES and
-its thread-pool sizes (TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS) once, when it starts.
+Applied through the environment before a Keras backend is imported: TensorFlow reads CUDA_VISIBLE_DEVICES and
+its thread-pool sizes (TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS) once, when it starts, and JAX its XLA_FLAGS.
 """
 
 from __future__ import annotations
 
 import os
 
-THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "XLA_FLAGS")
+# XLA's CPU backend has a switch for one thread, not a count: a process whose share is one core gets it.
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 def visible_gpu_ids() -> list[str]:
@@ -28,8 +30,9 @@ def process_env(index: int, count: int, gpu_ids: list[str], cores: int) -> dict[
         return {"CUDA_VISIBLE_DEVICES": gpu_ids[index % len(gpu_ids)]}
     if gpu_ids:
         return {}
-    threads = str(max(1, cores // count))
-    return dict.fromkeys(THREAD_VARIABLES, threads)
+    threads = max(1, cores // count)
+    env = dict.fromkeys(("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"), str(threads))
+    return env | {"XLA_FLAGS": XLA_ONE_THREAD} if threads == 1 else env
 
 
 def apply(index: int, count: int) -> str:
@@ -43,5 +46,5 @@ def apply(index: int, count: int) -> str:
     if "CUDA_VISIBLE_DEVICES" in env:
         return f"GPU {env['CUDA_VISIBLE_DEVICES']}"
     if env:
-        return f"{os.environ['TF_NUM_INTRAOP_THREADS']} TensorFlow threads of {os.cpu_count()} cores"
+        return f"{os.environ['TF_NUM_INTRAOP_THREADS']} backend threads of {os.cpu_count()} cores"
     return "the one GPU, shared"

@@ -1,79 +1,65 @@
-"""The run protocol: search under the budget -> retrain the best from scratch -> evaluate on test once.
+"""The run protocol: search with the tuner's searcher and trainer under the budget -> retrain the best from scratch
+with the trainer -> test once.
 
-The same protocol for every tuner and the baseline, so a difference between rows is the tuning. Which backend
-searches comes from the registry (fmbench.registry); any failure becomes a row with its error, never an exception.
+The same protocol for every tuner and the baseline (a searcher that proposes its one fixed configuration), so a
+difference between rows is the tuning. Which searcher and trainer a tuner has comes from its registry entry
+(fmbench.registry); any failure becomes a row with its error, never an exception.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib
 import os
 import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 
 import keras
 
-from fmbench import models, telemetry
+from fmbench import backend, telemetry
 from fmbench.data import Split
-from fmbench.models import scoring, tf_session, training
-from fmbench.registry import BASELINE, RUNNERS
-from fmbench.search.base import Progress, SearchFailed, SearchFn, last_line, recorded_initial_points
-from fmbench.spec import DataSizes, RunResult, RunSpec
+from fmbench.models.trainer import KerasTrainer, Trainer
+from fmbench.registry import RUNNERS
+from fmbench.search import base
+from fmbench.search.base import Progress, Searcher, SearchFailed, last_line, recorded_initial_points
+from fmbench.spec import DataSizes, FinalFit, RunResult, RunSpec, SearchOutcome
 
 
-def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchFn | None = None) -> RunResult:
+def run(spec: RunSpec, split: Split, progress: Progress = print, searcher: Searcher | None = None) -> RunResult:
     """One run of the protocol. Any failure becomes a row with its error, never an exception.
 
-    `search` replaces the registry's in-process search (fmbench.search.distributed's chief passes its own);
-    the retrain and the single test evaluation stay the same.
+    `searcher` replaces the registry's in-process one (fmbench.search.distributed's chief passes its own); the
+    retrain and the single test evaluation stay the same.
     """
-    telemetry.enable_gpu_memory_growth()
-    runner = RUNNERS[spec.tuner]
+    backend.limit_gpu_memory()
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    fields = dict(
-        best_hyperparameters={},
-        best_val_accuracy=None,
-        test_accuracy=None,
-        test_loss=None,
-        search_seconds=0.0,
-        retrain_seconds=0.0,
-        evaluate_seconds=0.0,
-        trials_completed=0,
-        trials_failed=0,
-        search_epochs=0,
-        retrain_epochs=0,
-        stopped_by="exhausted",
-        time_overrun_seconds=None,
-        trials=(),
-        error="",
-        trials_cut=0,
-        brackets_completed=None,
-    )
+    trainer = trainer_for(spec)
+    searcher = searcher or searcher_for(spec)
+    outcome, final, error = SearchOutcome(best_hyperparameters={}, stopped_by="exhausted"), FinalFit(), ""
     # keras-tuner writes trial JSON every trial (and Hyperband a checkpoint): keep them in memory where we can.
     workdir = tempfile.mkdtemp(prefix=f"fmbench-{spec.cell}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     with telemetry.Sampler() as sampler:
         try:
             keras.utils.set_random_seed(spec.weight_seed)
-            if spec.tuner == BASELINE:
-                fields["best_hyperparameters"] = dict(models.space_of(spec).BASELINE_HPS)
-                fields["stopped_by"] = "trials"  # the baseline is a single fixed trial
-            else:
-                fields.update((search or backend(spec.tuner).search)(spec, split, workdir, sampler, progress))
-            retrain = backend(spec.tuner).retrain_and_evaluate if runner.trainer == "sklearn" else retrain_and_evaluate
-            retrain(spec, split, fields, progress)
+            outcome = searcher(spec, split, trainer, workdir, sampler, progress)
+            final = final_fit(spec, split, trainer, outcome.best_hyperparameters, outcome.best_val_accuracy is None)
+            progress(f"[{spec.cell}] test accuracy {final.test_accuracy:.4f} (retrain {final.retrain_seconds:.1f}s)")
         except SearchFailed as exc:
-            fields.update(exc.partial, error=str(exc))
+            outcome, error = exc.partial, str(exc)
             progress(f"[{spec.cell}] ERROR {exc}")
         except Exception as exc:  # the row records it; the suite goes on
-            fields.update(stopped_by="error", error=f"{type(exc).__name__}: {last_line(str(exc))}")
-            progress(f"[{spec.cell}] ERROR {fields['error']}")
+            error = f"{type(exc).__name__}: {last_line(str(exc))}"
+            outcome = dataclasses.replace(outcome, stopped_by="error")
+            progress(f"[{spec.cell}] ERROR {error}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-            tf_session.clear_session()
+            trainer.reset()
+    if outcome.best_val_accuracy is None:
+        # A fixed model's search scores nothing: its retrained model's validation accuracy is its score.
+        outcome = dataclasses.replace(outcome, best_val_accuracy=final.val_accuracy)
     # The row records the images the run used: data.load caps sizes at what the data holds.
     used = DataSizes(train=len(split.y_train), val=len(split.y_val), test=len(split.y_test))
     return RunResult(
@@ -82,7 +68,30 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, search: SearchF
         started_at=started_at,
         num_initial_points=recorded_initial_points(spec),
         telemetry=sampler.summary(),
-        **fields,
+        error=error,
+        **_fields(outcome),
+        **{name: value for name, value in _fields(final).items() if name != "val_accuracy"},
+    )
+
+
+def final_fit(spec: RunSpec, split: Split, trainer: Trainer, values: dict, score_validation: bool) -> FinalFit:
+    """Same for a tuned model and the baseline: fresh weights from the run's seed, train on train, test once."""
+    keras.utils.set_random_seed(spec.weight_seed)
+    started = time.monotonic()
+    trained = trainer.train(values, split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size)
+    # The baseline has no search; its validation accuracy (after the last epoch, scored as every trial is) is the
+    # target tuners must reach.
+    val_accuracy = trainer.score(trained, split.x_val, split.y_val)[0] if score_validation else None
+    retrain_seconds = time.monotonic() - started
+    started = time.monotonic()
+    accuracy, loss = trainer.score(trained, split.x_test, split.y_test)
+    return FinalFit(
+        test_accuracy=float(accuracy),
+        test_loss=float(loss),
+        val_accuracy=val_accuracy,
+        retrain_seconds=retrain_seconds,
+        retrain_epochs=trained.epochs,
+        evaluate_seconds=time.monotonic() - started,
     )
 
 
@@ -91,31 +100,50 @@ def run_distributed(spec: RunSpec, split: Split, progress: Progress = print, **c
     from fmbench.search import distributed
 
     with distributed.chief(**chief_options) as serving:
-        result = run(spec, split, progress, search=serving.search)
+        result = run(spec, split, progress, searcher=serving.search)
     return dataclasses.replace(result, workers=serving.workers)
 
 
-def backend(tuner: str):
-    """The fmbench.search module of a tuner's backend, imported only when used (Optuna, scikit-learn)."""
-    return importlib.import_module(f"fmbench.search.{RUNNERS[tuner].backend}")
+def _keras_tuner() -> Searcher:
+    from fmbench.search import keras_tuner
+
+    return keras_tuner.search
 
 
-def retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: Progress) -> None:
-    """Same protocol for a tuned model and the baseline: fresh weights, train on train, test once."""
-    keras.utils.set_random_seed(spec.weight_seed)
-    started = time.monotonic()
-    model = models.space_of(spec).make_model(fields["best_hyperparameters"])
-    history = training.fit(
-        model, split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size, verbose=0
-    )
-    if spec.tuner == BASELINE:
-        # The baseline has no search; its validation accuracy (after the last epoch, scored as every trial
-        # is) is the target tuners must reach.
-        fields["best_val_accuracy"] = scoring.score(model, split.x_val, split.y_val)[0]
-    fields["retrain_seconds"] = time.monotonic() - started
-    fields["retrain_epochs"] = len(history.epoch)
-    started = time.monotonic()
-    accuracy, loss = scoring.score(model, split.x_test, split.y_test)
-    fields["evaluate_seconds"] = time.monotonic() - started
-    fields["test_accuracy"], fields["test_loss"] = float(accuracy), float(loss)
-    progress(f"[{spec.cell}] test accuracy {accuracy:.4f} (retrain {fields['retrain_seconds']:.1f}s)")
+def _optuna() -> Searcher:
+    from fmbench.search import optuna
+
+    return optuna.search
+
+
+def _sklearn() -> Searcher:
+    from fmbench.search import sklearn
+
+    return sklearn.search
+
+
+def _sklearn_trainer(spec: RunSpec) -> Trainer:
+    from fmbench.search import sklearn
+
+    return sklearn.SklearnTrainer(spec)
+
+
+# The registry's names for searchers and trainers. Imported when used: Optuna and scikit-learn load only for their
+# own tuners.
+SEARCHERS: dict[str, Callable[[], Searcher]] = {"keras_tuner": _keras_tuner, "optuna": _optuna, "sklearn": _sklearn}
+TRAINERS: dict[str, Callable[[RunSpec], Trainer]] = {"keras": KerasTrainer, "sklearn": _sklearn_trainer}
+
+
+def searcher_for(spec: RunSpec) -> Searcher:
+    """The registry's searcher of the spec's tuner: a fixed model's proposes its one configuration."""
+    runner = RUNNERS[spec.tuner]
+    return base.fixed if runner.fixed else SEARCHERS[runner.backend]()
+
+
+def trainer_for(spec: RunSpec) -> Trainer:
+    return TRAINERS[RUNNERS[spec.tuner].trainer](spec)
+
+
+def _fields(record) -> dict:
+    """A frozen record's fields by name, values as they are (dataclasses.asdict would turn trials into dicts)."""
+    return {field.name: getattr(record, field.name) for field in dataclasses.fields(record)}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import json
 import os
 import platform
@@ -55,6 +54,7 @@ MACHINE = [
     Column("cpu_cores", integer=True),
     *_columns("gpu_model python_version tensorflow_version keras_version keras_tuner_version", text=True),
     *_columns("optuna_version sklearn_version", text=True, added=None),
+    Column("jax_version", text=True, added=""),
     Column("commit", text=True),
     Column("keras_backend", text=True, added=""),
 ]
@@ -306,12 +306,13 @@ def read_trials(directory: Path) -> pd.DataFrame:
 
 MachineHook = Callable[[dict], None]  # updates a machine-info dict in place: adds a field's value or corrects one
 MACHINE_HOOKS: list[MachineHook] = []  # hooks every row applies; a plugin or conftest appends its own here
-LIBRARIES = {  # row column -> module whose __version__ it records
+LIBRARIES = {  # row column -> the distribution whose installed version it records
     "tensorflow_version": "tensorflow",
     "keras_version": "keras",
-    "keras_tuner_version": "keras_tuner",
+    "keras_tuner_version": "keras-tuner",
     "optuna_version": "optuna",
-    "sklearn_version": "sklearn",
+    "sklearn_version": "scikit-learn",
+    "jax_version": "jax",
 }
 
 
@@ -351,21 +352,15 @@ def host_info() -> dict:
 
 
 def library_versions() -> dict:
-    """The versions of the libraries that train and search, 'not installed' for one that is absent (a JAX-only GPU
-    machine has no TensorFlow), and the Keras backend: KERAS_BACKEND changes every number silently."""
-    versions = {column: _version(module) for column, module in LIBRARIES.items()}
-    try:
-        import keras
-    except ImportError:
+    """The installed versions of the libraries that train and search, read from their metadata ('not installed'
+    for one that is absent: a JAX-only GPU machine has no TensorFlow), and the Keras backend: KERAS_BACKEND changes
+    every number silently. Importing TensorFlow for its version would load it on a JAX run."""
+    from fmbench import backend
+
+    versions = {column: backend.installed_version(name) for column, name in LIBRARIES.items()}
+    if versions["keras_version"] == "not installed":
         return versions | {"keras_backend": "not installed"}
-    return versions | {"keras_backend": keras.backend.backend()}
-
-
-def _version(module: str) -> str:
-    try:
-        return str(importlib.import_module(module).__version__)
-    except ImportError:
-        return "not installed"
+    return versions | {"keras_backend": backend.name()}
 
 
 def cpu_model(cpuinfo: str | None = None) -> str:

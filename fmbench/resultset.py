@@ -146,12 +146,25 @@ def _read(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs, trials
 
 
+# Rows written before rows named their Keras backend (keras_backend empty) all ran on TensorFlow.
+UNNAMED_BACKEND = "tensorflow"
+
+
 def _from_frames(runs: pd.DataFrame, trials: pd.DataFrame, sources) -> ResultSet:
     """The model of validated rows (read in file order, as _read concatenates them): private, so that every reader
     of a results folder comes through load or load_groups and gets the schema's checks and types."""
     runs = runs.reset_index(drop=True).copy()
+    where = ", ".join(map(str, sources)) or "results"
     if runs.empty:
-        raise ResultsError(f"{', '.join(map(str, sources)) or 'results'}: no runs recorded; run the benchmark first")
+        raise ResultsError(f"{where}: no runs recorded; run the benchmark first")
+    runs["keras_backend"] = runs["keras_backend"].replace("", UNNAMED_BACKEND)
+    backends = sorted(set(runs["keras_backend"]))
+    if len(backends) > 1:
+        # Each backend is its own population (its numerics, its speed): a comparison across two measures both.
+        raise ResultsError(
+            f"{where}: rows of Keras on {' and on '.join(backends)} in one comparison; read each backend's rows "
+            "on their own (one folder per backend)"
+        )
     runs["budget"] = runs["budget"].astype(object).where(runs["budget"].notna(), "none").astype(str)
     runs["failed"] = failed_runs(runs)
     order = runs.assign(_row=range(len(runs))).sort_values(["started_at", "_row"], kind="stable")

@@ -279,6 +279,41 @@ class TrialRecord:
 
 
 @dataclass(frozen=True)
+class SearchOutcome:
+    """What a searcher hands the protocol: its trials, the best configuration and score, what stopped it, its cost.
+
+    A fixed model's searcher proposes one configuration and scores nothing (`best_val_accuracy` None): the
+    protocol scores the retrained model on the validation split instead.
+    """
+
+    best_hyperparameters: dict
+    stopped_by: str
+    best_val_accuracy: float | None = None
+    trials: tuple[TrialRecord, ...] = ()
+    trials_completed: int = 0
+    trials_failed: int = 0
+    trials_cut: int = 0
+    search_epochs: int = 0
+    search_seconds: float = 0.0
+    time_overrun_seconds: float | None = None
+    brackets_completed: int | None = None
+    model_trials: int | None = None
+
+
+@dataclass(frozen=True)
+class FinalFit:
+    """The chosen configuration retrained from fresh weights on the training split, then tested once; the
+    defaults are a final fit that never ran (the search failed)."""
+
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    val_accuracy: float | None = None  # scored only for a fixed model, whose search scored nothing
+    retrain_seconds: float = 0.0
+    retrain_epochs: int = 0
+    evaluate_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class RunResult:
     """One run: its spec, the best hyperparameters, test accuracy, cost, and why it stopped."""
 

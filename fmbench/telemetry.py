@@ -275,16 +275,3 @@ class Sampler:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def enable_gpu_memory_growth() -> None:
-    """Let TF grow GPU memory as needed, so one search does not take it all and the memory figure means something."""
-    import tensorflow as tf  # lazily: importing TF costs seconds and most callers never need it
-
-    for gpu in tf.config.list_physical_devices("GPU"):  # none on CPU: a no-op
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            # TF already initialised its GPUs (a tensor or model exists): growth can only be set
-            # before that, and the run works with TF's default allocator, so carry on.
-            pass

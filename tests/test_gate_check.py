@@ -366,3 +366,11 @@ def test_no_gate_module_imports_the_cli_module():
             elif isinstance(node, ast.Import):
                 imported |= {alias.name for alias in node.names}
         assert "fmbench.gate.check" not in imported or path.name == "check.py", f"{path.name} imports the CLI module"
+
+
+def test_results_on_another_backend_are_refused_against_the_reference(golden, reference, capsys):
+    runs, trials = tables(golden)
+    runs["keras_backend"] = "jax"
+    save(golden, runs, trials)
+    assert cli.main(["check", str(golden), "--reference", str(reference)]) == 2
+    assert "Keras on jax; reference is" in capsys.readouterr().err

@@ -23,11 +23,20 @@ LAYERS = [
         "fmbench.telemetry",
         "fmbench.heartbeat",
         "fmbench.placement",
+        "fmbench.backend",
     ],
     ["fmbench.models"],
     ["fmbench.search", "fmbench.search.base"],  # what every backend shares
     ["fmbench.search.keras_tuner", "fmbench.search.optuna", "fmbench.search.sklearn"],
-    ["fmbench.search.distributed"],  # keras-tuner's chief/worker mode, built on the keras_tuner backend
+    # keras-tuner's chief/worker mode, built on the keras_tuner backend: its parts, the chief and the worker, then the
+    # package's face (and its __main__), which protocol and cli import.
+    [
+        "fmbench.search.distributed.options",
+        "fmbench.search.distributed.rundir",
+        "fmbench.search.distributed.patches",
+    ],
+    ["fmbench.search.distributed.serving", "fmbench.search.distributed.worker"],
+    ["fmbench.search.distributed"],
     ["fmbench.protocol"],
     ["fmbench.results"],
     ["fmbench.resultset"],

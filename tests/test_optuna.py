@@ -18,9 +18,10 @@ import pytest
 from fmbench import cli, protocol, results, telemetry
 from fmbench.budget import SearchClock
 from fmbench.models import mlp, scoring
+from fmbench.models.trainer import KerasTrainer
 from fmbench.search import base
 from fmbench.search import optuna as optuna_search
-from fmbench.spec import Budget, RunSpec
+from fmbench.spec import Budget, RunSpec, SearchOutcome
 
 STEPS = 4  # batches per fake epoch
 NO_DATA = types.SimpleNamespace(x_train=None, y_train=None, x_val=None, y_val=None)
@@ -57,7 +58,7 @@ class FakeModel:
         self.stop_training = False
         self.optimizer = types.SimpleNamespace(built=True)  # nothing for fmbench.training to build
 
-    def fit(self, x, y, epochs, batch_size, callbacks, verbose, validation_data=None):
+    def fit(self, x, y, epochs, batch_size, callbacks, verbose, initial_epoch=0, validation_data=None):
         for callback in callbacks:
             callback.set_model(self)
             callback.set_params({"epochs": epochs, "steps": STEPS, "verbose": verbose})
@@ -77,6 +78,7 @@ class FakeModel:
                 callback.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+        return types.SimpleNamespace(epoch=list(range(self.epochs_trained)))  # as keras.callbacks.History
 
 
 def _rising(values: dict, epoch: int) -> float:
@@ -107,9 +109,9 @@ def fake_models(monkeypatch: pytest.MonkeyPatch):
     return install
 
 
-def _search(spec: RunSpec, progress=lambda line: None) -> dict:
+def _search(spec: RunSpec, progress=lambda line: None) -> SearchOutcome:
     with telemetry.Sampler() as sampler:
-        return optuna_search.search(spec, NO_DATA, "", sampler, progress=progress)
+        return optuna_search.search(spec, NO_DATA, KerasTrainer(spec), "", sampler, progress=progress)
 
 
 # --- the search space ----------------------------------------------------------------------------------------------
@@ -169,20 +171,20 @@ def test_the_pruner_only_in_the_hyperband_variant() -> None:
 def test_trial_budget_runs_exactly_that_many_trials(fake_models) -> None:
     built = fake_models()
     fields = _search(_spec(max_trials=5))
-    assert fields["stopped_by"] == "trials"
-    assert len(fields["trials"]) == len(built) == 5
-    assert all(r.status == "COMPLETED" and r.epochs == 3 for r in fields["trials"])
-    assert fields["search_epochs"] == 15 and fields["trials_completed"] == 5 and fields["trials_failed"] == 0
-    assert [r.trial_id for r in fields["trials"]] == ["0000", "0001", "0002", "0003", "0004"]
-    best = max(fields["trials"], key=lambda r: r.val_accuracy)
-    assert fields["best_hyperparameters"] == best.hyperparameters
-    assert fields["best_val_accuracy"] == best.val_accuracy
+    assert fields.stopped_by == "trials"
+    assert len(fields.trials) == len(built) == 5
+    assert all(r.status == "COMPLETED" and r.epochs == 3 for r in fields.trials)
+    assert fields.search_epochs == 15 and fields.trials_completed == 5 and fields.trials_failed == 0
+    assert [r.trial_id for r in fields.trials] == ["0000", "0001", "0002", "0003", "0004"]
+    best = max(fields.trials, key=lambda r: r.val_accuracy)
+    assert fields.best_hyperparameters == best.hyperparameters
+    assert fields.best_val_accuracy == best.val_accuracy
 
 
 def test_a_trial_scores_its_last_epoch_not_its_best(fake_models) -> None:
     fake_models(curve=lambda values, epoch: [0.8, 0.9, 0.7][epoch])
     fields = _search(_spec(max_trials=2))
-    assert [r.val_accuracy for r in fields["trials"]] == [pytest.approx(0.7)] * 2
+    assert [r.val_accuracy for r in fields.trials] == [pytest.approx(0.7)] * 2
 
 
 def _learning_rates(study: optuna.Study, trials: int) -> list[float]:
@@ -212,19 +214,19 @@ def test_tpe_model_acts_after_its_startup_trials() -> None:
 def test_hyperband_pruner_stops_weak_trials_between_epochs(fake_models) -> None:
     fake_models()
     fields = _search(_spec("tpe-hyperband", max_trials=12, epochs=9))
-    pruned = [r for r in fields["trials"] if r.status == "PRUNED"]
+    pruned = [r for r in fields.trials if r.status == "PRUNED"]
     assert pruned, "a 12-trial search with 9 epochs and factor 3 should prune some trials"
     assert all(1 <= r.epochs < 9 and r.val_accuracy is not None for r in pruned)
-    assert fields["trials_completed"] + len(pruned) == 12 and fields["trials_failed"] == 0
-    assert fields["search_epochs"] == sum(r.epochs for r in fields["trials"])
-    completed = [r for r in fields["trials"] if r.status == "COMPLETED"]
-    assert fields["best_val_accuracy"] == max(r.val_accuracy for r in completed)
+    assert fields.trials_completed + len(pruned) == 12 and fields.trials_failed == 0
+    assert fields.search_epochs == sum(r.epochs for r in fields.trials)
+    completed = [r for r in fields.trials if r.status == "COMPLETED"]
+    assert fields.best_val_accuracy == max(r.val_accuracy for r in completed)
 
 
 def test_plain_tpe_never_prunes(fake_models) -> None:
     fake_models()
     fields = _search(_spec("tpe", max_trials=12, epochs=9))
-    assert {r.status for r in fields["trials"]} == {"COMPLETED"}
+    assert {r.status for r in fields.trials} == {"COMPLETED"}
 
 
 def test_time_budget_cuts_the_running_trial_and_starts_no_other(fake_models) -> None:
@@ -232,13 +234,13 @@ def test_time_budget_cuts_the_running_trial_and_starts_no_other(fake_models) -> 
     # after its second batch of its second epoch.
     built, lines = fake_models(batch_seconds=0.25), []
     fields = _search(_spec(max_trials=None, max_seconds=4.5, epochs=3), progress=lines.append)
-    assert [r.status for r in fields["trials"]] == ["COMPLETED", "CUT"]
-    assert fields["stopped_by"] == "time" and fields["trials_completed"] == 1 and fields["trials_failed"] == 0
+    assert [r.status for r in fields.trials] == ["COMPLETED", "CUT"]
+    assert fields.stopped_by == "time" and fields.trials_completed == 1 and fields.trials_failed == 0
     assert built[1]["stopped_at"] == (1, 1), "the fit stops at the batch that reaches the deadline"
-    cut = fields["trials"][1]
+    cut = fields.trials[1]
     assert cut.epochs == 1, "only full epochs count: the one the deadline cut does not"
     assert cut.val_accuracy is None, "no score at a fidelity it did not reach"
-    assert fields["best_val_accuracy"] == fields["trials"][0].val_accuracy
+    assert fields.best_val_accuracy == fields.trials[0].val_accuracy
     assert "trial 0001 CUT (budget spent) epochs=1" in lines[-1], lines[-1]
 
 
@@ -250,10 +252,10 @@ def test_failed_trials_are_rows_and_three_in_a_row_end_the_search(fake_models, m
     with pytest.raises(base.SearchFailed) as excinfo:
         _search(_spec(max_trials=6))
     assert "3 trials in a row failed" in str(excinfo.value)
-    records = excinfo.value.partial["trials"]
+    records = excinfo.value.partial.trials
     assert [r.status for r in records] == ["FAILED"] * 3
     assert all(r.error == "ValueError: second line" and r.val_accuracy is None for r in records)
-    assert excinfo.value.partial["trials_failed"] == 3
+    assert excinfo.value.partial.trials_failed == 3
 
 
 def test_optuna_tuners_refuse_the_distributed_options(capsys: pytest.CaptureFixture) -> None:
@@ -284,7 +286,7 @@ def test_the_pruner_judges_every_epoch_of_a_real_trial(subset_split) -> None:
         trial = study.ask()
         values = optuna_search.suggest(trial)
         record = optuna_search._run_trial(
-            spec, subset_split, study, trial, values, "random", SearchClock(spec.budget), sampler
+            spec, subset_split, KerasTrainer(spec), study, trial, values, "random", SearchClock(spec.budget), sampler
         )
     assert record.status == "COMPLETED" and record.epochs == 2
     assert sorted(study.trials[0].intermediate_values) == [0, 1]
@@ -337,11 +339,11 @@ def test_no_trial_starts_when_tpe_proposed_past_the_budget(fake_models, monkeypa
 
     monkeypatch.setattr(optuna_search, "suggest", slow_third_proposal)
     fields = _search(_spec(max_trials=None, max_seconds=60))
-    assert len(fields["trials"]) == 2 and fields["stopped_by"] == "time"
+    assert len(fields.trials) == 2 and fields.stopped_by == "time"
 
 
 def test_tpe_records_which_trials_its_model_proposed(fake_models) -> None:
     fake_models()
     fields = _search(_spec(max_trials=6))  # three startup trials, then TPE's model
-    assert [t.proposed_by for t in fields["trials"]] == ["random"] * 3 + ["model"] * 3
-    assert fields["model_trials"] == 3
+    assert [t.proposed_by for t in fields.trials] == ["random"] * 3 + ["model"] * 3
+    assert fields.model_trials == 3

@@ -25,7 +25,12 @@ def test_one_gpu_is_shared_and_nothing_changes():
 
 def test_without_gpu_the_cores_are_split():
     assert placement.process_env(0, 2, [], cores=8) == {"TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "4"}
-    assert placement.process_env(2, 3, [], cores=2) == {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+    # One core each: JAX's XLA gets its one-thread switch too.
+    assert placement.process_env(2, 3, [], cores=2) == {
+        "TF_NUM_INTRAOP_THREADS": "1",
+        "TF_NUM_INTEROP_THREADS": "1",
+        "XLA_FLAGS": placement.XLA_ONE_THREAD,
+    }
 
 
 def test_apply_keeps_thread_counts_the_user_set(monkeypatch):
@@ -33,7 +38,7 @@ def test_apply_keeps_thread_counts_the_user_set(monkeypatch):
     monkeypatch.setattr(placement.os, "cpu_count", lambda: 8)
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
     monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
-    assert placement.apply(0, 2) == "3 TensorFlow threads of 8 cores"
+    assert placement.apply(0, 2) == "3 backend threads of 8 cores"
     assert placement.os.environ["TF_NUM_INTEROP_THREADS"] == "4"
 
 

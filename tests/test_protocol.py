@@ -19,7 +19,7 @@ from fmbench import cli, protocol, results
 from fmbench.budget import SearchClock
 from fmbench.models import mlp
 from fmbench.search import base, keras_tuner
-from fmbench.spec import Budget, RunResult, RunSpec
+from fmbench.spec import Budget, FinalFit, RunResult, RunSpec
 
 EPOCHS, BATCH = 1, 64
 
@@ -202,10 +202,10 @@ def test_time_budget_stops_the_running_fit(subset_split, monkeypatch: pytest.Mon
     assert epochs * steady_epoch > 5 * allowed_overrun, "test premise: an uncut trial must far exceed the bound"
 
     # The retrain would also take 1000 epochs; this test is about the search, so the retrain is stubbed.
-    def fake_retrain(spec, split, fields, progress):
-        fields.update(test_accuracy=0.5, test_loss=1.0, retrain_epochs=0)
+    def fake_final_fit(spec, split, trainer, values, score_validation):
+        return FinalFit(test_accuracy=0.5, test_loss=1.0)
 
-    monkeypatch.setattr(protocol, "retrain_and_evaluate", fake_retrain)
+    monkeypatch.setattr(protocol, "final_fit", fake_final_fit)
     spec = _spec("random", max_trials=None, max_seconds=max_seconds, epochs=epochs)
     started = time.monotonic()
     result = _run(spec, subset_split)

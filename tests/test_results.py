@@ -31,6 +31,7 @@ MACHINE = {
     "gpu_model": "no GPU",
     "python_version": "3.11.0",
     "tensorflow_version": "2.21.0",
+    "jax_version": "not installed",
     "keras_version": "3.0.0",
     "keras_tuner_version": "1.4.8",
     "optuna_version": "5.0.0",

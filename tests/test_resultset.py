@@ -140,3 +140,25 @@ def test_rows_without_cell_names_are_told_apart_by_tuner_budget_and_seed(folder)
     runs.to_csv(folder / "runs.csv", index=False)
     rs = resultset.load(folder)
     assert len(rs.runs) == 14 and rs.superseded.empty
+
+
+def _on_backend(folder: Path, name: str) -> Path:
+    runs = pd.read_csv(folder / "runs.csv", dtype=str, keep_default_na=False)
+    runs["keras_backend"] = name
+    runs.to_csv(folder / "runs.csv", index=False)
+    return folder
+
+
+def test_rows_of_two_backends_are_never_one_comparison(folder, tmp_path):
+    other = _on_backend(shutil.copytree(GOLDEN, tmp_path / "jax-run"), "jax")
+    runs = pd.read_csv(other / "runs.csv", dtype=str, keep_default_na=False)
+    runs["run_id"] = "jax-" + runs["run_id"]  # another run's rows, not the same rows twice
+    runs.to_csv(other / "runs.csv", index=False)
+    with pytest.raises(results.ResultsError, match="rows of Keras on jax and on tensorflow in one comparison"):
+        resultset.load([folder, other])
+    assert set(resultset.load(other).runs.keras_backend) == {"jax"}
+
+
+def test_rows_from_before_the_backend_column_read_as_tensorflow(folder):
+    _on_backend(folder, "")
+    assert set(resultset.load(folder).runs.keras_backend) == {"tensorflow"}

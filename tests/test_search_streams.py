@@ -11,6 +11,7 @@ import pytest
 
 from fmbench.budget import SearchClock
 from fmbench.models import mlp
+from fmbench.models.trainer import KerasTrainer
 from fmbench.search import keras_tuner
 from fmbench.spec import Budget, RunSpec
 
@@ -19,7 +20,13 @@ def _tuner_oracle(tmp_path: Path, spec: RunSpec, clock: SearchClock | None = Non
     """A keras-tuner oracle of the spec, set up by its tuner as a search sets it up (the space declared)."""
     tuner_class, oracle = keras_tuner.make(spec)
     oracle.clock = clock or SearchClock(spec.budget)
-    tuner_class(oracle=oracle, hypermodel=mlp.build_model, directory=str(tmp_path / spec.cell), project_name="s")
+    tuner_class(
+        oracle=oracle,
+        hypermodel=mlp.build_model,
+        trainer=KerasTrainer(spec),
+        directory=str(tmp_path / spec.cell),
+        project_name="s",
+    )
     return oracle
 
 

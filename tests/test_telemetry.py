@@ -7,9 +7,7 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
-import types
 
 import numpy as np
 import pytest
@@ -254,22 +252,3 @@ def test_gpu_names_never_raises(monkeypatch):
 
     monkeypatch.setattr(telemetry, "open_gpu_reader", broken)
     assert telemetry.gpu_names() == []
-
-
-def test_enable_gpu_memory_growth_sets_every_gpu_and_tolerates_initialised_ones(monkeypatch):
-    # A stand-in TensorFlow module: the real one would need GPUs to show anything.
-    calls = []
-
-    def set_memory_growth(device, enable):
-        calls.append((device, enable))
-        if device == "GPU:1":
-            raise RuntimeError("Physical devices cannot be modified after being initialized")
-
-    experimental = types.SimpleNamespace(set_memory_growth=set_memory_growth)
-    config = types.SimpleNamespace(
-        list_physical_devices=lambda kind: ["GPU:0", "GPU:1", "GPU:2"] if kind == "GPU" else [],
-        experimental=experimental,
-    )
-    monkeypatch.setitem(sys.modules, "tensorflow", types.SimpleNamespace(config=config))
-    telemetry.enable_gpu_memory_growth()
-    assert calls == [("GPU:0", True), ("GPU:1", True), ("GPU:2", True)]

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from fmbench.models import mlp, tf_session, training
+from fmbench import backend
+from fmbench.models import mlp, training
 
 BATCH = 64
 
@@ -24,7 +25,7 @@ def _count_traces(model) -> list:
 
 
 def test_a_fit_traces_the_training_step_once(subset_split) -> None:
-    tf_session.clear_session()
+    backend.clear_session()
     plain = mlp.make_model(mlp.BASELINE_HPS)
     plain_traces = _count_traces(plain)
     plain.fit(subset_split.x_train, subset_split.y_train, epochs=1, batch_size=BATCH, verbose=0)
@@ -39,7 +40,7 @@ def test_a_fit_traces_the_training_step_once(subset_split) -> None:
 
 def test_a_model_given_its_parents_weights_starts_its_optimizer_afresh(subset_split, tmp_path) -> None:
     # What a Hyperband promotion does: load the parent's checkpoint into a newly made model, then train on.
-    tf_session.clear_session()
+    backend.clear_session()
     x, y = subset_split.x_train, subset_split.y_train
     parent = mlp.make_model(mlp.BASELINE_HPS)
     training.fit(parent, x, y, epochs=1, batch_size=BATCH, verbose=0)

@@ -14,7 +14,7 @@ import json
 import math
 from pathlib import Path
 
-from fmbench import atomic
+from fmbench import atomic, resultset
 from fmbench.gate import RegressError
 from fmbench.registry import BASELINES
 from fmbench.resultset import ResultSet
@@ -91,6 +91,7 @@ def describe(rs: ResultSet) -> dict:
         "libraries": {name: _joined(frame, column) for name, column in LIBRARY_COLUMNS.items()},
         "machine": {key: _joined(frame, key) for key in MACHINE_KEYS},
         "commit": _joined(frame, "commit"),
+        "backend": _single(frame, "keras_backend"),  # one per result set: resultset.load refuses a mix
     }
 
 
@@ -174,13 +175,16 @@ def config(description: dict) -> dict:
         "test": data.get("test"),
         "epochs": description["epochs"],
         "batch_size": description["batch_size"],
+        # A reference made before rows named their backend was made on TensorFlow.
+        "backend": description.get("backend") or resultset.UNNAMED_BACKEND,
     }
 
 
 def config_text(config: dict, budgets) -> str:
     return (
         f"profile {config['profile']} with train={config['train']}, val={config['val']}, test={config['test']}, "
-        f"epochs={config['epochs']}, batch_size={config['batch_size']}, budgets {', '.join(budgets) or 'none'}"
+        f"epochs={config['epochs']}, batch_size={config['batch_size']}, budgets {', '.join(budgets) or 'none'}, "
+        f"Keras on {config['backend']}"
     )
 
 

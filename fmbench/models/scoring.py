@@ -1,4 +1,4 @@
-"""How a trained model is scored on held-out images: accuracy and mean loss from one eager pass.
+"""How a trained model is scored on held-out images: accuracy and mean loss from one inference pass.
 
 Keras's validation inside `fit` and its `evaluate` trace a test function for every new model, which on a
 small machine costs more than the pass itself (about half a second a trial on 2 cores). Every trial, the
@@ -12,6 +12,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from fmbench import backend
+
 CHUNK = 1024  # images per forward pass: bounds the activations' memory for the large cnn models
 
 
@@ -21,8 +23,8 @@ def score(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[float, floa
     correct, loss_sum = 0, 0.0
     for start in range(0, len(y), CHUNK):
         labels = y[start : start + CHUNK]
-        outputs = model(x[start : start + CHUNK], training=False)
-        correct += int(np.sum(np.argmax(keras.ops.convert_to_numpy(outputs), axis=-1) == labels))
+        outputs = backend.infer(model, x[start : start + CHUNK], CHUNK)
+        correct += int(np.sum(np.argmax(outputs, axis=-1) == labels))
         losses = keras.ops.convert_to_numpy(loss_fn(labels, outputs))
         # A loss object averages over the chunk; a loss function returns one value per image.
         loss_sum += float(losses.sum()) if losses.ndim else float(losses) * len(labels)

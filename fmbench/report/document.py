@@ -52,7 +52,7 @@ def _machine(run) -> str:
 
 def _libraries(run) -> str:
     return (
-        f"tensorflow {run.tensorflow_version}, keras {run.keras_version}, "
+        f"tensorflow {run.tensorflow_version}, jax {run.jax_version}, keras {run.keras_version}, "
         f"keras-tuner {run.keras_tuner_version}, python {run.python_version}"
     )
 
@@ -71,6 +71,7 @@ def _header(runs: pd.DataFrame, trials: pd.DataFrame, generated_at: str) -> list
         f"- Epochs per trial and retrain: {_values(runs, 'epochs')}; batch size: {_values(runs, 'batch_size')}",
         f"- Seeds: {', '.join(str(int(s)) for s in sorted(set(runs['seed'])))}",
         f"- Machine: {'; '.join(sorted({_machine(r) for r in runs.itertuples()}))}",
+        f"- Keras backend: {_values(runs, 'keras_backend')}",
         f"- Libraries: {'; '.join(sorted({_libraries(r) for r in runs.itertuples()}))}",
         f"- Commit(s): {_commits(runs)}",
         *_unreproducible(runs),

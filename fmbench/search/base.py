@@ -1,31 +1,55 @@
-"""What every search backend shares: the SearchFn contract, the budgeted oracle, the trial recorder, the
-progress line, the model-based start, and the summary of a search's trials into a RunResult's fields."""
+"""What every search backend shares: the Searcher contract, the budgeted oracle, the trial recorder, the
+progress line, the model-based start, and the summary of a search's trials into a SearchOutcome."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import keras_tuner as kt
 
 from fmbench import telemetry
 from fmbench.budget import SearchClock
 from fmbench.data import Split
+from fmbench.models.trainer import Trainer
 from fmbench.registry import RUNNERS
-from fmbench.spec import CUT, RunSpec, TrialRecord
+from fmbench.spec import CUT, RunSpec, SearchOutcome, TrialRecord
 
 Progress = Callable[[str], None]
-# (spec, split, workdir, sampler, progress) -> the search's fields of a RunResult, as summarize_search returns them
-SearchFn = Callable[[RunSpec, Split, str, telemetry.Sampler, Progress], dict]
+
+
+class Searcher(Protocol):
+    """Searches the spec's space under its budget, training every trial with `trainer`; raises SearchFailed when
+    no trial is usable. keras-tuner's oracles, Optuna, scikit-learn's search, the distributed chief and a fixed
+    model's one configuration (`fixed`) are searchers."""
+
+    def __call__(
+        self,
+        spec: RunSpec,
+        split: Split,
+        trainer: Trainer,
+        workdir: str,
+        sampler: telemetry.Sampler,
+        progress: Progress,
+    ) -> SearchOutcome: ...
 
 
 class SearchFailed(RuntimeError):
     """A search that produced no usable trial; carries what it did record (`partial`, with what stopped it) so
     the row keeps it."""
 
-    def __init__(self, message: str, partial: dict):
+    def __init__(self, message: str, partial: SearchOutcome):
         super().__init__(message)
         self.partial = partial
+
+
+def fixed(
+    spec: RunSpec, split: Split, trainer: Trainer, workdir: str, sampler: telemetry.Sampler, progress: Progress
+) -> SearchOutcome:
+    """The searcher of a fixed model (a baseline): it proposes the trainer's one configuration and scores nothing."""
+    return SearchOutcome(best_hyperparameters=dict(trainer.baseline), stopped_by="trials")
 
 
 def last_line(text: str | None) -> str:
@@ -147,8 +171,10 @@ class RecordingTuner:
             self._progress(trial_line(self._label, record, ended - self._search_started, self.score_name))
 
 
-def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialRecord, ...], error: str = "") -> dict:
-    """The search's fields of a RunResult from its trial records; raises SearchFailed when none is usable."""
+def summarize_search(
+    spec: RunSpec, clock: SearchClock, records: tuple[TrialRecord, ...], error: str = ""
+) -> SearchOutcome:
+    """The outcome of a search from its trial records; raises SearchFailed when none is usable."""
     search_seconds = clock.elapsed()
     completed = [r for r in records if r.status == "COMPLETED"]
     spent = clock.stop_reason is not None and all(r.status == CUT for r in records)
@@ -160,12 +186,12 @@ def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialReco
         )
     elif not error and not completed:
         error = f"search ran {len(records)} trial(s) and none completed"
-    result = dict(
+    outcome = SearchOutcome(
+        best_hyperparameters={},
         trials=records,
         trials_completed=len(completed),
-        trials_failed=sum(
-            r.status not in ("COMPLETED", "PRUNED", CUT) for r in records
-        ),  # pruned and cut trials did not fail
+        # pruned and cut trials did not fail
+        trials_failed=sum(r.status not in ("COMPLETED", "PRUNED", CUT) for r in records),
         trials_cut=sum(r.status == CUT for r in records),
         brackets_completed=_brackets_completed(spec, completed),
         search_epochs=sum(r.epochs for r in records),
@@ -180,10 +206,9 @@ def summarize_search(spec: RunSpec, clock: SearchClock, records: tuple[TrialReco
         else None,
     )
     if error:
-        raise SearchFailed(error, result)
+        raise SearchFailed(error, outcome)
     best = max(completed, key=lambda r: r.val_accuracy)
-    result.update(best_hyperparameters=best.hyperparameters, best_val_accuracy=best.val_accuracy)
-    return result
+    return dataclasses.replace(outcome, best_hyperparameters=best.hyperparameters, best_val_accuracy=best.val_accuracy)
 
 
 def judged(records) -> list:

@@ -11,14 +11,13 @@ import warnings
 
 import keras
 import keras_tuner as kt
-from keras_tuner.src import utils
 
 from fmbench import models, telemetry
 from fmbench.budget import BudgetCallback, SearchClock
 from fmbench.data import Split
-from fmbench.models import scoring, tf_session, training
+from fmbench.models.trainer import ResumableTrainer
 from fmbench.search.base import BudgetedOracle, Progress, RecordingTuner, initial_points, last_line, summarize_search
-from fmbench.spec import RunSpec
+from fmbench.spec import RunSpec, SearchOutcome
 
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 
@@ -40,66 +39,58 @@ class GridOracle(BudgetedOracle, kt.oracles.GridSearchOracle):
 
 
 class _KerasTrials(RecordingTuner):
-    """Tuner mixin: runs each trial's fit itself, so the budget can cut it and it is scored once.
+    """Tuner mixin: runs each trial through the trainer (fmbench.models.trainer), so the budget can cut it and it is
+    scored once.
 
     One definition of a training run's validation score, shared with the baseline: the validation
     accuracy after its last epoch (keras-tuner's default is the best epoch, which the retrain, training
     for the full epochs, never reproduces). Validation runs only after that last epoch.
     """
 
-    saves_checkpoints = False  # only Hyperband reloads a trial's weights (to promote it)
+    saves_checkpoints = False  # only Hyperband continues a trial from its parent's weights (a promotion)
+
+    def __init__(self, *args, trainer: ResumableTrainer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.trainer = trainer
 
     def run_trial(self, trial, x, y, validation_data, epochs, initial_epoch=0, callbacks=(), **fit_kwargs):
         values = trial.hyperparameters.values
         epochs = values.get("tuner/epochs", epochs)  # Hyperband's rung
         initial_epoch = values.get("tuner/initial_epoch", initial_epoch)
-        # keras-tuner's run_trial also calls gc.collect() here; as tf_session says, Python frees the same later.
-        tf_session.clear_session()
-        model = self._build_hypermodel(trial.hyperparameters)  # Hyperband loads the parent's weights here
+        parent = values.get("tuner/trial_id")  # a promotion continues its parent's weights
         clock = getattr(self.oracle, "clock", None)
         budget = [BudgetCallback(clock)] if clock is not None else []
-        # No validation inside the fit: the trial is scored once, after its last epoch (fmbench.models.scoring).
-        history = training.fit(
-            model,
+        self.trainer.reset()
+        trained = self.trainer.train(
+            values,
             x,
             y,
             epochs=epochs,
             initial_epoch=initial_epoch,
+            batch_size=fit_kwargs["batch_size"],
+            resume_from=self._get_checkpoint_fname(parent) if parent and self.saves_checkpoints else None,
             callbacks=self._deepcopy_callbacks(list(callbacks)) + budget,
-            **fit_kwargs,
         )
-        self._trial_epochs = budget[0].epochs if budget else len(history.epoch)
+        self._trial_epochs = budget[0].epochs if budget else trained.epochs
         if budget and budget[0].cut:
             # No score at a fidelity it did not reach: keras-tuner marks a NaN score INVALID (not retried,
             # and the budget lets no further trial start); our record says CUT.
             self._trial_cut = True
             return {"val_accuracy": float("nan")}
         if self.saves_checkpoints:
-            utils.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
-            model.save_weights(self._get_checkpoint_fname(trial.trial_id))
-        return {"val_accuracy": scoring.score(model, *validation_data)[0]}
+            self.trainer.save(trained, self._get_checkpoint_fname(trial.trial_id))
+        return {"val_accuracy": self.trainer.score(trained, *validation_data)[0]}
 
 
 class _Tuner(_KerasTrials, kt.Tuner):
     """RandomSearch and BayesianOptimization are a plain Tuner around their oracle."""
 
 
-class _HyperbandTuner(_KerasTrials, kt.Hyperband):
-    """kt.Hyperband for its checkpoint reloads on promotion, with our oracle."""
+class _HyperbandTuner(_KerasTrials, kt.Tuner):
+    """Hyperband's oracle in a plain Tuner: the trainer continues a promoted trial from its parent's checkpoint, as
+    kt.Hyperband's own model builder does."""
 
     saves_checkpoints = True
-
-    def __init__(self, oracle, **kwargs):
-        # Skip kt.Hyperband.__init__, whose only job is to build a budget-less oracle.
-        kt.Tuner.__init__(self, oracle=oracle, **kwargs)
-
-    def _build_hypermodel(self, hp):
-        # A promotion loads its parent's weights into a model whose optimizer is not built yet, so Keras skips
-        # the parent's Adam state, as keras-tuner's promotions always have (fmbench.models.training), and warns about
-        # it at every promotion; the warning says nothing wrong, so it is not shown.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            return super()._build_hypermodel(hp)
 
 
 def _random(spec: RunSpec):
@@ -136,19 +127,27 @@ ORACLES = {"random": _random, "hyperband": _hyperband, "bayesian": _bayesian, "g
 
 
 def make(spec: RunSpec):
-    """(tuner class, budgeted oracle) of a keras-tuner spec; the oracle's clock is the caller's to set."""
+    """(tuner class, budgeted oracle) of a keras-tuner spec; the oracle's clock is the caller's to set, the tuner's
+    trainer the caller's to pass (`trainer=`)."""
     return ORACLES[spec.tuner](spec)
 
 
-def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: Progress) -> dict:
-    """search.base.SearchFn for keras-tuner's tuners: trials until the budget is spent, then the search's fields."""
+def search(
+    spec: RunSpec, split: Split, trainer: ResumableTrainer, workdir: str, sampler: telemetry.Sampler, progress: Progress
+) -> SearchOutcome:
+    """search.base.Searcher for keras-tuner's tuners: trials until the budget is spent, then their outcome."""
     tuner_class, oracle = make(spec)
     clock = SearchClock(spec.budget)
     oracle.clock = clock
     # A fresh directory with overwrite=True: a reused project silently reloads a finished search.
     space = models.space_of(spec)
     tuner = tuner_class(
-        oracle=oracle, hypermodel=space.build_model, directory=workdir, project_name="search", overwrite=True
+        oracle=oracle,
+        hypermodel=space.build_model,
+        trainer=trainer,
+        directory=workdir,
+        project_name="search",
+        overwrite=True,
     )
     # Setting the tuner up built a model per layer count to declare the space; trials start from the run's
     # seed as they would without those builds.

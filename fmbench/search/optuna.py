@@ -23,9 +23,10 @@ from optuna_integration import KerasPruningCallback
 from fmbench import space, telemetry
 from fmbench.budget import BudgetCallback, SearchClock
 from fmbench.data import Split
-from fmbench.models import mlp, scoring, tf_session, training
+from fmbench.models import mlp
+from fmbench.models.trainer import Trainer
 from fmbench.search.base import Progress, initial_points, last_line, summarize_search, trial_line
-from fmbench.spec import CUT, RunSpec, TrialRecord
+from fmbench.spec import CUT, RunSpec, SearchOutcome, TrialRecord
 
 # As keras-tuner's Tuner: a search that fails this many trials in a row has a bug, not bad luck.
 MAX_CONSECUTIVE_FAILURES = 3
@@ -67,8 +68,10 @@ class _LastScore(keras.callbacks.Callback):
             self.value = float(logs["val_accuracy"])
 
 
-def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: Progress) -> dict:
-    """search.base.SearchFn for Optuna's tuners: trials until the budget is spent, then the search's fields."""
+def search(
+    spec: RunSpec, split: Split, trainer: Trainer, workdir: str, sampler: telemetry.Sampler, progress: Progress
+) -> SearchOutcome:
+    """search.base.Searcher for Optuna's tuners: trials until the budget is spent, then their outcome."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines, not Optuna's
     study = make_study(spec)
     clock = SearchClock(spec.budget)
@@ -84,7 +87,7 @@ def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler
         values = suggest(trial)  # TPE samples here: this is the proposal
         if clock.should_stop(len(records)):
             break  # the budget ran out while TPE proposed: the trial never starts
-        record = _run_trial(spec, split, study, trial, values, proposer, clock, sampler)
+        record = _run_trial(spec, split, trainer, study, trial, values, proposer, clock, sampler)
         records.append(record)
         progress(trial_line(spec.cell, record, clock.elapsed()))
         failures_in_a_row = failures_in_a_row + 1 if record.status == "FAILED" else 0
@@ -102,6 +105,7 @@ def _finished(study: optuna.Study) -> int:
 def _run_trial(
     spec: RunSpec,
     split: Split,
+    trainer: Trainer,
     study: optuna.Study,
     trial: optuna.Trial,
     values: dict,
@@ -115,28 +119,27 @@ def _run_trial(
     callbacks = [last_validated, budget_callback]  # both must see an epoch before the pruner stops the fit at its end
     # As keras-tuner's tuners here, a trial is scored once after its last epoch (fmbench.models.scoring); the pruner
     # judges every epoch, on Keras's own validation.
-    validation, metrics = {}, ()
+    validation, metrics = None, ()
     if spec.tuner == "tpe-hyperband":
         callbacks.append(KerasPruningCallback(trial, "val_accuracy"))
-        validation, metrics = {"validation_data": (split.x_val, split.y_val)}, ("accuracy",)
+        validation, metrics = (split.x_val, split.y_val), ("accuracy",)
     status, error, score = "COMPLETED", "", None
     try:
-        tf_session.clear_session()  # as keras-tuner clears Keras's before each build
-        model = mlp.make_model(values, metrics)
-        training.fit(
-            model,
+        trainer.reset()
+        trained = trainer.train(
+            values,
             split.x_train,
             split.y_train,
             epochs=spec.epochs,
             batch_size=spec.batch_size,
             callbacks=callbacks,
-            verbose=0,
-            **validation,
+            validation_data=validation,
+            metrics=metrics,
         )
         if budget_callback.cut:
             status = CUT  # no score at a fidelity it did not reach, as for keras-tuner's trials
         else:
-            score = scoring.score(model, split.x_val, split.y_val)[0]
+            score = trainer.score(trained, split.x_val, split.y_val)[0]
     except optuna.TrialPruned:
         status, score = "PRUNED", last_validated.value  # the score it was judged on; as in Optuna, never the best
     except Exception as exc:  # the trial's row records it; the search goes on

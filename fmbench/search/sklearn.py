@@ -14,7 +14,6 @@ record 0 epochs.
 from __future__ import annotations
 
 import functools
-import time
 import warnings
 
 import keras_tuner as kt
@@ -24,10 +23,10 @@ from sklearn import ensemble, exceptions, linear_model, metrics, model_selection
 from fmbench import space, telemetry
 from fmbench.budget import SearchClock
 from fmbench.data import Split
+from fmbench.models.trainer import Trained, Trainer
 from fmbench.search.base import BudgetedOracle, Progress, RecordingTuner, initial_points, last_line, summarize_search
-from fmbench.spec import RunSpec
+from fmbench.spec import RunSpec, SearchOutcome
 
-BASELINE_NAME = "sklearn-baseline"
 BASELINE_VALUES = {"model": "logistic_regression"}  # scikit-learn's defaults: C=1.0, lbfgs, max_iter=100
 CV_FOLDS = 3
 
@@ -76,10 +75,11 @@ def _flat(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler, progress: Progress) -> dict:
-    """search.base.SearchFn for `sklearn` (a Bayesian search by cross-validation) and `sklearn-baseline` (no search)."""
-    if spec.tuner == BASELINE_NAME:
-        return dict(best_hyperparameters=dict(BASELINE_VALUES), stopped_by="trials")  # one fixed model, as the baseline
+def search(
+    spec: RunSpec, split: Split, trainer: Trainer, workdir: str, sampler: telemetry.Sampler, progress: Progress
+) -> SearchOutcome:
+    """search.base.Searcher for `sklearn`: a Bayesian search by cross-validation. Its trials are keras-tuner's
+    SklearnTuner's own cross-validated fits; `trainer` (a SklearnTrainer) retrains the best afterwards."""
     clock = SearchClock(spec.budget)
     oracle = _Oracle(
         objective=kt.Objective("score", "max"),
@@ -112,21 +112,30 @@ def search(spec: RunSpec, split: Split, workdir: str, sampler: telemetry.Sampler
     return summarize_search(spec, clock, tuple(tuner.records), error)
 
 
-def retrain_and_evaluate(spec: RunSpec, split: Split, fields: dict, progress: Progress) -> None:
-    """Refit the chosen model on the whole training split, then test it once (the Keras protocol's counterpart)."""
-    model = make_model(fields["best_hyperparameters"], spec.weight_seed)
-    started = time.monotonic()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", exceptions.ConvergenceWarning)  # the defaults' max_iter, kept as they are
-        model.fit(_flat(split.x_train), split.y_train)
-    fields["retrain_seconds"] = time.monotonic() - started
-    if spec.tuner == BASELINE_NAME:
-        # No search: as for the Keras baseline, the validation accuracy of the refit model is its score.
-        fields["best_val_accuracy"] = float(model.score(_flat(split.x_val), split.y_val))
-    started = time.monotonic()
-    probabilities = model.predict_proba(_flat(split.x_test))
-    fields["evaluate_seconds"] = time.monotonic() - started
-    predictions = model.classes_[probabilities.argmax(axis=1)]
-    fields["test_accuracy"] = float(metrics.accuracy_score(split.y_test, predictions))
-    fields["test_loss"] = float(metrics.log_loss(split.y_test, probabilities, labels=model.classes_))
-    progress(f"[{spec.cell}] test accuracy {fields['test_accuracy']:.4f} (refit {fields['retrain_seconds']:.1f}s)")
+class SklearnTrainer:
+    """fmbench.models.trainer's seam for scikit-learn models: one fit on the whole training split (no epochs),
+    scored by accuracy and log loss; `sklearn-baseline`'s fixed model is scikit-learn's default LogisticRegression."""
+
+    baseline = BASELINE_VALUES
+
+    def __init__(self, spec: RunSpec):
+        self._seed = spec.weight_seed
+
+    def reset(self) -> None:
+        pass  # a scikit-learn model holds no state outside itself
+
+    def train(self, values: dict, x, y, **_epochs_and_callbacks) -> Trained:
+        model = make_model(values, self._seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", exceptions.ConvergenceWarning)  # the defaults' max_iter, kept as they are
+            model.fit(_flat(x), y)
+        return Trained(model, epochs=0)
+
+    def score(self, trained: Trained, x, y) -> tuple[float, float]:
+        model = trained.model
+        probabilities = model.predict_proba(_flat(x))
+        predictions = model.classes_[probabilities.argmax(axis=1)]
+        return (
+            float(metrics.accuracy_score(y, predictions)),
+            float(metrics.log_loss(y, probabilities, labels=model.classes_)),
+        )
