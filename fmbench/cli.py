@@ -157,12 +157,6 @@ def _run(args: argparse.Namespace) -> int:
         from fmbench.search import distributed as dist
 
         dist.check_options(args, spec)
-        if spec.budget.max_epochs is not None:
-            # Workers count their own epochs only; a global epoch count would need the chief to track fits.
-            raise SpecError(
-                f"an epoch budget ({spec.budget.label}) is not supported with --workers/--role: "
-                "give --max-trials or --max-seconds"
-            )
         if args.role == "worker":
             return dist.work(
                 args.run_dir, args.oracle_address, data_dir=args.data_dir, expected=spec, timeout=args.stall_timeout

@@ -1,16 +1,22 @@
-"""Distributed search: port binding, record files, CLI options (fast); chief + 2 local workers on loopback (e2e)."""
+"""Distributed search: port binding, record files, CLI options, the served space (fast); chief + 2 local workers on
+loopback (e2e). The keras-tuner internals it patches are tested in test_kt_patches.py."""
 
 from __future__ import annotations
 
+import argparse
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import psutil
 import pytest
 
 from fmbench import heartbeat, protocol
+from fmbench.registry import DISTRIBUTABLE, RUNNERS
 from fmbench.search import distributed
+from fmbench.search.distributed import options, rundir, worker_tuner
 from fmbench.spec import Budget, DataSizes, RunSpec, SpecError, TelemetrySummary, TrialRecord
 
 
@@ -78,9 +84,9 @@ def test_records_round_trip_and_partial_lines_wait(tmp_path):
         "03", {"units": 64}, "COMPLETED", 0.8, 2, 1.5, 3.0, telemetry=TelemetrySummary(samples=2), worker="worker-1"
     )
     path = tmp_path / "trials-worker-1.jsonl"
-    line = distributed.record_to_json(record) + "\n"
+    line = rundir.record_to_json(record) + "\n"
     path.write_text(line + line[:10])  # a second record half written
-    tail = distributed._Tail(tmp_path)
+    tail = rundir.RecordTail(tmp_path)
     assert tail.poll() == [record]
     with open(path, "a") as handle:
         handle.write(line[10:])
@@ -140,37 +146,106 @@ def test_a_worker_beats_while_it_runs_and_leaves_no_file_when_it_ends_cleanly(tm
     assert path.exists()  # a failed worker's beat stops, and the chief counts it as gone
 
 
-def _oracle(tmp_path, max_trials: int):
+def test_importing_the_package_loads_no_keras():
+    """The CLI checks the distributed options, and a worker (`python -m`) picks its Keras backend, before Keras
+    loads: the package's face must not import it."""
+    code = "import sys, fmbench.search.distributed; print(sorted({'keras', 'keras_tuner'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def _args(**given) -> argparse.Namespace:
+    """The CLI's distributed options, as `fmbench run` parses them."""
+    return argparse.Namespace(**{"workers": None, "role": None, "oracle_address": None, "run_dir": None, **given})
+
+
+@pytest.mark.parametrize(
+    ("tuner", "space"), [(name, space) for name in DISTRIBUTABLE for space in RUNNERS[name].spaces]
+)
+def test_every_space_the_registry_allows_is_served(tuner, space):
+    options.check_options(_args(workers=2), RunSpec(tuner=tuner, seed=1, budget=Budget(max_trials=4), space=space))
+
+
+def test_an_epoch_budget_is_refused_with_the_other_options():
+    spec = RunSpec(tuner="random", seed=1, budget=Budget(max_epochs=12))
+    with pytest.raises(SpecError, match="epoch budget .* not supported with --workers/--role"):
+        options.check_options(_args(workers=2), spec)
+
+
+def test_cli_rejects_an_epoch_budget_for_workers(capsys):
+    from fmbench import cli
+
+    assert cli.main(["run", "--tuner", "random", "--max-epochs", "12", "--workers", "2"]) == 2
+    assert "not supported with --workers/--role" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("space", options.distributable_spaces())
+def test_a_worker_builds_the_models_of_the_space_the_chief_serves(space, tmp_path, monkeypatch):
+    """The chief declares the spec's space and serves it over gRPC; a worker's tuner (an OracleClient of the
+    chief's oracle) gets a trial of that space and builds its model. No training."""
+    from keras_tuner.src.distribute import oracle_client
+
     from fmbench.budget import SearchClock
+    from fmbench.models.trainer import KerasTrainer
+    from fmbench.search.distributed import patches, serving
+
+    spec = RunSpec(tuner="random", seed=1, budget=Budget(max_trials=2), epochs=1, space=space, profile="test")
+    oracle = serving.declare_space(spec, KerasTrainer(spec), tmp_path)
+    oracle.clock = SearchClock(spec.budget)
+    server, port = distributed.bind_server("127.0.0.1", 0)
+    patches.serve(oracle, server)
+    server.start()
+    try:
+        monkeypatch.setattr(oracle_client, "TIMEOUT", 60)  # a broken server fails the test in a minute, not an hour
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker-0")  # monkeypatch restores all three after the test
+        monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+        monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+        tuner = worker_tuner.make_tuner(spec, tmp_path, "worker-0")
+        trial = tuner.oracle.create_trial("worker-0")
+        assert trial.status == "RUNNING"
+        assert trial.hyperparameters.values == oracle.trials[trial.trial_id].hyperparameters.values
+        assert tuner.hypermodel.build(trial.hyperparameters).output_shape == (None, 10)
+    finally:
+        server.stop(None)
+
+
+def test_the_worker_tuner_puts_the_chiefs_score_under_the_recorder():
+    """The chief's score must reach the trial after kt.Tuner.on_trial_end ends it at the chief and before the
+    recording mixin reads it; the records are written last."""
+    import keras_tuner as kt
+
     from fmbench.search import keras_tuner
+    from fmbench.search.base import RecordingTuner
 
-    oracle = keras_tuner.RandomOracle(objective=keras_tuner.OBJECTIVE, max_trials=None, seed=1)
-    oracle._set_project_dir(str(tmp_path), "search")
-    oracle.hyperparameters.Int("units", 32, 512, step=32)
-    oracle.clock = SearchClock(Budget(max_trials=max_trials))
-    oracle.verbose = 0
-    distributed._wait_while_trials_are_held(oracle)
-    return oracle
+    for tuner in DISTRIBUTABLE:
+        tuner_class, _ = keras_tuner.make(RunSpec(tuner=tuner, seed=1, budget=Budget(max_trials=4)))
+        mro = worker_tuner.worker_tuner_class(tuner_class).__mro__
+        assert mro[1] is worker_tuner.WritesRecords, mro
+        assert mro.index(RecordingTuner) < mro.index(worker_tuner.ScoreFromChief) == mro.index(kt.Tuner) - 1, mro
+        assert worker_tuner.worker_tuner_class(tuner_class) is worker_tuner.worker_tuner_class(tuner_class)
 
 
-def test_a_vanished_workers_trial_goes_to_the_next_worker_and_counts_once(tmp_path):
-    oracle = _oracle(tmp_path, max_trials=1)
-    held = oracle.create_trial("worker-1")
-    # the budget is spent but worker-1 still holds a trial: worker-0 is told to wait, not to stop
-    assert oracle.create_trial("worker-0").status == "IDLE" and "worker-0" in oracle.tuner_ids
-    assert distributed.return_trial(oracle, "worker-1") == held.trial_id
-    assert "worker-1" not in oracle.tuner_ids and distributed.return_trial(oracle, "worker-1") is None
-    rerun = oracle.create_trial("worker-0")
-    assert (rerun.trial_id, rerun.status, rerun.hyperparameters.values) == (
-        held.trial_id,
-        "RUNNING",
-        held.hyperparameters.values,
-    )
-    assert len(oracle.trials) == 1  # the same trial, not a new one: the budget counts it once
-    oracle.update_trial(rerun.trial_id, {"val_accuracy": 0.5})
-    rerun.status = "COMPLETED"
-    oracle.end_trial(rerun)
-    assert oracle.create_trial("worker-0").status == "STOPPED" and not oracle.tuner_ids and not oracle.ongoing_trials
+class _EndsBadly:
+    """A stand-in for the recording tuner: records the trial, then fails as a consecutive-failure error would."""
+
+    def __init__(self) -> None:
+        self.records: list[TrialRecord] = []
+
+    def on_trial_end(self, trial) -> None:
+        self.records.append(TrialRecord("00", {}, "FAILED", None, 0, 0.0, 0.0, error="boom"))
+        raise RuntimeError("Number of consecutive failures exceeded the limit of 3.")
+
+
+class _WritesAfterFailing(worker_tuner.WritesRecords, _EndsBadly):
+    pass
+
+
+def test_a_trials_record_is_written_even_when_ending_it_raises(tmp_path):
+    path = tmp_path / "trials-worker-0.jsonl"
+    tuner = _WritesAfterFailing(records_to=path, worker_id="worker-0")
+    with pytest.raises(RuntimeError, match="consecutive failures"):
+        tuner.on_trial_end(trial=None)
+    (record,) = rundir.RecordTail(tmp_path).poll()
+    assert (record.trial_id, record.worker, record.error) == ("00", "worker-0", "boom")
 
 
 # --- end to end: real workers on the shipped subset ------------------------------------------------

@@ -35,7 +35,11 @@ LAYERS = [
         "fmbench.search.distributed.rundir",
         "fmbench.search.distributed.patches",
     ],
-    ["fmbench.search.distributed.serving", "fmbench.search.distributed.worker"],
+    [
+        "fmbench.search.distributed.serving",
+        "fmbench.search.distributed.worker",
+        "fmbench.search.distributed.worker_tuner",
+    ],
     ["fmbench.search.distributed"],
     ["fmbench.protocol"],
     ["fmbench.results"],
