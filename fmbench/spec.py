@@ -191,9 +191,6 @@ class Profile:
     budgets: tuple[Budget, ...] = field(default_factory=tuple)
     hyperband_factor: int = 3
     space: str = "mlp"
-    # Shifts the weights' and data order's seed, never the search's: what a harmless change to the order of random
-    # draws does. 0 (every real run) keeps `seed`; the gate's noise runs use 1, 2, ... (docs/gate.md).
-    init_seed_offset: int = 0
 
     def __post_init__(self) -> None:
         # A "hyperband" row under a budget that ends inside the first bracket would be a 1-epoch random search.
