@@ -129,7 +129,8 @@ def test_one_engine_for_false_alarms_and_power(reference, tmp_path):
 
 
 def test_committed_noise_model_calibrates_the_committed_reference(tmp_path, capsys):
-    """The CI gate's own figures, from the committed real runs: both false-alarm rates <= 5% (exit 0)."""
+    """The CI gate's own figures, from the committed real runs (the four that set the floors, so in-sample): both
+    false-alarm rates <= 5% (exit 0), every combination of them simulated."""
     out = tmp_path / "figures.json"
     code = cli.main(
         [
@@ -145,8 +146,8 @@ def test_committed_noise_model_calibrates_the_committed_reference(tmp_path, caps
     text = capsys.readouterr().out
     assert code == 0, text
     figures = json.loads(out.read_text())
-    assert figures["direct"]["runs"] >= 10 and figures["direct"]["rate"] <= 0.05
-    assert figures["runs"] >= 1000 and figures["false_alarm_rate"] <= 0.05
+    assert figures["direct"]["runs"] >= 4 and figures["direct"]["rate"] <= 0.05
+    assert figures["runs"] >= 2 ** figures["direct"]["runs"] and figures["false_alarm_rate"] <= 0.05
     assert sum(s["nonzero"] for s in figures["spreads"].values()) > 0, "the real runs moved: a spread was measured"
     assert re.search(r"direct: the gate failed \d+ of \d+ real runs", text)
 
