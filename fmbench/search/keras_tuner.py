@@ -159,14 +159,21 @@ def search(
         with warnings.catch_warnings():
             # keras-tuner takes the max over a cut trial's NaN score; that trial is recorded as CUT anyway.
             warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
-            tuner.search(
-                split.x_train,
-                split.y_train,
-                validation_data=(split.x_val, split.y_val),
-                epochs=spec.epochs,
-                batch_size=spec.batch_size,
-                verbose=0,
-            )
+            search_split(tuner, spec, split)
     except RuntimeError as exc:  # keras-tuner gives up after consecutive failed trials
         error = f"search stopped: {last_line(str(exc))}"
     return summarize_search(spec, clock, tuple(tuner.records), error)
+
+
+def search_split(tuner, spec: RunSpec, split: Split, callbacks=()) -> None:
+    """Run a tuner's search on the split's training images, validated on its validation images (also a distributed
+    worker's loop)."""
+    tuner.search(
+        split.x_train,
+        split.y_train,
+        validation_data=(split.x_val, split.y_val),
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        callbacks=list(callbacks),
+        verbose=0,
+    )

@@ -90,15 +90,7 @@ def run_trials(
     with telemetry.Sampler() as sampler:
         tuner.start_recording(sampler, started, f"{spec.cell} {worker_id}", progress, active_values)
         callbacks = [DeadlineCallback(info["deadline_wall"] + offset)] if info["deadline_wall"] is not None else []
-        tuner.search(
-            split.x_train,
-            split.y_train,
-            validation_data=(split.x_val, split.y_val),
-            epochs=spec.epochs,
-            batch_size=spec.batch_size,
-            callbacks=callbacks,
-            verbose=0,
-        )
+        kt_backend.search_split(tuner, spec, split, callbacks)
 
 
 def make_tuner(spec: RunSpec, folder: Path, worker_id: str) -> Any:
