@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fmbench import backend, placement, profiles, results, resultset, suite  # none imports Keras
+from fmbench import backend, machine, placement, profiles, results, resultset, suite  # none imports Keras
 from fmbench.registry import BASELINE, BASELINES
 from fmbench.spec import RunSpec, SpecError
 
@@ -50,7 +50,7 @@ def pytest_addoption(parser):
     )
     group.addoption(
         "--fmbench-backend",
-        help=f"Keras backend: {', '.join(backend.BACKENDS)} (default $KERAS_BACKEND, else {backend.DEFAULT})",
+        help=f"Keras backend: {', '.join(backend.BACKENDS)} (default $KERAS_BACKEND, else the profile's)",
     )
     group.addoption(
         "--fmbench-data-dir", help="Fashion-MNIST IDX folder (default $FMBENCH_DATA_DIR, else the Keras loader)"
@@ -66,7 +66,9 @@ def pytest_configure(config):
     """Turn the options into the list of RunSpecs; bad options are a usage error before anything runs.
     A pytest-xdist worker first takes its share of the machine, before any test imports TensorFlow."""
     try:
-        backend.select(config.getoption("fmbench_backend"))  # before any cell imports Keras
+        profile = profiles.get_profile(config.getoption("fmbench_profile"))
+        # Before any cell imports Keras
+        config.fmbench_backend = backend.select(config.getoption("fmbench_backend"), profile.backend)
         specs = suite.selected_specs(
             config.getoption("fmbench_profile"),
             config.getoption("fmbench_tuners"),
@@ -76,7 +78,7 @@ def pytest_configure(config):
         config.fmbench_specs = suite.shard(specs, config.getoption("fmbench_shard"))
     except SpecError as exc:
         raise pytest.UsageError(f"fmbench: {exc}") from None
-    results.code_commit()  # the commit of the code this session loaded, before any later commit can change it
+    machine.code_commit()  # the commit of the code this session loaded, before any later commit can change it
     profile = config.getoption("fmbench_profile")
     config.fmbench_out = Path(config.getoption("fmbench_out") or REPO / "results" / "local" / profile)
     config.fmbench_tables_moved = False
@@ -135,7 +137,7 @@ def pytest_collection_modifyitems(config, items):
     if not config.getoption("fmbench_resume") or not runs_file.exists():
         return
     try:
-        done = suite.finished_cells(config.fmbench_out)
+        done = suite.finished_cells(config.fmbench_out, config.fmbench_backend)
     except results.ResultsError as exc:
         raise pytest.UsageError(f"--fmbench-resume: {exc}") from None
     for item in items:

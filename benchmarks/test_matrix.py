@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-from fmbench import protocol, results
+from fmbench import protocol, run_rows
 from fmbench.report import summary
 
 
@@ -17,7 +17,7 @@ def _run_cell(spec, benchmark, split, progress, out, session_clock):
         progress(session_clock.line(spec.cell))
     benchmark.group = "baseline" if spec.budget.is_empty else f"budget {spec.budget.label}"  # compare --group-by=group
     result = benchmark.pedantic(protocol.run, args=(spec, split), kwargs={"progress": progress}, rounds=1, iterations=1)
-    results.save_run(out, result)  # appended at once: an interrupted session keeps every finished cell
+    run_rows.save_run(out, result)  # appended at once: an interrupted session keeps every finished cell
     benchmark.extra_info.update(summary.extra_info(result))
     if session_clock is not None:
         session_clock.cell_done()

@@ -16,18 +16,19 @@ from fmbench.spec import SpecError
 
 # Backend name -> the distribution whose version rows record.
 BACKENDS = {"tensorflow": "tensorflow", "jax": "jax"}
+# Where nothing chooses (a profile names its faster backend: fmbench.profiles); Keras's own default too.
 DEFAULT = "tensorflow"
 
 
-def select(name: str | None = None) -> str:
-    """Make `name` (else $KERAS_BACKEND, else the default) this process's Keras backend; returns it.
+def select(name: str | None = None, default: str = DEFAULT) -> str:
+    """Make `name` (else $KERAS_BACKEND, else `default`) this process's Keras backend; returns it.
 
     Where Keras already runs (a caller imported it first) and no backend was asked for, that one stays; one asked
     for that differs is refused: Keras cannot switch.
     """
     asked = name or os.environ.get("KERAS_BACKEND")
     running = sys.modules["keras"].backend.backend() if "keras" in sys.modules else None
-    chosen = asked or running or DEFAULT
+    chosen = asked or running or default
     if chosen not in BACKENDS:
         raise SpecError(f"unknown Keras backend {chosen!r}: choose one of {', '.join(BACKENDS)}")
     if running is not None:

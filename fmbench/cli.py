@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     from fmbench.results import ResultsError
 
     try:
-        backend.select(getattr(args, "backend", None))
+        profile = getattr(args, "profile", None)  # only `run` has one; its cells run on the profile's backend
+        default = profiles.get_profile(profile).backend if profile else backend.DEFAULT
+        backend.select(getattr(args, "backend", None), default)
         return args.command(args)
     except (SpecError, DataError, ResultsError, RegressError) as exc:
         print(f"fmbench {args.name}: error: {exc}", file=sys.stderr)
@@ -52,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--backend",
-        help=f"Keras backend: {', '.join(backend.BACKENDS)} (default $KERAS_BACKEND, else {backend.DEFAULT}); rows "
-        "record it, and comparisons never mix two",
+        help=f"Keras backend: {', '.join(backend.BACKENDS)} (default $KERAS_BACKEND, else the profile's: "
+        + ", ".join(f"{p.name} {p.backend}" for p in profiles.PROFILES.values())
+        + "); rows record it, and comparisons never mix two",
     )
     run.add_argument(
         "--space", help="search space: mlp (default; the profile's) or cnn (keras-tuner's HyperResNet / HyperXception)"
@@ -162,9 +165,9 @@ def _run(args: argparse.Namespace) -> int:
                 args.run_dir, args.oracle_address, data_dir=args.data_dir, expected=spec, timeout=args.stall_timeout
             )
 
-    from fmbench import data, results
+    from fmbench import data, machine, results, run_rows
 
-    results.code_commit()  # before the run: the commit of the code it loaded
+    machine.code_commit()  # before the run: the commit of the code it loaded
     split = data.load(data.resolve_data_dir(args.data_dir), spec.sizes)  # bad data fails here, before TF loads
     from fmbench import protocol
     from fmbench.report import summary
@@ -188,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         result = protocol.run(spec, split, progress=lambda line: print(line, flush=True))
     out = Path(args.out)
-    results.save_run(out, result)
+    run_rows.save_run(out, result)
     print(summary.run_summary(result))
     print(f"rows appended to {out / results.RUNS_FILE} and {out / results.TRIALS_FILE}")
     return 0 if not result.error else 1

@@ -30,6 +30,7 @@ from fmbench.report import plots
 from fmbench.report.tables import table
 from fmbench.results import ResultsError
 from fmbench.resultset import ResultSet, cell_order
+from fmbench.schema import RUN_COLUMNS, TRIAL_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,8 @@ def add(store: Path, directories) -> Commit:
         )
     # The store's own rows stay as they were: both tables are appended, trials first (a run row marks it complete),
     # in the schema's types, so a seed read as 1 is stored as 1 (results.append_rows writes integers as integers).
-    results.append_rows(store / results.TRIALS_FILE, rs.trials.to_dict("records"), results.TRIAL_COLUMNS)
-    results.append_rows(store / results.RUNS_FILE, rs.runs[results.RUN_COLUMNS].to_dict("records"), results.RUN_COLUMNS)
+    results.append_rows(store / results.TRIALS_FILE, rs.trials.to_dict("records"), TRIAL_COLUMNS)
+    results.append_rows(store / results.RUNS_FILE, rs.runs[RUN_COLUMNS].to_dict("records"), RUN_COLUMNS)
     return Commit(machines[0], commits[0], str(rs.runs["started_at"].min()), rs)
 
 

@@ -5,6 +5,12 @@ bracket, promotions included (Profile checks this for trial and epoch budgets; t
 for time budgets), and BayesianOptimization's Gaussian process picks at least half the trials of each
 trial and epoch budget (search.base.initial_points). Epoch budgets are the fair unit between Hyperband
 and the full-fidelity tuners; trial budgets only between full-fidelity ones.
+
+Each profile runs on the Keras backend that is faster at its sizes (docs/backends.md, measured by
+benchmarks/test_trial_cost.py into results/trial-cost): JAX's epochs are about twice as fast on the whole
+training set, but it compiles every new model with XLA, which costs more than its faster epochs save on a few
+thousand images, so smoke and quick stay on TensorFlow. The GPU profiles are on JAX, the only backend the GPU
+machines at hand have.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ PROFILES = {
             batch_size=128,
             seeds=(1, 2, 3, 4, 5),
             budgets=(Budget(max_trials=20), Budget(max_epochs=100), Budget(max_seconds=300)),
+            backend="jax",
         ),
         Profile(
             name="full",
@@ -58,6 +65,7 @@ PROFILES = {
             batch_size=128,
             seeds=(1, 2, 3, 4, 5),
             budgets=(Budget(max_trials=30), Budget(max_epochs=200), Budget(max_seconds=600)),
+            backend="jax",
         ),
         Profile(
             name="cnn",
@@ -68,6 +76,7 @@ PROFILES = {
             batch_size=128,
             seeds=(1, 2, 3),
             budgets=(Budget(max_trials=20), Budget(max_epochs=100), Budget(max_seconds=1800)),  # as standard's, longer
+            backend="jax",
             space="cnn",
         ),
     )

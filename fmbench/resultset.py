@@ -4,7 +4,7 @@ Several folders are the shards of one matrix (`--fmbench-shard K/N`) or a run co
 are read as one table. For each (profile, cell) the latest row by `started_at` is *current*; earlier ones are
 *superseded* (a failed cell re-run by `--fmbench-resume` leaves its failed row in the file). Report, plots,
 check, history, resume and the terminal summary all read through this module's loaders, which check every row
-against the schema in fmbench/results.py and give its types (integers as nullable integers), so they agree on every
+against the schema in fmbench/schema.py and give its types (integers as nullable integers), so they agree on every
 count and never misread a folder.
 """
 
@@ -23,11 +23,12 @@ import pandas as pd
 from fmbench import results
 from fmbench.registry import BASELINE, TUNER_NAMES
 from fmbench.results import ResultsError
+from fmbench.schema import RUN_SCHEMA, TRIAL_COLUMNS, TRIAL_SCHEMA, Column
 
-RUN_REQUIRED = [c.name for c in results.RUN_SCHEMA if c.required == "always"]  # in every row
-RUN_REQUIRED_OK = [c.name for c in results.RUN_SCHEMA if c.required == "ok"]  # in every run that did not fail
-TRIAL_REQUIRED = [c.name for c in results.TRIAL_SCHEMA if c.required == "always"]
-TRIAL_REQUIRED_COMPLETED = [c.name for c in results.TRIAL_SCHEMA if c.required == "completed"]
+RUN_REQUIRED = [c.name for c in RUN_SCHEMA if c.required == "always"]  # in every row
+RUN_REQUIRED_OK = [c.name for c in RUN_SCHEMA if c.required == "ok"]  # in every run that did not fail
+TRIAL_REQUIRED = [c.name for c in TRIAL_SCHEMA if c.required == "always"]
+TRIAL_REQUIRED_COMPLETED = [c.name for c in TRIAL_SCHEMA if c.required == "completed"]
 
 
 def ended_in_error(runs: pd.DataFrame) -> pd.Series:
@@ -182,7 +183,7 @@ def _load_one(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs = results.read_runs(directory)
     if runs.empty:
         raise ResultsError(f"{runs_path}: no runs recorded; run the benchmark first")
-    runs = _coerce(runs, runs_path, results.RUN_SCHEMA, RUN_REQUIRED)
+    runs = _coerce(runs, runs_path, RUN_SCHEMA, RUN_REQUIRED)
     _require(runs, runs_path, RUN_REQUIRED_OK, ~ended_in_error(runs).to_numpy())
     for i, text in enumerate(runs["best_hyperparameters"]):
         try:
@@ -192,15 +193,15 @@ def _load_one(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 f"{runs_path}: line {i + 2}: column best_hyperparameters is not JSON; fix or delete the row and rerun"
             ) from None
     if not trials_path.is_file() and (runs["trials_completed"].fillna(0) + runs["trials_failed"].fillna(0)).sum() == 0:
-        trials = pd.DataFrame(columns=results.TRIAL_COLUMNS)  # only runs without trials (e.g. baselines): none written
+        trials = pd.DataFrame(columns=TRIAL_COLUMNS)  # only runs without trials (e.g. baselines): none written
     else:
         trials = results.read_trials(directory)
-    trials = _coerce(trials, trials_path, results.TRIAL_SCHEMA, TRIAL_REQUIRED)
+    trials = _coerce(trials, trials_path, TRIAL_SCHEMA, TRIAL_REQUIRED)
     _require(trials, trials_path, TRIAL_REQUIRED_COMPLETED, (trials["status"] == "COMPLETED").to_numpy())
     return runs, trials
 
 
-def _coerce(frame: pd.DataFrame, path: Path, schema: list[results.Column], required: list[str]) -> pd.DataFrame:
+def _coerce(frame: pd.DataFrame, path: Path, schema: list[Column], required: list[str]) -> pd.DataFrame:
     """Numbers parsed to the schema's types (a bad one names its line), text as text with empty for missing,
     required cells present."""
     frame = frame.copy()
@@ -217,7 +218,7 @@ def _coerce(frame: pd.DataFrame, path: Path, schema: list[results.Column], requi
     return frame[names + [c for c in frame.columns if c not in names]]
 
 
-def _numbers(values: pd.Series, column: results.Column, path: Path) -> pd.Series:
+def _numbers(values: pd.Series, column: Column, path: Path) -> pd.Series:
     """One numeric column: integers as nullable integers (a gap stays a gap, never turns 1 into 1.0), the rest
     as floats."""
     if column.integer:

@@ -191,6 +191,9 @@ class Profile:
     budgets: tuple[Budget, ...] = field(default_factory=tuple)
     hyperband_factor: int = 3
     space: str = "mlp"
+    # The Keras backend its cells run on unless --backend or $KERAS_BACKEND says otherwise: the faster one at its
+    # sizes on the machines at hand (fmbench.profiles says which and why).
+    backend: str = "tensorflow"
 
     def __post_init__(self) -> None:
         # A "hyperband" row under a budget that ends inside the first bracket would be a 1-epoch random search.

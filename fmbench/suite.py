@@ -47,14 +47,22 @@ def shard(specs: list[RunSpec], text: str | None) -> list[RunSpec]:
     return specs[int(k) - 1 :: int(n)]
 
 
-def finished_cells(directory: Path) -> set[str]:
+def finished_cells(directory: Path, keras_backend: str) -> set[str]:
     """Cells of a results folder whose current row (the results model's rule: the latest by started_at) has a test
     accuracy and no error; none in a folder without runs.csv. A cell whose current row failed (out of memory, a
-    killed worker) runs again. A malformed folder is a one-line ResultsError: resuming over rows it cannot read
+    killed worker) runs again. A malformed folder, or one whose rows ran on another Keras backend than this session
+    (resuming would mix two backends in one table), is a one-line ResultsError: resuming over rows it cannot read
     would skip or rerun cells by guesswork."""
     if not (Path(directory) / results.RUNS_FILE).exists():
         return set()
-    return set(resultset.load(directory).ok["cell"])
+    loaded = resultset.load(directory)
+    ran_on = loaded.runs["keras_backend"].iloc[0]  # one backend per folder: load refuses more
+    if ran_on != keras_backend:
+        raise results.ResultsError(
+            f"{directory} holds rows of Keras on {ran_on} and this session runs {keras_backend}: resume with "
+            f"--fmbench-backend {ran_on}, or write to another --fmbench-out"
+        )
+    return set(loaded.ok["cell"])
 
 
 class SessionClock:

@@ -40,7 +40,10 @@ def _cells(rows) -> dict[tuple[str, str], dict[int, tuple[float, float]]]:
     """(tuner, budget) -> seed -> (test accuracy, wall seconds)."""
     cells: dict = {}
     for row in rows.itertuples():
-        cells.setdefault((row.tuner, row.budget), {})[int(row.seed)] = (float(row.test_accuracy), float(row.wall_seconds))
+        cells.setdefault((row.tuner, row.budget), {})[int(row.seed)] = (
+            float(row.test_accuracy),
+            float(row.wall_seconds),
+        )
     return cells
 
 

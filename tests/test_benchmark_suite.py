@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fmbench import profiles, results, suite, telemetry
+from fmbench import backend, profiles, results, suite, telemetry
+from fmbench.schema import RUN_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 SUBSET = REPO / "tests" / "data" / "fashion-mnist-subset"
@@ -54,8 +55,15 @@ def test_shards_split_the_cells_into_disjoint_deterministic_shares() -> None:
     assert suite.shard(specs, "1/1") == specs and suite.shard(specs, None) == specs
 
 
+# The backend the child sessions run on (and the rows written for them to resume say): the one this run of the tests
+# is on (`KERAS_BACKEND=jax make test` runs them all on JAX).
+BACKEND = os.environ.get("KERAS_BACKEND") or backend.DEFAULT
+
+
 def _smoke_args(out: Path, *extra: str) -> list[str]:
     return [
+        "--fmbench-backend",
+        BACKEND,
         "--fmbench-profile",
         "smoke",
         "--fmbench-tuners",
@@ -105,7 +113,7 @@ def _write_rows(directory: Path, *cells: tuple[str, str, float | None, str]) -> 
         finished = {"best_val_accuracy": accuracy, "search_seconds": 1.0, "retrain_seconds": 1.0}
         finished |= {"evaluate_seconds": 0.1, "trials_completed": 0, "trials_failed": 0, "search_epochs": 0}
         rows.append(
-            {column: None for column in results.RUN_COLUMNS}
+            {column: None for column in RUN_COLUMNS}
             | (finished if accuracy else {})
             | {
                 "run_id": f"{cell}-{i}",
@@ -118,9 +126,10 @@ def _write_rows(directory: Path, *cells: tuple[str, str, float | None, str]) -> 
                 "test_accuracy": accuracy,
                 "stopped_by": stopped,
                 "error": "" if accuracy else "killed",
+                "keras_backend": BACKEND,
             }
         )
-    results.append_rows(directory / results.RUNS_FILE, rows, results.RUN_COLUMNS)
+    results.append_rows(directory / results.RUNS_FILE, rows, RUN_COLUMNS)
 
 
 RESUMED = (
@@ -135,11 +144,22 @@ RESUMED = (
 @pytest.mark.parametrize("order", [1, -1], ids=["in file order", "reversed"])
 def test_resume_counts_a_cell_finished_only_when_its_latest_row_succeeded(tmp_path: Path, order: int) -> None:
     _write_rows(tmp_path, *RESUMED[::order])  # row order does not matter: started_at decides
-    assert suite.finished_cells(tmp_path) == {"baseline-seed1"}
+    assert suite.finished_cells(tmp_path, BACKEND) == {"baseline-seed1"}
 
 
 def test_resume_in_a_fresh_folder_finds_nothing_finished(tmp_path: Path) -> None:
-    assert suite.finished_cells(tmp_path / "new") == set()
+    assert suite.finished_cells(tmp_path / "new", BACKEND) == set()
+
+
+def test_resume_over_another_backends_rows_is_refused_in_one_line(tmp_path: Path) -> None:
+    _write_rows(tmp_path, *RESUMED)
+    other = "jax" if BACKEND == "tensorflow" else "tensorflow"
+    with pytest.raises(results.ResultsError) as excinfo:
+        suite.finished_cells(tmp_path, other)
+    assert str(excinfo.value) == (
+        f"{tmp_path} holds rows of Keras on {BACKEND} and this session runs {other}: resume with --fmbench-backend "
+        f"{BACKEND}, or write to another --fmbench-out"
+    )
 
 
 def test_resume_over_a_malformed_folder_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -149,7 +169,7 @@ def test_resume_over_a_malformed_folder_is_refused_in_one_line(tmp_path: Path) -
     runs.loc[1, "tuner"] = ""
     runs.to_csv(tmp_path / results.RUNS_FILE, index=False)
     with pytest.raises(results.ResultsError) as excinfo:
-        suite.finished_cells(tmp_path)
+        suite.finished_cells(tmp_path, BACKEND)
     assert (
         str(excinfo.value)
         == f"{tmp_path / results.RUNS_FILE}: line 3: column tuner is empty; fix or delete the row and rerun"
@@ -170,7 +190,7 @@ def test_resume_skips_finished_cells_and_reruns_failed_ones_keeping_the_failed_r
     runs = results.read_runs(tmp_path)
     assert runs.cell.tolist() == ["baseline-seed1", "random-trials4-seed1", "baseline-seed1"]  # the failed row stays
     assert runs.started_at.iloc[2] > runs.started_at.iloc[0] and runs.test_accuracy.iloc[2] > 0
-    assert suite.finished_cells(tmp_path) == {"baseline-seed1", "random-trials4-seed1"}
+    assert suite.finished_cells(tmp_path, BACKEND) == {"baseline-seed1", "random-trials4-seed1"}
 
 
 def test_a_fresh_session_moves_earlier_tables_aside(tmp_path: Path) -> None:

@@ -97,11 +97,11 @@ def test_bad_run_arguments_exit_2_with_one_line(
 
 
 def test_tuner_without_budget_takes_the_profiles_first_budget(subset_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    from fmbench import protocol, results
+    from fmbench import protocol, run_rows
 
     seen = []
     monkeypatch.setattr(protocol, "run", lambda spec, split, progress: seen.append(spec) or _stub_result(spec))
-    monkeypatch.setattr(results, "save_run", lambda out, result: None)
+    monkeypatch.setattr(run_rows, "save_run", lambda out, result: None)
     args = ["run", "--tuner", "hyperband", "--profile", "smoke", "--data-dir", str(subset_dir), "--out", str(tmp_path)]
     assert cli.main(args) == 0
     assert [spec.budget for spec in seen] == [Budget(max_trials=4)]  # smoke's first budget: Hyperband's first bracket

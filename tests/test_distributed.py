@@ -253,7 +253,7 @@ def test_a_trials_record_is_written_even_when_ending_it_raises(tmp_path):
 
 @pytest.mark.e2e
 def test_chief_and_two_workers_share_one_budget(subset_dir, subset_split):
-    from fmbench import results
+    from fmbench import run_rows
 
     result = protocol.run_distributed(
         _spec(4, subset_split),
@@ -275,8 +275,8 @@ def test_chief_and_two_workers_share_one_budget(subset_dir, subset_split):
     assert {r.worker for r in result.trials} == {"worker-0", "worker-1"}
     assert all(r.epochs == 1 and r.started_seconds >= 0 for r in result.trials)
     assert result.stopped_by == "trials" and result.test_accuracy is not None and result.retrain_epochs == 1
-    assert {row["worker"] for row in results.trial_rows(result)} == {"worker-0", "worker-1"}
-    assert results.run_row(result, {})["workers"] == 2
+    assert {row["worker"] for row in run_rows.trial_rows(result)} == {"worker-0", "worker-1"}
+    assert run_rows.run_row(result, {})["workers"] == 2
     assert _worker_processes() == []
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from fmbench import cli, history, results, resultset
+from fmbench.schema import INTEGER_COLUMNS
 
 GOLDEN = Path(__file__).parent / "golden_regress" / "smoke"
 STORE = Path(__file__).parents[1] / "results" / "history" / "smoke-gate"  # the committed store
@@ -119,7 +120,7 @@ def test_the_store_keeps_what_it_read_in_the_schemas_types(tmp_path) -> None:
     assert str(stored.runs["max_trials"].dtype) == "Int64" and stored.runs["max_trials"].isna().any()
     for name in (results.RUNS_FILE, results.TRIALS_FILE):
         before, after = raw(source, name), raw(store, name)
-        integers = [c for c in before.columns if c in results.INTEGER_COLUMNS]
+        integers = [c for c in before.columns if c in INTEGER_COLUMNS]
         assert "seed" in integers and "epochs" in integers
         pd.testing.assert_frame_equal(after[integers], before[integers])
 
@@ -129,9 +130,7 @@ def test_the_committed_store_holds_integers_as_integers() -> None:
     history it records (four commits, the doctored learning rate's step)."""
     for name in (results.RUNS_FILE, results.TRIALS_FILE):
         table = raw(STORE, name)
-        floats = [
-            c for c in table.columns if c in results.INTEGER_COLUMNS and table[c].str.contains(".", regex=False).any()
-        ]
+        floats = [c for c in table.columns if c in INTEGER_COLUMNS and table[c].str.contains(".", regex=False).any()]
         assert not floats, f"{STORE / name}: integer columns written as floats: {floats}"
     line = history.commits(STORE)
     assert [c.label for c in line] == ["43bfcc0", "2935c3e-dirty", "98017ae", "6f52ac2"]

@@ -15,6 +15,7 @@ from scipy import stats as sps
 
 from fmbench import resultset, stats
 from fmbench.report import document as report
+from fmbench.report.provenance import TIMESTAMP_PREFIX
 from fmbench.results import ResultsError
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -285,10 +286,10 @@ def test_rebuild_differs_only_in_timestamp_and_pngs_are_stable(golden):
     a, b = first.splitlines(), second.splitlines()
     assert len(a) == len(b)
     differing = [(x, y) for x, y in zip(a, b) if x != y]
-    assert all(x.startswith(report.TIMESTAMP_PREFIX) for x, _ in differing)
-    strip = lambda text: [line for line in text.splitlines() if not line.startswith(report.TIMESTAMP_PREFIX)]  # noqa: E731 - one-line helper
+    assert all(x.startswith(TIMESTAMP_PREFIX) for x, _ in differing)
+    strip = lambda text: [line for line in text.splitlines() if not line.startswith(TIMESTAMP_PREFIX)]  # noqa: E731 - one-line helper
     assert strip(first) == strip(second)
-    assert sum(line.startswith(report.TIMESTAMP_PREFIX) for line in a) == 1
+    assert sum(line.startswith(TIMESTAMP_PREFIX) for line in a) == 1
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", first)
     assert len(links) == 4 and sorted(links) == sorted(pngs)
     for link in links:
@@ -302,7 +303,7 @@ def test_render_is_pure(golden):
     assert report.render(rs, generated_at=FIXED) == report.render(rs, generated_at=FIXED)
     other = report.render(rs, generated_at="2030-01-01T00:00:00Z").splitlines()
     differing = [x for x, y in zip(report.render(rs, generated_at=FIXED).splitlines(), other) if x != y]
-    assert len(differing) == 1 and differing[0].startswith(report.TIMESTAMP_PREFIX)
+    assert len(differing) == 1 and differing[0].startswith(TIMESTAMP_PREFIX)
 
 
 def test_out_elsewhere_puts_pngs_beside_it(golden, tmp_path):
@@ -465,7 +466,7 @@ def test_rank_descending_shares_ties():
 
 
 def test_golden_files_are_in_the_real_schema():
-    from fmbench.results import RUN_COLUMNS, TRIAL_COLUMNS
+    from fmbench.schema import RUN_COLUMNS, TRIAL_COLUMNS
 
     assert list(pd.read_csv(GOLDEN / "runs.csv").columns) == RUN_COLUMNS
     assert list(pd.read_csv(GOLDEN / "trials.csv").columns) == TRIAL_COLUMNS

@@ -1,4 +1,5 @@
-"""fmbench.results: flat rows, atomic and locked appends, validated reading, machine info.
+"""A run's rows (fmbench.run_rows), their atomic and locked appends and validated reading (fmbench.results), and
+the machine info every run row records (fmbench.machine).
 
 No test imports TensorFlow: machine info is tested through its hooks and a fake /proc/cpuinfo text, over a stand-in
 for the library versions (reading them imports every library, seconds per process).
@@ -19,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fmbench import results
-from fmbench.results import RUN_COLUMNS, TRIAL_COLUMNS, ResultsError
+from fmbench import machine, results, run_rows
+from fmbench.results import ResultsError
+from fmbench.schema import MACHINE_COLUMNS, RUN_COLUMNS, TRIAL_COLUMNS
 from fmbench.spec import Budget, DataSizes, RunResult, RunSpec, TelemetrySummary, TrialRecord
 
 MACHINE = {
@@ -120,7 +122,7 @@ def _result(
 
 
 def test_run_row_has_every_column_in_order_and_all_filled() -> None:
-    row = results.run_row(_result(), MACHINE)
+    row = run_rows.run_row(_result(), MACHINE)
     assert list(row) == RUN_COLUMNS
     empty = [column for column, value in row.items() if value is None]
     assert not empty, f"columns not flattened from a fully-populated result: {empty}"
@@ -128,7 +130,7 @@ def test_run_row_has_every_column_in_order_and_all_filled() -> None:
 
 def test_run_row_values() -> None:
     result = _result()
-    row = results.run_row(result, MACHINE)
+    row = run_rows.run_row(result, MACHINE)
     expected = {
         "run_id": result.run_id,
         "started_at": result.started_at,
@@ -178,12 +180,12 @@ def test_hyperband_factor_only_on_hyperband_rows() -> None:
     random_result = RunResult(
         **{**result.__dict__, "spec": RunSpec(tuner="random", seed=3, budget=Budget(max_trials=2))}
     )
-    assert results.run_row(random_result, MACHINE)["hyperband_factor"] is None
+    assert run_rows.run_row(random_result, MACHINE)["hyperband_factor"] is None
 
 
 def test_trial_rows_one_per_trial_with_every_column() -> None:
     result = _result()
-    rows = results.trial_rows(result)
+    rows = run_rows.trial_rows(result)
     assert len(rows) == 2
     for row in rows:
         assert list(row) == TRIAL_COLUMNS
@@ -209,9 +211,9 @@ def test_trial_rows_one_per_trial_with_every_column() -> None:
 
 
 def test_save_run_round_trips_through_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(results, "machine_info", lambda: dict(MACHINE))
-    results.save_run(tmp_path, _result(run_id="run-a"))
-    results.save_run(tmp_path, _result(run_id="run-b"))
+    monkeypatch.setattr(run_rows, "machine_info", lambda: dict(MACHINE))
+    run_rows.save_run(tmp_path, _result(run_id="run-a"))
+    run_rows.save_run(tmp_path, _result(run_id="run-b"))
     runs, trials = results.read_runs(tmp_path), results.read_trials(tmp_path)
     assert list(runs["run_id"]) == ["run-a", "run-b"]
     assert list(trials["run_id"]) == ["run-a", "run-a", "run-b", "run-b"]
@@ -223,9 +225,9 @@ def test_save_run_round_trips_through_read(tmp_path: Path, monkeypatch: pytest.M
 
 def test_save_run_without_trials_writes_the_run_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A baseline (or a run that failed before its first trial) has no trials but still gets its run row.
-    monkeypatch.setattr(results, "machine_info", lambda: dict(MACHINE))
+    monkeypatch.setattr(run_rows, "machine_info", lambda: dict(MACHINE))
     result = RunResult(**{**_result().__dict__, "trials": ()})
-    results.save_run(tmp_path, result)
+    run_rows.save_run(tmp_path, result)
     assert len(results.read_runs(tmp_path)) == 1
     assert not (tmp_path / results.TRIALS_FILE).exists()
 
@@ -489,8 +491,8 @@ model name\t: AMD EPYC 7B13 64-Core Processor
 @pytest.fixture
 def gathered(monkeypatch: pytest.MonkeyPatch) -> dict:
     """What the module gathers, stood in by MACHINE (the real one imports TensorFlow), with no hooks registered."""
-    monkeypatch.setattr(results, "_gathered", lambda: dict(MACHINE))
-    monkeypatch.setattr(results, "MACHINE_HOOKS", [])
+    monkeypatch.setattr(machine, "_gathered", lambda: dict(MACHINE))
+    monkeypatch.setattr(machine, "MACHINE_HOOKS", [])
     return MACHINE
 
 
@@ -499,9 +501,9 @@ def test_a_registered_hook_lands_in_the_row(tmp_path: Path, gathered: dict) -> N
         info["cpu_model"] = f"{info['cpu_model']} (rack 7)"
         info["gpu_model"] = "no GPU (MIG slice hidden)"
 
-    results.save_run(tmp_path, _result(run_id="before"))
-    results.MACHINE_HOOKS.append(rack)  # after a first row: the gathered info is cached, the hooks are not
-    results.save_run(tmp_path, _result(run_id="after"))
+    run_rows.save_run(tmp_path, _result(run_id="before"))
+    machine.MACHINE_HOOKS.append(rack)  # after a first row: the gathered info is cached, the hooks are not
+    run_rows.save_run(tmp_path, _result(run_id="after"))
     runs = results.read_runs(tmp_path)
     assert runs["cpu_model"].tolist() == ["Test CPU", "Test CPU (rack 7)"]
     assert runs["gpu_model"].tolist() == ["no GPU", "no GPU (MIG slice hidden)"]
@@ -510,12 +512,12 @@ def test_a_registered_hook_lands_in_the_row(tmp_path: Path, gathered: dict) -> N
 
 
 def test_hooks_run_in_order_and_an_injected_list_replaces_the_registered_one(gathered: dict) -> None:
-    results.MACHINE_HOOKS.append(lambda info: info.update(commit="registered"))
+    machine.MACHINE_HOOKS.append(lambda info: info.update(commit="registered"))
     injected = [lambda info: info.update(commit="first"), lambda info: info.update(commit=info["commit"] + "+second")]
-    assert results.machine_info()["commit"] == "registered"
-    info = results.machine_info(hooks=injected)
+    assert machine.machine_info()["commit"] == "registered"
+    info = machine.machine_info(hooks=injected)
     assert info["commit"] == "first+second"
-    assert list(info) == results.MACHINE_COLUMNS
+    assert list(info) == MACHINE_COLUMNS
 
 
 def test_a_hook_setting_a_field_rows_have_no_column_for_is_refused(gathered: dict) -> None:
@@ -523,25 +525,25 @@ def test_a_hook_setting_a_field_rows_have_no_column_for_is_refused(gathered: dic
         info["rack"] = 7
 
     with pytest.raises(ResultsError) as excinfo:
-        results.machine_info(hooks=[rack_number])
+        machine.machine_info(hooks=[rack_number])
     message = str(excinfo.value)
-    assert "'rack_number' set rack" in message and "add a Column to results.MACHINE" in message
+    assert "'rack_number' set rack" in message and "add a Column to schema.MACHINE" in message
     assert "\n" not in message
 
 
 def test_cpu_model_is_read_from_cpuinfo_text() -> None:
-    assert results.cpu_model(CPUINFO) == "AMD EPYC 7B13 64-Core Processor"
+    assert machine.cpu_model(CPUINFO) == "AMD EPYC 7B13 64-Core Processor"
 
 
 def test_cpu_model_without_a_model_name_is_never_empty() -> None:
     # An ARM kernel's /proc/cpuinfo has processor and BogoMIPS lines but no model name; a row keys machines on it.
-    name = results.cpu_model("processor\t: 0\nBogoMIPS\t: 50.00\n")
+    name = machine.cpu_model("processor\t: 0\nBogoMIPS\t: 50.00\n")
     assert name and "BogoMIPS" not in name
 
 
 def test_host_info_names_every_host_field(visible_gpus: list[str]) -> None:
-    info = results.host_info()
-    assert set(info) | set(results.LIBRARIES) | {"keras_backend", "commit"} == set(results.MACHINE_COLUMNS)
+    info = machine.host_info()
+    assert set(info) | set(machine.LIBRARIES) | {"keras_backend", "commit"} == set(MACHINE_COLUMNS)
     assert all(value not in (None, "") for value in info.values()), info
     assert info["gpu_model"] == (", ".join(visible_gpus) or "no GPU")  # NVML read independently by the fixture
 
@@ -551,14 +553,14 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 def test_commit_of_this_checkout() -> None:
-    package = Path(results.__file__).resolve().parent
+    package = Path(machine.__file__).resolve().parent
     try:
         top = _git(package, "rev-parse", "--show-toplevel")
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("fmbench is not running from a git checkout here")
     if Path(top).resolve() != package.parent:
         pytest.skip("fmbench is installed inside another repository, not run from its own checkout")
-    commit = results._commit()
+    commit = machine._commit()
     assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?", commit), commit
     assert commit.split("-")[0] == _git(package, "rev-parse", "--short=12", "HEAD")
 
@@ -579,8 +581,8 @@ def test_commit_is_unknown_outside_its_own_checkout(
         _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
     else:
         monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # /tmp itself may sit in a checkout
-    monkeypatch.setattr(results, "__file__", str(package / "results.py"))
-    assert results._commit() == "unknown"
+    monkeypatch.setattr(machine, "__file__", str(package / "machine.py"))
+    assert machine._commit() == "unknown"
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
@@ -597,13 +599,13 @@ def test_commit_is_dirty_for_changed_code_and_not_for_rewritten_results_or_docs(
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", ".")
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
-    monkeypatch.setattr(results, "__file__", str(package / "results.py"))
+    monkeypatch.setattr(machine, "__file__", str(package / "machine.py"))
     sha = _git(tmp_path, "rev-parse", "--short=12", "HEAD")
     (tmp_path / "results" / "quick" / "runs.csv").unlink()  # moved aside by a fresh session
     (tmp_path / "README.md").write_text("new figures\n")  # documentation edited while the session runs
-    assert results._commit() == sha
+    assert machine._commit() == sha
     (package / "code.py").write_text("x = 2\n")
-    assert results._commit() == f"{sha}-dirty"
+    assert machine._commit() == f"{sha}-dirty"
 
 
 def test_a_corrupt_table_names_its_line_and_is_kept(tmp_path: Path) -> None:
@@ -617,9 +619,9 @@ def test_a_corrupt_table_names_its_line_and_is_kept(tmp_path: Path) -> None:
 
 def test_the_commit_is_read_once_per_process(monkeypatch):
     """A session's rows name the commit of the code it loaded, not one made while it ran."""
-    results.code_commit.cache_clear()
-    monkeypatch.setattr(results, "_commit", lambda: "aaaa11112222")
-    assert results.code_commit() == "aaaa11112222"
-    monkeypatch.setattr(results, "_commit", lambda: "bbbb33334444")
-    assert results.code_commit() == "aaaa11112222"
-    results.code_commit.cache_clear()
+    machine.code_commit.cache_clear()
+    monkeypatch.setattr(machine, "_commit", lambda: "aaaa11112222")
+    assert machine.code_commit() == "aaaa11112222"
+    monkeypatch.setattr(machine, "_commit", lambda: "bbbb33334444")
+    assert machine.code_commit() == "aaaa11112222"
+    machine.code_commit.cache_clear()

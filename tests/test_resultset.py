@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fmbench import results, resultset
+from fmbench import resultset, schema
 from fmbench.results import ResultsError
 
 GOLDEN = Path(__file__).parent / "golden_regress" / "smoke"
@@ -69,11 +69,11 @@ def test_rows_read_in_the_schemas_types_and_order(folder):
     runs.loc[0, "seed"] = "1.0"
     runs.to_csv(folder / "runs.csv", index=False)
     rs = resultset.load(folder)
-    assert list(rs.runs.columns) == [*results.RUN_COLUMNS, "failed"]
-    assert list(rs.trials.columns) == results.TRIAL_COLUMNS
-    numbers = {c.name: "Int64" if c.integer else "float64" for c in results.RUN_SCHEMA if not c.text}
+    assert list(rs.runs.columns) == [*schema.RUN_COLUMNS, "failed"]
+    assert list(rs.trials.columns) == schema.TRIAL_COLUMNS
+    numbers = {c.name: "Int64" if c.integer else "float64" for c in schema.RUN_SCHEMA if not c.text}
     assert {name: str(rs.runs[name].dtype) for name in numbers} == numbers
-    assert all(isinstance(value, str) for c in results.TEXT_COLUMNS & set(rs.runs) for value in rs.runs[c])
+    assert all(isinstance(value, str) for c in schema.TEXT_COLUMNS & set(rs.runs) for value in rs.runs[c])
     assert rs.runs["seed"].iloc[0] == 1 and rs.runs["max_trials"].isna().any()  # time budgets have no trial budget
     assert str(rs.trials["bracket"].dtype) == "Int64" and rs.trials["bracket"].isna().all()
 
@@ -154,7 +154,7 @@ def test_rows_of_two_backends_are_never_one_comparison(folder, tmp_path):
     runs = pd.read_csv(other / "runs.csv", dtype=str, keep_default_na=False)
     runs["run_id"] = "jax-" + runs["run_id"]  # another run's rows, not the same rows twice
     runs.to_csv(other / "runs.csv", index=False)
-    with pytest.raises(results.ResultsError, match="rows of Keras on jax and on tensorflow in one comparison"):
+    with pytest.raises(ResultsError, match="rows of Keras on jax and on tensorflow in one comparison"):
         resultset.load([folder, other])
     assert set(resultset.load(other).runs.keras_backend) == {"jax"}
 

@@ -8,6 +8,8 @@ import pandas as pd
 
 from fmbench import results, resultset
 from fmbench.report import summary
+from fmbench.run_rows import run_row
+from fmbench.schema import RUN_COLUMNS, TRIAL_COLUMNS
 from fmbench.spec import Budget, RunResult, RunSpec, TelemetrySummary
 
 
@@ -45,14 +47,14 @@ def test_extra_info_carries_accuracy_cost_and_no_gpu() -> None:
 
 def _loaded(tmp_path: Path, rows: list[dict]) -> resultset.ResultSet:
     """Rows written as a results folder and read back through the validating loader, as the suite does."""
-    results.append_rows(tmp_path / results.RUNS_FILE, rows, results.RUN_COLUMNS)
-    pd.DataFrame(columns=results.TRIAL_COLUMNS).to_csv(tmp_path / results.TRIALS_FILE, index=False)
+    results.append_rows(tmp_path / results.RUNS_FILE, rows, RUN_COLUMNS)
+    pd.DataFrame(columns=TRIAL_COLUMNS).to_csv(tmp_path / results.TRIALS_FILE, index=False)
     return resultset.load(tmp_path)
 
 
 def test_comparison_table_pairs_by_seed_and_counts_failures(tmp_path: Path) -> None:
     rows = [
-        results.run_row(r, machine={})
+        run_row(r, machine={})
         for r in (
             _result("baseline", 1, 0.80),
             _result("baseline", 2, 0.70),
@@ -69,10 +71,10 @@ def test_comparison_table_pairs_by_seed_and_counts_failures(tmp_path: Path) -> N
 
 
 def test_comparison_table_counts_only_the_latest_row_of_a_rerun_cell(tmp_path: Path) -> None:
-    failed = results.run_row(_result("random", 1, None, error="boom"), machine={})
-    rerun = results.run_row(_result("random", 1, 0.83), machine={})
+    failed = run_row(_result("random", 1, None, error="boom"), machine={})
+    rerun = run_row(_result("random", 1, 0.83), machine={})
     rerun["run_id"], rerun["started_at"] = "random1-rerun", "2026-01-02T00:00:00+00:00"
-    baseline = results.run_row(_result("baseline", 1, 0.80), machine={})
+    baseline = run_row(_result("baseline", 1, 0.80), machine={})
     table = summary.comparison_table(_loaded(tmp_path, [baseline, rerun, failed]))  # file order is not time order
     random_line = next(line for line in table.splitlines() if line.startswith("random"))
     assert "1/1" in random_line and "+0.030" in random_line and "error" not in random_line

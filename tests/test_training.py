@@ -26,15 +26,20 @@ def _count_traces(model) -> list:
 
 def test_a_fit_traces_the_training_step_once(subset_split) -> None:
     backend.clear_session()
-    plain = mlp.make_model(mlp.BASELINE_HPS)
-    plain_traces = _count_traces(plain)
-    plain.fit(subset_split.x_train, subset_split.y_train, epochs=1, batch_size=BATCH, verbose=0)
-    # Twice on a CPU; on a GPU, where Keras compiles the step with XLA, at least as often.
-    assert len(plain_traces) >= 2, "Keras's own fit traces the step again after creating Adam's slots"
+    # Whole batches only: JAX compiles the step anew for a last, smaller batch (another shape), TensorFlow does not.
+    whole = len(subset_split.y_train) // BATCH * BATCH
+    x, y = subset_split.x_train[:whole], subset_split.y_train[:whole]
+    if backend.name() == "tensorflow":
+        plain = mlp.make_model(mlp.BASELINE_HPS)
+        plain_traces = _count_traces(plain)
+        plain.fit(x, y, epochs=1, batch_size=BATCH, verbose=0)
+        # Twice on a CPU; on a GPU, where Keras compiles the step with XLA, at least as often. (Keras's JAX trainer
+        # builds the optimizer before its first trace: it traces once without fmbench's fit.)
+        assert len(plain_traces) >= 2, "Keras's own fit traces the step again after creating Adam's slots"
 
     model = mlp.make_model(mlp.BASELINE_HPS)
     traces = _count_traces(model)
-    training.fit(model, subset_split.x_train, subset_split.y_train, epochs=2, batch_size=BATCH, verbose=0)
+    training.fit(model, x, y, epochs=2, batch_size=BATCH, verbose=0)
     assert len(traces) == 1
 
 

@@ -6,9 +6,10 @@ import json
 
 from tabulate import tabulate
 
-from fmbench import results
 from fmbench.registry import BASELINE
 from fmbench.resultset import ResultSet
+from fmbench.run_rows import run_row
+from fmbench.schema import TELEMETRY_COLUMNS
 from fmbench.spec import RunResult
 from fmbench.stats import mean_interval, paired_difference
 
@@ -74,13 +75,13 @@ EXTRA_INFO_COLUMNS = [
     "retrain_seconds",
     "evaluate_seconds",
     "error",
-    *results.TELEMETRY_COLUMNS,
+    *TELEMETRY_COLUMNS,
 ]
 
 
 def extra_info(result: RunResult) -> dict:
     """The figures a pytest-benchmark JSON should carry beside the time (it compares only the time)."""
-    row = results.run_row(result, machine={})
+    row = run_row(result, machine={})
     info = {column: row[column] for column in EXTRA_INFO_COLUMNS if row[column] is not None}
     info["best_hyperparameters"] = result.best_hyperparameters
     if result.telemetry.gpu_util_mean is None:

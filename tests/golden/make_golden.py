@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fmbench.results import RUN_COLUMNS, TRIAL_COLUMNS
+from fmbench.schema import RUN_COLUMNS, TRIAL_COLUMNS
 
 HERE = Path(__file__).parent
 CPU = {
