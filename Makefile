@@ -7,7 +7,7 @@ PROFILE ?= quick
 # Where `make bench` writes: `make bench OUT=results/quick` sets it, an OUT in the environment does not.
 OUT = results/local/$(PROFILE)
 
-.PHONY: setup bench test lint gate gate-run gate-check device-check clean
+.PHONY: setup bench test test-jax lint gate gate-run gate-check device-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ bench: setup
 # that keep one core busy.
 test: setup lint
 	$(PY) -m pytest tests -q -p no:cacheprovider -n 2
+
+# The tests whose answers depend on the Keras backend (training, scoring, the protocol, the suite end to end), on
+# the backend `make test` does not use: JAX, which the standard, full and cnn profiles run on.
+test-jax: setup
+	KERAS_BACKEND=jax $(PY) -m pytest tests/test_training.py tests/test_scoring.py tests/test_backend.py \
+		tests/test_protocol.py tests/test_e2e.py tests/test_benchmark_suite.py -q -p no:cacheprovider -n 2
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -13,12 +13,13 @@ BATCH = 64
 
 
 def _count_traces(model) -> list:
-    """Replaces the model's train_step by one that notes each time TensorFlow traces it."""
+    """Replaces the model's train_step by one that notes each time the backend traces it (JAX's takes the state
+    too)."""
     traces, train_step = [], model.train_step
 
-    def counted(data):
+    def counted(*args):
         traces.append(1)
-        return train_step(data)
+        return train_step(*args)
 
     model.train_step = counted
     return traces
