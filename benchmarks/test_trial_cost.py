@@ -1,181 +1,142 @@
-"""What one trial costs: keras-tuner's stock trial path against fmbench's, on the same configurations.
+"""What one trial costs on each Keras backend: keras-tuner's stock trial path against fmbench's, on the same
+configurations, at quick and standard sizes, beside the machine's own matrix-product rate.
 
-Both paths train the same models on the profile's data with the same seed, alternating config by config
-in one process so machine drift hits both alike. Stock keras-tuner (`kt.Tuner.run_trial`) runs one step
-per TensorFlow call, validates and checkpoints after every improving epoch, and garbage-collects before
-each build; fmbench's path (`keras_tuner._KerasTrials.run_trial`) runs 16 steps per call, traces the training
-step once, not twice (`fmbench.models.training`), with no metric in it, scores the model once after the last epoch
-in one eager pass (`fmbench.models.scoring`, no traced validation function), checkpoints only for Hyperband and
-forces no garbage collection. The weights updates are the same, so the validation accuracies after the
-last epoch must match.
+Stock keras-tuner (`kt.Tuner.run_trial`) runs one step per call, traces accuracy into the step, validates and
+checkpoints after every improving epoch; fmbench's path (`keras_tuner._KerasTrials.run_trial`) runs 16 steps per
+call, traces the training step once (`fmbench.models.training`), with no metric in it, scores the model once after
+the last epoch (`fmbench.models.scoring`), checkpoints only for Hyperband and forces no garbage collection. The
+weight updates are the same, so on each backend the validation accuracies after the last epoch must match.
 
-Each configuration runs at 1 epoch and at 9 (a full quick-sized trial in the classic Hyperband setting),
-on the profile's data: the 1-epoch trial is the floor every trial pays (building and tracing the model),
-the difference is the cost of the later epochs. Every configuration runs in two rounds, the second with the
-paths in the other order, and the medians are over all configurations and rounds: one timing of a trial
-swings by a fifth or more on a shared 2-core machine.
+Each backend runs in a process of its own (benchmarks/trial_cost_worker.py: Keras cannot switch backends), one
+after the other, never together. The 1-epoch trial is the floor every trial pays (building, tracing or compiling,
+one epoch, scoring); (10-epoch - 1-epoch) / 9 is a later epoch, whose arithmetic (the dense layers' products,
+forward and backward) over its seconds is the throughput set beside a large fp32 `a @ b` measured in this run.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
+import trial_cost_worker as worker
 
-from fmbench import profiles
-from fmbench.models import mlp
-
-EPOCHS = 9
-ROUNDS = 2
-# fmbench's median 9-epoch trial seconds as a share of the stock path's (the median over configurations and
-# rounds of each pair's ratio). The goal is 0.5, and the committed run (results/trial-cost) is below it. The
-# bound is looser so that a noisy hour does not fail the benchmark: it catches the savings lost wholesale (the
-# ratio is 1 without them), and a smaller loss shows in the measured ratio (0.61 with the step traced twice).
+BACKENDS = ("tensorflow", "jax")
+# Every configuration at quick sizes; at the whole training set, the one-layer baseline and the three 512-unit layers
+# (the two the throughput goal names), which bound the space's cost per epoch.
+SIZES = {"quick": tuple(range(worker.CONFIG_COUNT)), "standard": (worker.ONE_LAYER, worker.THREE_LAYERS)}
+MATMUL_SIZE = 2048  # a product of 17 GFLOP, large enough to run at the machine's rate
+# fmbench's median 10-epoch trial as a share of the stock path's on TensorFlow at quick size: the committed run is
+# below 0.5; the bound is looser so that a noisy hour does not fail, and catches the savings lost (ratio 1).
 TARGET_RATIO = 0.65
-CONFIGS = (  # spanning the search space: narrow to wide, shallow to deep, with and without dropout
-    mlp.BASELINE_HPS,
-    {"num_layers": 1, "units_0": 512, "dropout_0": 0.2, "learning_rate": 3e-4},
-    {"num_layers": 2, "units_0": 64, "dropout_0": 0.0, "units_1": 64, "dropout_1": 0.0, "learning_rate": 5e-3},
-    {"num_layers": 2, "units_0": 256, "dropout_0": 0.3, "units_1": 128, "dropout_1": 0.1, "learning_rate": 1e-3},
-    {
-        "num_layers": 3,
-        "units_0": 512,
-        "dropout_0": 0.2,
-        "units_1": 512,
-        "dropout_1": 0.1,
-        "units_2": 512,
-        "dropout_2": 0.0,
-        "learning_rate": 1e-3,
-    },
-    {
-        "num_layers": 5,
-        **{f"units_{i}": 96 for i in range(5)},
-        **{f"dropout_{i}": 0.1 for i in range(5)},
-        "learning_rate": 2e-3,
-    },
-)
 
 
-def _tuners(tmp_path):
-    import keras_tuner as kt
-
-    from fmbench.search import keras_tuner
-
-    def stock_model(hp):  # the search space as before: one step per call
-        model = mlp.build_model(hp)
-        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], steps_per_execution=1)
-        return model
-
-    def oracle():
-        return kt.oracles.RandomSearchOracle(objective=keras_tuner.OBJECTIVE, max_trials=1, seed=1)
-
-    stock = kt.Tuner(oracle=oracle(), hypermodel=stock_model, directory=tmp_path, project_name="stock", overwrite=True)
-    from fmbench.models.trainer import KerasTrainer
-    from fmbench.spec import Budget, RunSpec
-
-    trainer = KerasTrainer(RunSpec(tuner="random", seed=1, budget=Budget(max_trials=1)))
-    ours = keras_tuner._Tuner(
-        oracle=oracle(),
-        hypermodel=mlp.build_model,
-        trainer=trainer,
-        directory=tmp_path,
-        project_name="fmbench",
-        overwrite=True,
-    )
-    return stock, ours
+def matmul_gflops(repeats: int = 10) -> float:
+    """The machine's fp32 matrix-product rate (numpy's BLAS, every core), best of `repeats`."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32) for _ in range(2))
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * MATMUL_SIZE**3 / best / 1e9
 
 
-def _trial(values: dict, trial_id: str):
-    import keras_tuner as kt
-
-    hp = kt.HyperParameters()
-    hp.values.update(values)
-    mlp.build_model(hp)  # registers the hyperparameters, taking the given values
-    return kt.engine.trial.Trial(hyperparameters=hp, trial_id=trial_id)
+def _measure_backend(name: str, profile: str, data_dir: str, out: Path) -> list[dict]:
+    command = [sys.executable, str(Path(worker.__file__)), name, profile, data_dir, str(out), *map(str, SIZES[profile])]
+    proc = subprocess.run(command, stdout=subprocess.DEVNULL, timeout=1800)  # stderr: its progress, as it goes
+    assert proc.returncode == 0, f"{name} {profile}: the trial-cost worker exited {proc.returncode}"
+    return json.loads(out.read_text())
 
 
-def _timed(tuner, values: dict, trial_id: str, split, epochs: int, batch_size: int) -> tuple[float, float]:
-    """Seconds of one trial and its validation accuracy after the last epoch."""
-    import keras
+def summarise(rows: list[dict], gflops: float) -> dict:
+    """Per backend, size and path: median seconds of 1- and 10-epoch trials, of a later epoch, and each
+    configuration's later-epoch GFLOP/s (median over rounds) with its share of the matrix-product rate."""
+    summary = {}
+    keys = sorted({(r["backend"], r["profile"], r["path"]) for r in rows})
+    for backend, profile, path in keys:
+        mine = [r for r in rows if (r["backend"], r["profile"], r["path"]) == (backend, profile, path)]
+        seconds = {(r["config"], r["round"], r["epochs"]): r["seconds"] for r in mine}
+        pairs = [(c, rd) for c, rd, e in seconds if e == worker.EPOCHS]
+        later = {pair: (seconds[(*pair, worker.EPOCHS)] - seconds[(*pair, 1)]) / (worker.EPOCHS - 1) for pair in pairs}
+        flops = {r["config"]: r["flops_per_epoch"] for r in mine}
+        per_config = {}
+        for config in sorted(flops):
+            epoch = statistics.median(s for (c, _), s in later.items() if c == config)
+            rate = flops[config] / epoch / 1e9 if epoch > 0 else float("nan")
+            per_config[config] = {"later_epoch_seconds": round(epoch, 4), "gflops": round(rate, 1)}
+            per_config[config]["share_of_matmul"] = round(rate / gflops, 3)
+        summary[f"{backend}/{profile}/{path}"] = {
+            "median_first_epoch_trial_seconds": statistics.median(s for (_, _, e), s in seconds.items() if e == 1),
+            "median_trial_seconds": statistics.median(s for (_, _, e), s in seconds.items() if e == worker.EPOCHS),
+            "median_later_epoch_seconds": round(statistics.median(later.values()), 4),
+            "configs": per_config,
+        }
+    return summary
 
-    keras.utils.set_random_seed(1)
-    started = time.perf_counter()
-    outcome = tuner.run_trial(
-        _trial(values, trial_id),
-        split.x_train,
-        split.y_train,
-        validation_data=(split.x_val, split.y_val),
-        epochs=epochs,
-        batch_size=batch_size,
-        verbose=0,
-    )
-    seconds = time.perf_counter() - started
-    val = outcome["val_accuracy"] if isinstance(outcome, dict) else outcome[0].history["val_accuracy"][-1]
-    return seconds, float(val)
+
+def _trial_seconds(rows: list[dict], backend: str, profile: str, path: str) -> dict[tuple[int, int], float]:
+    """(configuration, round) -> seconds of its 10-epoch trial."""
+    return {
+        (r["config"], r["round"]): r["seconds"]
+        for r in rows
+        if (r["backend"], r["profile"], r["path"], r["epochs"]) == (backend, profile, path, worker.EPOCHS)
+    }
 
 
-def test_trial_cost(benchmark, pytestconfig, fmbench_split, fmbench_progress, tmp_path):
-    batch_size = profiles.get_profile(pytestconfig.getoption("fmbench_profile")).batch_size
-    stock, ours = _tuners(tmp_path)
-    for name, tuner in (("stock", stock), ("fmbench", ours)):  # untimed: TensorFlow's one-off start-up costs
-        _timed(tuner, CONFIGS[0], f"{name}-warm-up", fmbench_split, 1, batch_size)
-    rows = []
+def _median_ratio(top: dict, bottom: dict) -> float:
+    """Median over configurations and rounds of one trial's seconds over its counterpart's."""
+    return round(statistics.median(top[key] / bottom[key] for key in top), 3)
+
+
+def test_trial_cost(benchmark, pytestconfig, fmbench_progress, tmp_path):
+    data_dir = pytestconfig.getoption("fmbench_data_dir") or ""
+    rows: list[dict] = []
+    measured = {}
 
     def measure():
-        paths = (("stock", stock), ("fmbench", ours))
-        for round_ in range(ROUNDS):
-            for index, values in enumerate(CONFIGS):
-                row = {"config": index, "round": round_}
-                for epochs in (1, EPOCHS):
-                    for name, tuner in paths if round_ % 2 == 0 else paths[::-1]:
-                        seconds, val = _timed(
-                            tuner, values, f"{name}{index}r{round_}e{epochs}", fmbench_split, epochs, batch_size
-                        )
-                        row[f"{name}_{epochs}ep_seconds"], row[f"{name}_{epochs}ep_val"] = round(seconds, 3), val
-                row["ratio"] = round(row[f"fmbench_{EPOCHS}ep_seconds"] / row[f"stock_{EPOCHS}ep_seconds"], 3)
-                fmbench_progress(
-                    f"[trial cost] round {round_ + 1}/{ROUNDS} config {index} ({values['num_layers']} layers): "
-                    f"{EPOCHS} epochs stock {row[f'stock_{EPOCHS}ep_seconds']:.2f}s, "
-                    f"fmbench {row[f'fmbench_{EPOCHS}ep_seconds']:.2f}s (x{row['ratio']:.2f}); "
-                    f"1 epoch {row['stock_1ep_seconds']:.2f}s vs {row['fmbench_1ep_seconds']:.2f}s"
-                )
-                rows.append(row)
+        measured["gflops_before"] = matmul_gflops()
+        for name in BACKENDS:
+            for profile in SIZES:
+                fmbench_progress(f"[trial cost] {name} at {profile} sizes: configurations {SIZES[profile]}")
+                rows.extend(_measure_backend(name, profile, data_dir, tmp_path / f"{name}-{profile}.json"))
+        measured["gflops_after"] = matmul_gflops()
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
-
-    def median(key: str) -> float:
-        return statistics.median(row[key] for row in rows)
-
-    later = EPOCHS - 1
-    summary = {
-        "profile": pytestconfig.getoption("fmbench_profile"),
-        "epochs": EPOCHS,
-        "rounds": ROUNDS,
-        "train_size": len(fmbench_split.y_train),
-        "median_trial_seconds_stock": median(f"stock_{EPOCHS}ep_seconds"),
-        "median_trial_seconds_fmbench": median(f"fmbench_{EPOCHS}ep_seconds"),
-        "median_ratio": median("ratio"),
-        "median_first_epoch_seconds_stock": median("stock_1ep_seconds"),
-        "median_first_epoch_seconds_fmbench": median("fmbench_1ep_seconds"),
+    gflops = max(measured["gflops_before"], measured["gflops_after"])
+    summary = summarise(rows, gflops)
+    ratios = {
+        f"{b}/{p}: fmbench over stock": _median_ratio(
+            _trial_seconds(rows, b, p, "fmbench"), _trial_seconds(rows, b, p, "stock")
+        )
+        for b in BACKENDS
+        for p in SIZES
     }
-    if later:
-        for name in ("stock", "fmbench"):
-            summary[f"median_later_epoch_seconds_{name}"] = round(
-                statistics.median(
-                    (row[f"{name}_{EPOCHS}ep_seconds"] - row[f"{name}_1ep_seconds"]) / later for row in rows
-                ),
-                3,
-            )
-    benchmark.extra_info.update(summary, configs=rows)
-    fmbench_progress(f"[trial cost] {summary}")
-
-    # Same math: every configuration ends at the same validation accuracy on both paths.
-    for row in rows:
-        for epochs in (1, EPOCHS):
-            assert row[f"fmbench_{epochs}ep_val"] == pytest.approx(
-                row[f"stock_{epochs}ep_val"], abs=1.0 / len(fmbench_split.y_val)
-            ), row
-    assert summary["median_ratio"] <= TARGET_RATIO, (
-        f"fmbench's trials cost x{summary['median_ratio']} of the stock path's (target x{TARGET_RATIO})"
+    for p in SIZES:
+        ratios[f"{p}: fmbench jax over fmbench tensorflow"] = _median_ratio(
+            _trial_seconds(rows, "jax", p, "fmbench"), _trial_seconds(rows, "tensorflow", p, "fmbench")
+        )
+    benchmark.extra_info.update(
+        matmul_gflops=round(gflops, 1),
+        matmul_gflops_before_after=[round(measured["gflops_before"], 1), round(measured["gflops_after"], 1)],
+        epochs=worker.EPOCHS,
+        rounds=worker.ROUNDS,
+        ratios=ratios,
+        summary=summary,
+        trials=rows,
     )
+    fmbench_progress(f"[trial cost] matmul {gflops:.0f} GFLOP/s; ratios {ratios}")
+
+    # Same math on each backend: every configuration ends at the same validation accuracy on both paths.
+    val = {(r["backend"], r["profile"], r["config"], r["round"], r["epochs"], r["path"]): r for r in rows}
+    for (b, p, c, rd, e, path), row in val.items():
+        if path == "fmbench":
+            stock = val[(b, p, c, rd, e, "stock")]
+            assert row["val_accuracy"] == pytest.approx(stock["val_accuracy"], abs=1.0 / row["val_size"]), (row, stock)
+    assert ratios["tensorflow/quick: fmbench over stock"] <= TARGET_RATIO, ratios
