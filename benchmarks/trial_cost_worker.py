@@ -106,7 +106,7 @@ def _timed(tuner, values: dict, trial_id: str, split, epochs: int, batch_size: i
     return seconds, float(val)
 
 
-def measure(backend_name: str, profile_name: str, data_dir: str, configs: list[int], workdir: Path) -> list[dict]:
+def measure(backend_name: str, profile_name: str, data_dir: str, indices: list[int], workdir: Path) -> list[dict]:
     from fmbench import backend
 
     backend.select(backend_name)  # before Keras loads
@@ -120,7 +120,7 @@ def measure(backend_name: str, profile_name: str, data_dir: str, configs: list[i
     rows = []
     for round_ in range(ROUNDS):
         order = list(paths) if round_ % 2 == 0 else list(paths)[::-1]
-        for index in configs:
+        for index in indices:
             values = configs()[index]
             for epochs in (1, EPOCHS):
                 for name in order:
