@@ -36,8 +36,8 @@ bench: setup
 	$(PY) -m fmbench history $(HISTORY) --add $(OUT) || echo "bench: this run was not added to $(HISTORY)"; \
 	exit $$status
 
-# Lint and format check first (seconds), then two test processes (pytest-xdist): most tests train tiny models
-# that keep one core busy.
+# Lint and format check first (seconds), then two test processes (pytest-xdist): the e2e tests train tiny models
+# that keep one core busy; `pytest tests -m "not e2e"` trains nothing (tests/conftest.py refuses it), in about 2 min.
 test: setup lint
 	$(PY) -m pytest tests -q -p no:cacheprovider -n 2
 

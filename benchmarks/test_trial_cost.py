@@ -34,6 +34,9 @@ MATMUL_SIZE = 2048  # a product of 17 GFLOP, large enough to run at the machine'
 # fmbench's median 10-epoch trial as a share of the stock path's on TensorFlow at quick size: the committed run is
 # below 0.5; the bound is looser so that a noisy hour does not fail, and catches the savings lost (ratio 1).
 TARGET_RATIO = 0.65
+# JAX's full-size 10-epoch trial as a share of TensorFlow's, both on fmbench's path: the reason the standard, full
+# and cnn profiles run on JAX (docs/backends.md). The committed run is 0.44; above 0.6 the choice needs another look.
+JAX_OVER_TF_FULL_SIZE = 0.6
 
 
 def matmul_gflops(repeats: int = 10) -> float:
@@ -140,3 +143,4 @@ def test_trial_cost(benchmark, pytestconfig, fmbench_progress, tmp_path):
             stock = val[(b, p, c, rd, e, "stock")]
             assert row["val_accuracy"] == pytest.approx(stock["val_accuracy"], abs=1.0 / row["val_size"]), (row, stock)
     assert ratios["tensorflow/quick: fmbench over stock"] <= TARGET_RATIO, ratios
+    assert ratios["standard: fmbench jax over fmbench tensorflow"] <= JAX_OVER_TF_FULL_SIZE, ratios

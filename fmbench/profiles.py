@@ -48,7 +48,7 @@ PROFILES = {
         Profile(
             name="standard",
             description="the whole training set, 10 epochs, 5 seeds, mid-size budgets (the epoch cells take "
-            "about 4 minutes each on a 2-core CPU; the 300 s cells buy what the machine does in 5 minutes)",
+            "2 to 3 minutes each on JAX on a 2-core CPU; the 300 s cells buy what the machine does in 5 minutes)",
             sizes=DataSizes(),
             epochs=10,  # Hyperband's first bracket: 18 trials of 2, 4 and 10 epochs, 44 epochs
             batch_size=128,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The headline's full-size run on fresh seeds (docs/results.md), one seed at a time, resumable.
-#   scripts/fresh_seeds_run.sh OUT FIRST LAST [BACKEND]
+#   FMBENCH_DATA_DIR=DIR scripts/fresh_seeds_run.sh OUT FIRST LAST [BACKEND]
+# (DIR holds Fashion-MNIST's four .gz files, e.g. ../shared/data/fashion-mnist; without it Keras downloads them.)
 # Runs the standard profile's 100-epoch cells of baseline, random, Hyperband, Bayesian and TPE for seeds
 # FIRST..LAST into OUT, each seed a pytest session with --fmbench-resume (finished cells are skipped, a cell
 # cut by an interruption runs again), logged to OUT/session-N.log with the command, commit and times.
