@@ -54,6 +54,7 @@ def test_select_turns_jax_preallocation_off_before_jax_starts() -> None:
     assert out.strip() == "false"
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's gradient registry")
 def test_clear_session_frees_the_graphs_a_tensorflow_fit_traced(subset_split) -> None:
     from tensorflow.python.framework import func_graph, ops

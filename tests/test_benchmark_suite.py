@@ -70,8 +70,9 @@ def _smoke_args(out: Path, *extra: str) -> list[str]:
         "random",
         "--fmbench-seeds",
         "1",
-        "--fmbench-data-dir",
-        str(SUBSET),
+        # One token: pytest loads the conftest.py files above every argument that names an existing path, so a
+        # separate "tests/data/..." would load tests/conftest.py (and its training guard) into the child.
+        f"--fmbench-data-dir={SUBSET}",
         "--fmbench-out",
         str(out),
         *extra,
@@ -176,6 +177,7 @@ def test_resume_over_a_malformed_folder_is_refused_in_one_line(tmp_path: Path) -
     )
 
 
+@pytest.mark.e2e  # the child pytest trains the baseline cell, out of tests/conftest.py's sight
 def test_resume_skips_finished_cells_and_reruns_failed_ones_keeping_the_failed_row(tmp_path: Path) -> None:
     _write_rows(
         tmp_path,
@@ -193,6 +195,7 @@ def test_resume_skips_finished_cells_and_reruns_failed_ones_keeping_the_failed_r
     assert suite.finished_cells(tmp_path, BACKEND) == {"baseline-seed1", "random-trials4-seed1"}
 
 
+@pytest.mark.e2e  # the child pytest trains the baseline cell, out of tests/conftest.py's sight
 def test_a_fresh_session_moves_earlier_tables_aside(tmp_path: Path) -> None:
     (tmp_path / results.RUNS_FILE).write_text("old table\n")
     proc = _pytest_benchmarks(*_smoke_args(tmp_path, "--co", "-q"))

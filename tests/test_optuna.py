@@ -1,8 +1,8 @@
 """fmbench.search.optuna: Optuna's TPE (and its Hyperband pruner) under fmbench's budgets and rows.
 
 Most tests replace the model with a fake whose fit drives the real callbacks (scores, budget, pruning)
-through epochs and batches without TensorFlow training. One test runs the real protocol on the tiny
-subset, and one end-to-end test (marked e2e) runs both tuners through `fmbench run`.
+through epochs and batches without TensorFlow training. Three train and are marked e2e: the real protocol on the
+tiny subset, one real trial under the pruner, and both tuners through `fmbench run`.
 """
 
 from __future__ import annotations
@@ -266,6 +266,7 @@ def test_optuna_tuners_refuse_the_distributed_options(capsys: pytest.CaptureFixt
 # --- the real protocol ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_tpe_run_on_the_tiny_subset_gives_a_full_row(subset_split) -> None:
     spec = _spec("tpe", max_trials=3, epochs=1)
     result = protocol.run(spec, subset_split, progress=lambda line: None)
@@ -278,6 +279,7 @@ def test_tpe_run_on_the_tiny_subset_gives_a_full_row(subset_split) -> None:
     assert all(t.telemetry.samples >= 2 for t in result.trials), "a reading at each trial boundary"
 
 
+@pytest.mark.e2e
 def test_the_pruner_judges_every_epoch_of_a_real_trial(subset_split) -> None:
     # The pruning callback reads Keras's per-epoch val_accuracy, which exists only if the model compiles the metric.
     spec = _spec("tpe-hyperband", max_trials=1, epochs=2)

@@ -67,6 +67,7 @@ def _hps(result: RunResult) -> list[dict]:
 # --- determinism ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_same_seed_gives_same_trials_and_same_test_accuracy(cached_run) -> None:
     first, second = cached_run("random", 1, copy=0), cached_run("random", 1, copy=1)
     assert first.error == "" and second.error == ""
@@ -78,6 +79,7 @@ def test_same_seed_gives_same_trials_and_same_test_accuracy(cached_run) -> None:
     assert first.run_id != second.run_id, "each run needs its own id"
 
 
+@pytest.mark.e2e
 def test_different_seeds_try_different_hyperparameters(cached_run) -> None:
     one, two = cached_run("random", 1), cached_run("random", 2)
     assert _hps(one) != _hps(two)
@@ -102,6 +104,7 @@ def test_oracle_seed_drives_the_first_values(tuner: str) -> None:
 # --- trial budget --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("tuner", ["random", "hyperband", "bayesian"])
 def test_trials_budget_runs_exactly_that_many_trials(tuner: str, cached_run) -> None:
     result = cached_run(tuner)
@@ -128,6 +131,7 @@ def test_trials_budget_runs_exactly_that_many_trials(tuner: str, cached_run) -> 
     assert result.search_seconds > 0 and result.retrain_seconds > 0 and result.evaluate_seconds > 0
 
 
+@pytest.mark.e2e
 def test_bayesian_records_num_initial_points(cached_run) -> None:
     result = cached_run("bayesian")
     assert result.num_initial_points == base.initial_points(result.spec) == 1
@@ -161,6 +165,7 @@ def test_bayesian_model_picks_at_least_half_the_trials(max_trials, max_epochs, e
     assert oracle.num_initial_points == expected == base.initial_points(spec)
 
 
+@pytest.mark.e2e
 def test_baseline_trains_the_baseline_model(subset_split) -> None:
     result = _run(_spec("baseline", max_trials=None), subset_split)
     assert result.error == "" and result.stopped_by == "trials"
@@ -181,6 +186,7 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds = getattr(self, "seconds", []) + [time.monotonic() - self._start]
 
 
+@pytest.mark.e2e
 def test_time_budget_stops_the_running_fit(subset_split, monkeypatch: pytest.MonkeyPatch) -> None:
     """max_seconds=8 with 100,000 epochs per trial: without the deadline callback one trial alone would run hours.
     (8 s, not less: on JAX, keras-tuner's set-up, which builds every layer count's model once, takes seconds before
@@ -232,6 +238,7 @@ def test_time_budget_stops_the_running_fit(subset_split, monkeypatch: pytest.Mon
     assert (result.trials_completed, result.trials_cut, result.trials_failed) == (0, 1, 0)
 
 
+@pytest.mark.e2e
 def test_both_budgets_trials_first(subset_split) -> None:
     result = _run(_spec("random", max_trials=1, max_seconds=600), subset_split)
     assert result.stopped_by == "trials" and len(result.trials) == 1
@@ -241,6 +248,7 @@ def test_both_budgets_trials_first(subset_split) -> None:
 # --- epoch budget and Hyperband --------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_epoch_budget_cuts_the_trial_that_would_overspend_it(subset_split) -> None:
     result = _run(_spec("random", max_trials=None, max_epochs=3, epochs=2), subset_split)
     assert result.error == "" and result.stopped_by == "epochs"
@@ -282,6 +290,7 @@ def test_first_bracket_arithmetic_matches_keras_tuners_oracle(max_epochs: int, f
     assert oracle.create_trial("t").hyperparameters.values["tuner/bracket"] != first_bracket
 
 
+@pytest.mark.e2e
 def test_hyperband_promotes_a_trial_from_its_parent_checkpoint(subset_split, monkeypatch, recwarn) -> None:
     """max_epochs=3, factor 3: the first bracket trains 3 one-epoch trials and promotes the best to 3 epochs."""
     loaded = []
@@ -314,6 +323,7 @@ def original_make_model():
     return mlp.make_model
 
 
+@pytest.mark.e2e
 def test_failing_trial_is_a_row_and_the_run_goes_on(subset_split, monkeypatch, original_make_model) -> None:
     def make_model(values):
         if _in_a_trial(values) and int(values["num_layers"]) >= 2:
@@ -390,6 +400,7 @@ def test_failure_before_any_trial_is_an_error_row(subset_split, monkeypatch) -> 
 # --- through the CLI -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_reused_out_dir_runs_fresh_searches(subset_dir: Path, tmp_path: Path) -> None:
     """Two identical runs into one --out: keras-tuner must not reload the first search and run zero trials.
 
@@ -422,6 +433,7 @@ def test_reused_out_dir_runs_fresh_searches(subset_dir: Path, tmp_path: Path) ->
     assert first == second
 
 
+@pytest.mark.e2e
 def test_run_row_records_the_data_sizes_actually_used(subset_dir: Path, tmp_path: Path) -> None:
     args = ["run", "--tuner", "baseline", "--profile", "smoke", "--data-dir", str(subset_dir), "--out", str(tmp_path)]
     assert cli.main(args) == 0

@@ -13,6 +13,7 @@ def _keras_evaluate(model: keras.Model, x, y) -> tuple[float, float]:
     return accuracy, loss
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("chunk", [scoring.CHUNK, 7])  # 7 leaves a short last chunk
 def test_score_is_keras_accuracy_and_loss(subset_split, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
     monkeypatch.setattr(scoring, "CHUNK", chunk)

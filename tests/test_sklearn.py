@@ -50,6 +50,7 @@ def test_an_epoch_budget_has_no_sklearn_cell() -> None:
     assert {s.budget.label for s in specs if s.tuner == "sklearn"} == {"trials4", "time20s"}
 
 
+@pytest.mark.e2e
 def test_sklearn_search_row_on_the_tiny_subset(subset_split) -> None:
     result = _run("sklearn", subset_split, max_trials=3)
     assert result.error == "" and result.stopped_by == "trials"
@@ -62,6 +63,7 @@ def test_sklearn_search_row_on_the_tiny_subset(subset_split) -> None:
     assert result.retrain_epochs == 0 and result.retrain_seconds > 0
 
 
+@pytest.mark.e2e
 def test_sklearn_baseline_row_on_the_tiny_subset(subset_split) -> None:
     result = _run("sklearn-baseline", subset_split)
     assert result.error == "" and result.trials == ()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from fmbench import backend
 from fmbench.models import mlp, training
+
+pytestmark = pytest.mark.e2e  # every test here trains (a tiny MLP, an epoch or two)
 
 BATCH = 64
 
