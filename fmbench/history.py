@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from fmbench import atomic, results, resultset
-from fmbench.gate import RegressError, decision, verdicts
+from fmbench.gate import RegressError, evidence, noise, verdicts
 from fmbench.gate import reference as ref_io
 from fmbench.registry import BASELINE
 from fmbench.report import plots
@@ -106,12 +106,15 @@ def _groups(store: Path) -> list[tuple[tuple[str, str], ResultSet]]:
     return resultset.load_groups(store, lambda runs: [machine_of(runs), runs["commit"].astype(str)])
 
 
-def steps(line: list[Commit]) -> list[Step]:
-    """Each commit of one machine's line checked against the one before it, as the gate checks a change."""
+def steps(line: list[Commit], noise_sd: dict[str, float] | None = None) -> list[Step]:
+    """Each commit of one machine's line checked against the one before it, as the gate checks a change. noise_sd:
+    the run-to-run noise per test measured by a reference's repeats; one run against one run takes floors of
+    sd * sqrt(2) from it (fmbench.gate.noise.floors_of), as the gate takes its own."""
     found = []
+    floors = noise.floors_of(noise_sd, reference_repeats=1)
     for before, after in zip(line, line[1:]):
         try:
-            _, rows = verdicts.check(after.rs, ref_io.build(before.rs.without_failed()))
+            _, rows = verdicts.check(after.rs, ref_io.build(before.rs.without_failed()), floors)
         except RegressError as exc:  # another profile or budget set: nothing to compare
             found.append(Step(after.machine, after.commit, before.commit, "(not comparable)", None, str(exc)))
             continue
@@ -145,7 +148,7 @@ def trend(line: list[Commit]) -> pd.DataFrame:
                     "commit": commit.label,
                     "tuner": tuner,
                     "budget": budget,
-                    "cell": decision.cell_name(tuner, budget),
+                    "cell": evidence.cell_name(tuner, budget),
                     "test_accuracy": float(ok["test_accuracy"].mean()) if len(ok) else np.nan,
                     "wall_seconds": float(ok["wall_seconds"].mean()) if len(ok) else np.nan,
                     "seeds": len(ok),
@@ -198,22 +201,33 @@ def _plot(machine: str, line: list[Commit], points: pd.DataFrame, found: list[St
     plots.save(fig, path)
 
 
-def render(store: Path, out: Path) -> tuple[str, list[Step]]:
-    """Write the markdown (out) and one PNG per machine beside it; return the markdown and every step found."""
+def render(store: Path, out: Path, noise_from: Path | None = None) -> tuple[str, list[Step]]:
+    """Write the markdown (out) and one PNG per machine beside it; return the markdown and every step found.
+    noise_from: a reference whose repeats measured the noise the steps are judged with."""
     every = commits(store)
+    noise_sd = ref_io.load(noise_from).get("noise_sd") if noise_from else None
+    if noise_from and not noise_sd:
+        raise RegressError(
+            f"{noise_from}: a single-run reference measured no noise; name one made by `fmbench calibrate reference`"
+        )
+    floors_text = (
+        f" Each step's tests take as least spread the noise measured by the repeats of `{noise_from}`."
+        if noise_sd
+        else " No measured noise was named (`--noise-from`): each step's tests take one image as least spread."
+    )
     lines = [
         f"# fmbench history: {store}",
         "",
         "Each cell's mean test accuracy (and mean wall seconds) over its finished seeds, per commit, in the order the "
         "runs were made. A step down is a cell the gate fails when the commit is checked against the one before it "
         "(`fmbench check`, the earlier commit as the reference). Rebuild with `fmbench history "
-        f"{store} --out {out}`.",
+        f"{store} --out {out}" + (f" --noise-from {noise_from}" if noise_from else "") + "`." + floors_text,
         "",
     ]
     all_steps = []
     for machine in dict.fromkeys(c.machine for c in every):
         line = [c for c in every if c.machine == machine]
-        points, found = trend(line), steps(line)
+        points, found = trend(line), steps(line, noise_sd)
         all_steps += found
         png = out.with_name(f"{out.stem}-{_slug(machine)}.png")
         _plot(machine, line, points, found, png)
@@ -263,6 +277,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, metavar="FILE", help="markdown to write (default STORE/history.md); PNGs go beside it"
     )
+    parser.add_argument(
+        "--noise-from",
+        type=Path,
+        metavar="REFERENCE",
+        help="judge steps with the noise this reference's repeats measured, as the gate does (e.g. "
+        "results/reference/gate.json)",
+    )
 
 
 def command(args: argparse.Namespace) -> int:
@@ -270,6 +291,6 @@ def command(args: argparse.Namespace) -> int:
         added = add(args.store, args.add)
         print(f"added {added.label} on {added.machine} ({len(added.rs.runs)} runs) to {args.store}")
     out = args.out or args.store / "history.md"
-    _, found = render(args.store, out)
+    _, found = render(args.store, out, args.noise_from)
     print(f"{out}: {len(found)} step(s) down" + "".join(f"\n  {s.commit}: {s.why}" for s in found))
     return 0

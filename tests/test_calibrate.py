@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fmbench import cli, resultset
-from fmbench.gate import calibrate, noise, simulation
+from fmbench.gate import calibrate, noise, simulation, verdicts
 from fmbench.gate import reference as ref_io
 
 GOLDEN = Path(__file__).parent / "golden_regress" / "smoke"
@@ -157,5 +157,43 @@ def test_floors_are_the_spread_within_each_run(reference, tmp_path):
     t-test inside one run sees, not the differences between runs."""
     runs = [varied(tmp_path, f"shift-{i}", lambda r, i=i: np.full(len(r), 0.002 * (i + 1))) for i in range(3)]
     model = build(reference, runs, tmp_path / "n.json")
-    assert model["floors"]["untimed"] == pytest.approx(0.0, abs=1e-6)
+    assert model["floors"]["all cells"] == pytest.approx(0.0, abs=1e-6)
+    assert model["floors"]["random, all budgets"] == pytest.approx(0.0, abs=1e-6)
+    assert model["floors_from"] == "these runs (in sample)"
     assert [run["failing"] for run in model["runs"]] == [[], [], []]
+
+
+def test_a_repeated_reference_is_the_mean_of_its_runs_with_the_noise_between_them(tmp_path, capsys):
+    """Three repeats of one matrix: each test accuracy is their mean, and each test's noise is the spread of a seed's
+    mean difference across the repeats (here known: seed 1 moves by -d, 0, +d in every cell, seed 2 stays)."""
+    d = 0.004
+    runs = [varied(tmp_path, f"repeat-{k}", lambda r, k=k: np.where(r.seed == "1", (k - 1) * d, 0.0)) for k in range(3)]
+    out = tmp_path / "repeated.json"
+    assert cli.main(["calibrate", "reference", *map(str, runs), "--out", str(out)]) == 0
+    made = ref_io.load(out)
+    golden = ref_io.build(resultset.load(GOLDEN))
+    first = made["cells"][0]
+    assert made["repeats"] == 3 and first["runs"]["1"]["test_accuracy"] == pytest.approx(
+        golden["cells"][0]["runs"]["1"]["test_accuracy"]
+    )
+    assert len(first["runs"]["1"]["test_accuracies"]) == 3
+    # seed 1: values -d, 0, +d (sd d, 2 df); seed 2: 0, 0, 0 (2 df): pooled sd = d / sqrt(2)
+    assert made["noise_sd"]["all cells"] == pytest.approx(d / np.sqrt(2), abs=1e-6)
+    assert made["noise_sd"]["baseline"] == pytest.approx(d / np.sqrt(2), abs=1e-6)
+    # a check of one run against the mean of 3 takes sd * sqrt(1 + 1/3) as its least spread
+    floors = verdicts.reference_floors(made)
+    assert floors["all cells"] == pytest.approx(d / np.sqrt(2) * np.sqrt(4 / 3), abs=1e-6)
+    # the noise model of fresh runs against it keeps the reference's floors (out of sample), not its own
+    model = build(out, [varied(tmp_path, "fresh", flips(7))], tmp_path / "fresh.json")
+    assert model["floors"] == floors and model["floors_from"] == "the reference's repeats"
+
+
+def test_a_repeated_reference_refuses_one_run_or_another_matrix(tmp_path, capsys):
+    assert cli.main(["calibrate", "reference", str(GOLDEN), "--out", str(tmp_path / "r.json")]) == 2
+    assert "needs 2 or more runs" in capsys.readouterr().err
+    other = varied(tmp_path, "other", lambda r: np.zeros(len(r)))
+    runs = pd.read_csv(other / "runs.csv", dtype=str, keep_default_na=False)
+    runs[runs.seed == "1"].to_csv(other / "runs.csv", index=False)
+    assert cli.main(["calibrate", "reference", str(GOLDEN), str(other), "--out", str(tmp_path / "r.json")]) == 2
+    assert "ran other cells or seeds" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()

@@ -15,7 +15,7 @@ import pytest
 
 from fmbench import cli, resultset, stats
 from fmbench.gate import check as gate_check
-from fmbench.gate import decision
+from fmbench.gate import decision, evidence
 from fmbench.gate import reference as ref_io
 
 GOLDEN = Path(__file__).parent / "golden_regress"
@@ -120,12 +120,18 @@ def test_a_change_that_makes_every_model_worse_fails(golden, reference, capsys):
     assert "all cells: accuracy dropped 3.00 points" in out
 
 
-def test_a_five_point_drop_in_every_time_limited_cell_fails_at_unchanged_speed(golden, reference, capsys):
+def test_a_drop_confined_to_one_tuner_fails_in_that_tuners_row(golden, reference, capsys):
+    """A change to one tuner's search logic moves its cells alone: its own row pools them over seeds and decides;
+    its cells' rows are shown, judged within it."""
     runs, trials = tables(golden)
-    shift(runs, "test_accuracy", runs.max_seconds != "", -0.05)
+    shift(runs, "test_accuracy", runs.tuner == "random", -0.05)
     code, out = check(save(golden, runs, trials), reference, capsys)
     assert code == 1
-    assert table_rows(out)["time-limited cells"]["verdict"] == "REGRESSION"
+    rows = table_rows(out)
+    assert rows["random, all budgets"]["verdict"] == "REGRESSION"
+    assert rows["random trials3"]["verdict"] == rows["random time5s"]["verdict"] == "in pooled"
+    assert rows["hyperband, all budgets"]["verdict"] == rows["baseline"]["verdict"] == "ok"
+    assert "random, all budgets: accuracy dropped 5.00 points" in out
 
 
 @pytest.mark.parametrize("factor", [0.5, 2.0])
@@ -201,21 +207,28 @@ def test_p_drop_is_scipys_paired_test_with_the_spread_at_least_one_image():
     from scipy import stats as sps
 
     ref, cur = np.array([[0.70, 0.65, 0.80, 0.75]]), np.array([[0.69, 0.66, 0.77, 0.73]])
-    assert decision.p_drops(ref, cur, 0.001)[0] == pytest.approx(
+    seeds = [1, 2, 3, 4]
+    assert decision.p_drops(ref, cur, 0.001, seeds)[0] == pytest.approx(
         sps.ttest_rel(cur[0], ref[0], alternative="less").pvalue
     )
     # identical differences: no spread seen, so it is taken as one image of a 1,000-image test set
-    p = decision.p_drops(ref[:, :3], ref[:, :3] - 0.01, 0.001)[0]
+    p = decision.p_drops(ref[:, :3], ref[:, :3] - 0.01, 0.001, seeds[:3])[0]
     assert p == pytest.approx(sps.t.cdf(-0.01 / (0.001 / np.sqrt(3)), 2)) and p < 0.01
-    assert decision.p_drops(ref[:, :3], ref[:, :3] - 0.001, 0.001)[0] > 0.05  # one image in three units: not evidence
-    assert decision.p_drops(ref, ref, 0.001)[0] == 0.5
+    # one image in three units: not evidence
+    assert decision.p_drops(ref[:, :3], ref[:, :3] - 0.001, 0.001, seeds[:3])[0] > 0.05
+    assert decision.p_drops(ref, ref, 0.001, seeds)[0] == 0.5
+    # two units of one seed are one value: the test is over the seeds' means
+    pooled = decision.p_drops(ref, cur, 0.001, [1, 1, 2, 2])[0]
+    assert pooled == pytest.approx(
+        sps.ttest_rel(cur[0].reshape(2, 2).mean(1), ref[0].reshape(2, 2).mean(1), alternative="less").pvalue
+    )
 
 
 def test_matched_trials_stop_at_the_first_other_configuration_or_cut_trial():
     ref = [["a", 2, 0.6], ["b", 2, 0.7], ["c", 2, 0.5]]
-    assert decision.matched_trials(ref, [["a", 2, 0.6], ["b", 1, 0.3]]) == 1
-    assert decision.matched_trials(ref, ref + [["d", 2, 0.9]]) == 3
-    assert decision.matched_trials(ref, [["x", 2, 0.6]]) == 0
+    assert evidence.matched_trials(ref, [["a", 2, 0.6], ["b", 1, 0.3]]) == 1
+    assert evidence.matched_trials(ref, ref + [["d", 2, 0.9]]) == 3
+    assert evidence.matched_trials(ref, [["x", 2, 0.6]]) == 0
 
 
 # --- input, output ------------------------------------------------------------------------------------
@@ -293,7 +306,7 @@ def test_the_decision_and_the_printed_figures_are_one_test():
         difference = stats.paired_difference(
             dict(enumerate(cur[0])), dict(enumerate(ref[0])), alternative="less", step=0.001
         )
-        assert decision.p_drops(ref, cur, 0.001)[0] == pytest.approx(difference.p_value)
+        assert decision.p_drops(ref, cur, 0.001, list(range(5)))[0] == pytest.approx(difference.p_value)
         assert difference.floored == (np.std(cur - ref, ddof=1) < 0.001)
 
 
@@ -315,7 +328,7 @@ def test_a_seed_whose_cells_all_moved_together_is_one_piece_of_evidence(golden, 
     assert code == 0, out
     assert table_rows(out)["all cells"]["verdict"] == "ok"
     units = [
-        decision.Unit("c", s, False, "test", 0.75, 0.75 - 0.02 * (s == 1), f"{s}|{k}", 0.001)
+        evidence.Unit("c", s, False, "test", 0.75, 0.75 - 0.02 * (s == 1), f"{s}|{k}", 0.001)
         for s in (1, 2)
         for k in range(7)
     ]
@@ -326,13 +339,13 @@ def test_a_seed_whose_cells_all_moved_together_is_one_piece_of_evidence(golden, 
 def test_a_measured_floor_keeps_three_agreeing_seeds_from_failing_a_cell():
     """Three seeds 1.5 points down that happen to agree to 0.1 point: alone, the cell's t-test believes the tiny
     spread and fails; with the spread real harmless runs showed (2 points), it is no evidence."""
-    units = [decision.Unit("c", s, False, "test", 0.75, 0.735 + 0.0005 * s, f"c|{s}", 0.001) for s in (1, 2, 3)]
+    units = [evidence.Unit("c", s, False, "test", 0.75, 0.735 + 0.0005 * s, f"c|{s}", 0.001) for s in (1, 2, 3)]
     units += [
-        decision.Unit(f"d{k}", s, False, "test", 0.75, 0.75, f"d{k}|{s}", 0.001) for k in range(4) for s in (1, 2, 3)
+        evidence.Unit(f"d{k}", s, False, "test", 0.75, 0.75, f"d{k}|{s}", 0.001) for k in range(4) for s in (1, 2, 3)
     ]
     cell = lambda tests: next(t for t in tests if t.name == "c")  # noqa: E731 - one-line helper
     assert cell(decision.decide(units)).rejected
-    floors = {"untimed": 0.02, decision.ALL_CELLS: 0.005}
+    floors = {"c": 0.02, decision.ALL_CELLS: 0.005}
     assert not any(t.rejected for t in decision.decide(units, floors=floors))
     assert cell(decision.decide(units, floors=floors)).difference.floored
 
@@ -343,10 +356,11 @@ def test_a_noise_model_of_another_reference_is_refused(golden, reference, tmp_pa
         json.dumps(
             {
                 "format": "fmbench-noise",
-                "version": 2,
+                "version": 3,
                 "profile": "smoke",
                 "reference_commit": "0000000",
-                "floors": {"untimed": 0.02},
+                "floors": {"random, all budgets": 0.02},
+                "floors_from": "these runs (in sample)",
                 "runs": [],
             }
         )
@@ -374,3 +388,26 @@ def test_results_on_another_backend_are_refused_against_the_reference(golden, re
     save(golden, runs, trials)
     assert cli.main(["check", str(golden), "--reference", str(reference)]) == 2
     assert "Keras on jax; reference is" in capsys.readouterr().err
+
+
+def test_each_deciding_row_states_the_drop_it_detects_at_holms_first_level():
+    """Ten seeds of two tuners: the family is baseline, a, b and all cells (4 rows), so a lone drop is judged at
+    5% / 4; the detectable drop printed is the one at that level, larger than at an uncorrected 5%."""
+    rng = np.random.default_rng(3)
+    units = [
+        evidence.Unit(cell, s, False, "test", 0.80, round(0.80 + rng.normal(0, 0.01), 4), f"{cell}|{s}", 0.0001)
+        for cell in ("baseline", "a x1", "a x2", "b x1")
+        for s in range(1, 11)
+    ]
+    found = {t.name: t for t in decision.decide(units)}
+    assert {name for name, t in found.items() if t.level is not None} == {
+        "baseline",
+        "a, all budgets",
+        "b x1",
+        "all cells",
+    }
+    assert found["a x1"].level is None and found["a x1"].detectable is None  # shown; judged in a's row
+    row = found["a, all budgets"]
+    assert row.first_level == pytest.approx(0.05 / 4) and row.difference.n == 10
+    assert row.detectable == pytest.approx(row.difference.detectable_at(0.05 / 4))
+    assert row.detectable > row.difference.detectable

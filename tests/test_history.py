@@ -135,3 +135,18 @@ def test_the_committed_store_holds_integers_as_integers() -> None:
     line = history.commits(STORE)
     assert [c.label for c in line] == ["43bfcc0", "2935c3e-dirty", "98017ae", "6f52ac2"]
     assert {s.commit for s in history.steps(line)} == {"2935c3eb34cf-dirty"}
+
+
+def test_steps_are_judged_with_the_noise_a_reference_measured(tmp_path, capsys) -> None:
+    """A 3-point drop of every cell, spread-free in the doctored copy, is a step with one image as the only floor;
+    with the run-to-run noise a repeated reference measured (2 points per test), one run against one run on two
+    seeds is no evidence of it, as the gate would judge it."""
+    store = tmp_path / "store"
+    record(store, commit_run(tmp_path, "aaaa111", 0), commit_run(tmp_path, "bbbb222", 1, drop=0.03))
+    assert {s.cell for s in history.steps(history.commits(store))} >= {"all cells"}
+    names = ["baseline", "random, all budgets", "hyperband, all budgets", "bayesian, all budgets", "all cells"]
+    assert history.steps(history.commits(store), dict.fromkeys(names, 0.02)) == []
+    single = tmp_path / "single.json"
+    assert cli.main(["check", str(GOLDEN), "--reference", str(single), "--update-reference"]) == 0
+    assert cli.main(["history", str(store), "--noise-from", str(single)]) == 2
+    assert "measured no noise" in capsys.readouterr().err

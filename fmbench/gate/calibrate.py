@@ -1,9 +1,14 @@
-"""The gate's false-alarm rate and power, measured on real runs of unchanged code varied in harmless ways.
+"""The gate's reference of repeated runs, and its false-alarm rate and power, measured on real runs of unchanged
+code varied in harmless ways.
+
+`fmbench calibrate reference RUN_DIR... --out FILE` makes the reference the mean of R runs of one matrix, with the
+run-to-run noise per test they measured (fmbench.gate.noise.repeat_sd): a check's floors come from it.
 
 `fmbench calibrate build RUN_DIR... --reference FILE` takes real runs of unchanged code (another weight seed,
 other CPU numerics, a slower machine) and keeps every unit the gate compared against the reference (cell, seed,
 measure, current - reference, the model it is), the spreads they measured within each run (fmbench.gate.noise:
-the floors the gate's tests assume at least, `fmbench check --noise`), and each run's verdict with those floors.
+the floors the gate's tests assume at least, `fmbench check --noise`, where the reference measured none), and each
+run's verdict with the floors it was judged by.
 That file is the noise model (results/noise/<profile>.json); it holds measurements only, nothing typed in.
 
 `fmbench calibrate check REFERENCE --noise FILE` states the false-alarm rate twice:
@@ -27,23 +32,54 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from fmbench import atomic, resultset
-from fmbench.gate import RegressError, decision, noise, simulation, verdicts
+from fmbench.gate import RegressError, evidence, noise, simulation, verdicts
 from fmbench.gate import reference as ref_io
 from fmbench.gate.simulation import DROPS, TARGET_POWER
 
 MAX_FALSE_ALARMS = 0.05
 
 
+def repeated_reference(run_dirs: list[Path]) -> dict:
+    """A reference that is the mean of R complete runs of one matrix (same cells and seeds, harmless changes between
+    them such as the weight seed), with the run-to-run noise per test they measured (`noise_sd`): a difference from
+    it carries 1/R of the reference's own luck, and its floors come from runs that no later check is judged on."""
+    if len(run_dirs) < 2:
+        raise RegressError(f"a repeated reference needs 2 or more runs, got {len(run_dirs)}; name each run's folder")
+    sets = [resultset.load(Path(folder)) for folder in run_dirs]
+    first = ref_io.build(sets[0])
+    for folder, rs in zip(run_dirs[1:], sets[1:]):
+        ref_io.check_comparable(rs, first)
+        cells = {(c["tuner"], c["budget"]): sorted(c["runs"]) for c in ref_io.build(rs)["cells"]}
+        if cells != {(c["tuner"], c["budget"]): sorted(c["runs"]) for c in first["cells"]}:
+            raise RegressError(
+                f"{folder} ran other cells or seeds than {run_dirs[0]}; repeats must run the same matrix"
+            )
+    records = [{(c["tuner"], c["budget"]): c["runs"] for c in ref_io.build(rs)["cells"]} for rs in sets]
+    for cell in first["cells"]:
+        for seed, run in cell["runs"].items():
+            accuracies = [r[(cell["tuner"], cell["budget"])][seed]["test_accuracy"] for r in records]
+            run["test_accuracy"] = round(float(np.mean(accuracies)), 9)
+            run["test_accuracies"] = accuracies
+    first["repeats"] = len(sets)
+    first["repeat_folders"] = [str(folder) for folder in run_dirs]
+    first["commit"] = ", ".join(sorted({ref_io.describe(rs)["commit"] for rs in sets}))
+    first["noise_sd"] = noise.repeat_sd([evidence.evidence(rs, first)[1] for rs in sets])
+    return first
+
+
 def build(reference: dict, run_dirs: list[Path]) -> dict:
-    """The noise model: every unit the gate compared in each real run, the spreads they measured (the floors the
-    gate's tests then assume at least), and each run's verdict with those floors."""
+    """The noise model: every unit the gate compared in each real run and each run's verdict. The floors are those
+    of the reference's repeats where it has them (the runs are then out of sample); for a single-run reference,
+    the spreads measured within these runs (in sample: the runs shaped what judges them)."""
     sets, all_units = [], []
     for folder in map(Path, run_dirs):
         rs = resultset.load(folder)
         ref_io.check_comparable(rs, reference)  # a run that measured something else is refused
         sets.append(rs)
-        all_units.append(decision.evidence(rs, reference)[1])
-    floors = noise.floors(all_units)
+        all_units.append(evidence.evidence(rs, reference)[1])
+    floors = verdicts.reference_floors(reference)
+    source = "the reference's repeats" if floors else "these runs (in sample)"
+    floors = floors or noise.floors(all_units)
     runs = []
     for folder, rs, units in zip(map(Path, run_dirs), sets, all_units):
         _, table = verdicts.check(rs, reference, floors)
@@ -79,16 +115,17 @@ def build(reference: dict, run_dirs: list[Path]) -> dict:
         "reference_commit": reference["commit"],
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "floors": floors,
+        "floors_from": source,
         "runs": runs,
     }
 
 
 def spreads(model: dict) -> dict[str, dict]:
     """Per kind of unit, over every real run: how many differences, how many non-zero, their sd and largest size."""
-    found: dict[str, list[float]] = {k: [] for k in decision.KINDS}
+    found: dict[str, list[float]] = {k: [] for k in evidence.KINDS}
     for run in model["runs"]:
         for unit in noise.units(run):
-            found[decision.kind(unit)].append(unit.current)
+            found[evidence.kind(unit)].append(unit.current)
     out = {}
     for name, values in found.items():
         data = np.asarray(values)
@@ -117,6 +154,7 @@ def measured(model: dict, runs: int, seed: int = 0) -> dict:
     return {
         "spreads": spreads(model),
         "floors": model["floors"],
+        "floors_from": model["floors_from"],
         "direct": direct(model),
         "runs": sample.count,
         "exact": sample.exact,
@@ -128,7 +166,7 @@ def measured(model: dict, runs: int, seed: int = 0) -> dict:
 def assumed(reference: dict, sd: float, runs: int, seed: int = 0) -> dict:
     """False-alarm rate and power under N(0, sd) per unit of the reference, units of one model drawn together."""
     source = simulation.Normal(reference, sd, runs, np.random.default_rng(seed))
-    return {"runs": source.count, "units": len(source.template), **simulation.figures(source)}
+    return {"runs": source.count, "units": len(source.template), **simulation.figures(source, per_tuner=True)}
 
 
 def _points(drop: float | None) -> str:
@@ -144,7 +182,7 @@ def render(result: dict, source: str) -> str:
         )
     if result.get("floors"):
         lines.append(
-            "least spread each test assumes (measured within the real runs): "
+            f"least spread each test assumes (measured on {result.get('floors_from', 'the real runs')}): "
             + ", ".join(f"{name} {value * 100:.2f} points" for name, value in result["floors"].items())
         )
     if "direct" in result:
@@ -183,6 +221,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, required=True, help="noise model to write, e.g. results/noise/smoke.json"
     )
     build_cmd.set_defaults(action="build")
+    reference_cmd = commands.add_parser(
+        "reference", help="a reference that is the mean of R runs of one matrix, with the noise they measured"
+    )
+    reference_cmd.add_argument(
+        "runs", type=Path, nargs="+", metavar="RUN_DIR", help="results folders, one complete run of the matrix each"
+    )
+    reference_cmd.add_argument(
+        "--out", type=Path, required=True, help="reference to write, e.g. results/reference/gate.json"
+    )
+    reference_cmd.set_defaults(action="reference")
     check_cmd = commands.add_parser("check", help="false-alarm rates (direct and simulated) and power")
     check_cmd.add_argument(
         "reference", type=Path, help="the reference the gate checks against, e.g. results/reference/smoke.json"
@@ -203,7 +251,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    """build: write the model. check: exit 1 when a false-alarm rate (direct or simulated) is above 5%."""
+    """build: write the model. reference: write a repeated reference. check: exit 1 when a false-alarm rate (direct
+    or simulated) is above 5%."""
+    if args.action == "reference":
+        reference = repeated_reference(args.runs)
+        ref_io.write(args.out, reference)
+        noisiest = max(reference["noise_sd"].items(), key=lambda item: item[1], default=("none", 0.0))
+        print(
+            f"wrote {args.out}: the mean of {reference['repeats']} runs; run-to-run noise per test up to "
+            f"{noisiest[1] * 100:.2f} points ({noisiest[0]})"
+        )
+        return 0
     reference = ref_io.load(args.reference)
     if args.action == "build":
         model = build(reference, args.runs)

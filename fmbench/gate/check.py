@@ -1,8 +1,8 @@
 """`fmbench check`: stored results (one or several folders) vs a stored reference; exit codes; CI output.
 
 The decision is decision.py's: every cell's evidence, counted once, one family of one-sided paired t-tests
-(per cell and over all cells) under Holm's correction at 5%. A failed run, a missing cell or seed, or a
-rejected test exits 1. Speed (how much work a time limit bought) is reported beside it, never as a drop.
+(one per tuner over its cells, and over all cells) under Holm's correction at 5%. A failed run, a missing cell or
+seed, or a rejected test exits 1. Speed (how much work a time limit bought) is reported beside it, never as a drop.
 The table's rows and their verdicts are verdicts.py's, which the calibration judges real runs with too; this
 module renders them and runs the command; a library caller imports verdicts.py, not this module.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from fmbench import atomic, resultset
-from fmbench.gate import decision, noise
+from fmbench.gate import decision, evidence, noise
 from fmbench.gate import reference as ref_io
 from fmbench.gate.verdicts import check, failing, message, verdict
 from fmbench.resultset import ResultSet
@@ -27,17 +27,16 @@ FOOTNOTE = (
     "Each cell and seed that both sides ran is one unit of evidence: its test accuracy (measure *test*), or for a "
     "time-limited cell that did other work than the reference (another machine speed), the best validation accuracy "
     "over the trials both runs share from the start (measure *val*). Units that retrain the same model are counted "
-    "once (*dup* left out). Each row is a one-sided paired t-test for a drop over its seeds; the last rows pool "
-    "the distinct units of the cells without time limit, of the time-limited cells, and of all cells, each seed "
-    "counted once as the mean of its units (a seed's cells share its random streams, so they move together). Holm's "
-    "correction over the deciding rows (the pooled ones, and each cell with 3 or more "
-    "distinct units; a cell with fewer shows its p but no Holm level) holds the chance of any false alarm at 5%: a row "
-    "fails when p <= its Holm level; *in pooled* marks a cell judged only within the pooled rows. Margin: the "
-    "drop that test calls significant at 5% one-sided before correction. "
-    "Detectable: the smallest true drop it finds with 80% power, from the observed spread. Accuracies count images: "
-    "where the differences spread less than one image of the evaluated set, the test takes their spread as one image, "
-    "and with `--noise` as at least the spread the real harmless runs of the noise model showed (*spread floored*): "
-    "three seeds cannot estimate their own spread, so differences that happen to agree are no evidence. "
+    "once (*dup* left out). Each row is a one-sided paired t-test for a drop over seeds, each seed counted once as the "
+    "mean of its units (a seed's cells share its random streams, so they move together). The deciding rows are one "
+    "per tuner (its one cell's row, or its own row over all its budgets) and all cells; Holm's correction over them "
+    "holds the chance of any false alarm at 5%: a row fails when p <= its Holm level. A cell of a tuner with several "
+    "cells shows its p but is judged within its tuner's row (*in pooled*). Detectable: the smallest true drop the "
+    "row catches with 80% power at Holm's first level (5% / deciding rows: a drop confined to one row has the "
+    "family's smallest p), from the spread it takes. Accuracies count images: a test takes its spread as at least "
+    "one image of the evaluated set, and as at least the spread harmless runs measured for it (the reference's "
+    "repeats, or `--noise`; *spread floored*): a few seeds cannot estimate their own spread, so differences that "
+    "happen to agree are no evidence. "
     "Work: mean trials completed in the time limit, reference -> now; a slower machine shows here, not as a drop."
 )
 
@@ -46,15 +45,17 @@ def _pts(value: float | None, sign: bool = False) -> str | None:
     return None if value is None else f"{value * 100:{'+' if sign else ''}.2f}"
 
 
-def _figure(test: decision.Test, value: float | None) -> str | None:
+def _detectable(test: decision.Test) -> str | None:
     if test.difference is None:
         return "no units"
-    if value is None:
+    if test.first_level is None:
+        return None
+    if test.detectable is None:
         return f"unknown: {test.difference.unknown}"
-    return _pts(value) + (" (spread floored)" if test.difference.floored else "")
+    return _pts(test.detectable) + (" (spread floored)" if test.difference.floored else "")
 
 
-def _seeds(cell: decision.Cell) -> str:
+def _seeds(cell: evidence.Cell) -> str:
     text = ",".join(map(str, cell.current_seeds)) or "-"
     notes = [f"failed: {','.join(str(s) for s, _ in cell.failed)}"] * bool(cell.failed)
     notes += [f"missing: {','.join(map(str, cell.missing))}"] * bool(cell.missing)
@@ -82,8 +83,7 @@ def render_table(table) -> str:
                 None if ref is None else f"{ref:.4f}",
                 None if cur is None else f"{cur:.4f}",
                 _pts(d.mean if d else None, sign=True),
-                _figure(test, d.margin if d else None),
-                _figure(test, d.detectable if d else None),
+                _detectable(test),
                 f"{test.p:.3g}",
                 None if test.level is None else f"{test.level:.3g}",
                 work,
@@ -98,8 +98,7 @@ def render_table(table) -> str:
         "reference",
         "current",
         "difference (pts)",
-        "margin (pts)",
-        "detectable drop (pts)",
+        "detectable drop at Holm's first level (pts)",
         "p (drop)",
         "Holm level",
         "work",
@@ -161,7 +160,7 @@ def export_benchmark_json(rs: ResultSet, path: Path) -> list[dict]:
         summary = mean_interval(ok["test_accuracy"])
         entries.append(
             {
-                "name": f"{decision.cell_name(tuner, budget)} test accuracy",
+                "name": f"{evidence.cell_name(tuner, budget)} test accuracy",
                 "unit": "%",
                 "value": round(summary.mean * 100, 4),
                 "range": f"± {summary.std * 100:.4f}",
@@ -190,7 +189,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--noise",
         type=Path,
         metavar="FILE",
-        help="the noise model measured against this reference (e.g. results/noise/smoke.json): no test takes a "
+        help="a noise model measured against this reference (e.g. results/noise/smoke.json; default: the noise "
+        "the reference's own repeats measured, if any): no test takes a "
         "spread below what harmless runs showed",
     )
     parser.add_argument(

@@ -3,7 +3,10 @@
 It keeps, per run, the test accuracy, the work done (trials, search epochs) and the trials in start order
 (a digest of the hyperparameters, epochs, validation accuracy; not the last trial of a run the deadline stopped,
 which it may have cut mid-epoch), so a time-limited cell can be compared at a matched amount of work on a machine
-of another speed.
+of another speed. A reference may be the mean of R repeats of its matrix (`repeats`; made by
+fmbench.gate.calibrate.repeated_reference): then each test accuracy is the repeats' mean (`test_accuracies` lists
+them; the rest of a record is the first repeat's), and `noise_sd` holds the run-to-run noise per test of the gate
+they measured.
 """
 
 from __future__ import annotations
@@ -151,6 +154,9 @@ def load(path: Path) -> dict:
         for key in ("data", "libraries", "machine"):
             if not isinstance(reference[key], dict):
                 raise TypeError(f"{key} must be an object")
+        if int(reference.get("repeats", 1)) < 1:
+            raise ValueError("repeats must be 1 or more")
+        {str(name): float(sd) for name, sd in (reference.get("noise_sd") or {}).items()}
         for cell in reference["cells"]:
             str(cell["tuner"]), str(cell["budget"]), bool(cell["time_limited"])
             if not cell["runs"]:

@@ -23,34 +23,31 @@ from typing import Protocol
 import numpy as np
 
 from fmbench.gate import decision, noise
+from fmbench.gate.evidence import Unit, cell_name, tuner_of
 
 TARGET_POWER = 0.80
 DROPS = np.round(np.arange(0.001, 0.1001, 0.001), 3)  # 0.1 to 10 points, the resolution of a 1,000-image test set
 MAX_COMBINATIONS = 20_000  # up to this many, every combination of real runs per seed is simulated (exact bootstrap)
 
-Batch = tuple[list[decision.Unit], np.ndarray]  # template units (reference 0) and (runs x units) differences
+Batch = tuple[list[Unit], np.ndarray]  # template units (reference 0) and (runs x units) differences
 
 
 class Source(Protocol):
     """Where simulated gate runs come from."""
 
     floors: dict[str, float] | None  # the least spread each test takes (None: one image)
-    template: list[decision.Unit]  # the units of one gate run, in cell order
+    template: list[Unit]  # the units of one gate run, in cell order
     count: int  # gate runs per figure
     exact: bool  # every combination of the real runs, not a random sample
 
     def batches(self) -> Iterable[Batch]: ...
 
 
-def tuner(cell: str) -> str:
-    return cell.split(" ")[0]
-
-
 def failure_rate(source: Source, drop: float = 0.0, only: str | None = None) -> float:
     """Share of the source's gate runs the gate fails, with `drop` taken off every unit (or tuner `only`'s units)."""
     failed = runs = 0
     for template, values in source.batches():
-        hit = np.array([only is None or tuner(u.cell) == only for u in template], dtype=float)
+        hit = np.array([only is None or tuner_of(u.cell) == only for u in template], dtype=float)
         failed += int(decision.failures(template, values - drop * hit, floors=source.floors).sum())
         runs += len(values)
     return failed / runs
@@ -75,7 +72,7 @@ def figures(source: Source, per_tuner: bool = False) -> dict:
     tuner's cells alone. The power is measured first: a source that draws its runs anew (Normal) consumes its
     random numbers in this order, and the committed calibrations were made so."""
     smallest, power = smallest_drop(lambda drop: failure_rate(source, drop))
-    tuners = list(dict.fromkeys(tuner(u.cell) for u in source.template)) if per_tuner else []
+    tuners = list(dict.fromkeys(tuner_of(u.cell) for u in source.template)) if per_tuner else []
     alone = {t: smallest_drop(lambda drop, t=t: failure_rate(source, drop, t))[0] for t in tuners}
     out = {"false_alarm_rate": failure_rate(source), "smallest_drop": smallest, "power": power}
     return out | ({"smallest_drop_per_tuner": alone} if per_tuner else {})
@@ -92,7 +89,7 @@ class Resampled:
 
     def __init__(self, model: dict, runs: int, rng: np.random.Generator):
         self.floors = model["floors"]
-        by_seed: dict[int, list[list[decision.Unit]]] = {}
+        by_seed: dict[int, list[list[Unit]]] = {}
         for run in model["runs"]:
             units = noise.units(run)
             for seed in sorted({u.seed for u in units}):
@@ -125,7 +122,7 @@ class Resampled:
             for seed, shape in zip(self.seeds, pattern):
                 first = self.blocks[seed][self.choices[rows[0], self.seeds.index(seed)]]
                 template += [
-                    decision.Unit(u.cell, u.seed, u.time_limited, u.measure, 0.0, 0.0, f"{seed}|{j}", u.step)
+                    Unit(u.cell, u.seed, u.time_limited, u.measure, 0.0, 0.0, f"{seed}|{j}", u.step)
                     for u, j in zip(first, shape)
                 ]
             values = np.array(
@@ -142,7 +139,7 @@ class Resampled:
         return self.groups
 
 
-def _pattern(block: list[decision.Unit]) -> tuple[int, ...]:
+def _pattern(block: list[Unit]) -> tuple[int, ...]:
     """Which units of a seed's block are the same evidence: each unit's index of the first with its key."""
     first: dict[str, int] = {}
     return tuple(first.setdefault(u.key, j) for j, u in enumerate(block))
@@ -158,8 +155,8 @@ class Normal:
     def __init__(self, reference: dict, sd: float, runs: int, rng: np.random.Generator):
         self.sd, self.count, self.rng = sd, runs, rng
         self.template = [
-            decision.Unit(
-                decision.cell_name(c["tuner"], c["budget"]),
+            Unit(
+                cell_name(c["tuner"], c["budget"]),
                 int(seed),
                 bool(c["time_limited"]),
                 "test",

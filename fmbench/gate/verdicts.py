@@ -7,33 +7,35 @@ fails. The decision itself (the units and the family of tests) is fmbench.gate.d
 
 from __future__ import annotations
 
-from fmbench.gate import decision
+from fmbench.gate import decision, evidence, noise
 from fmbench.gate import reference as ref_io
 from fmbench.resultset import ResultSet
 
-Row = tuple[str, decision.Cell | None, decision.Test]  # one row of the table: a cell (None: pooled) and its test
+Row = tuple[str, evidence.Cell | None, decision.Test]  # one row of the table: a cell (None: pooled) and its test
 
 
 def check(rs: ResultSet, reference: dict, floors: dict[str, float] | None = None) -> tuple[list[str], list[Row]]:
-    """(warnings, table) of a result set against a reference, with the noise model's floors if given; raises
-    RegressError if they are not comparable."""
+    """(warnings, table) of a result set against a reference; raises RegressError if they are not comparable.
+    floors: a noise model's; by default those of the noise the reference's repeats measured (none for a single run)."""
     warnings = ref_io.check_comparable(rs, reference)
-    cells, units = decision.evidence(rs, reference)
-    return warnings, rows(cells, decision.decide(units, floors=floors))
+    cells, units = evidence.evidence(rs, reference)
+    return warnings, rows(cells, decision.decide(units, floors=floors or reference_floors(reference)))
 
 
-def rows(cells: list[decision.Cell], tests: list[decision.Test]) -> list[Row]:
-    """(name, cell, test) per cell of either side and for all cells."""
+def reference_floors(reference: dict) -> dict[str, float] | None:
+    """The floors the noise of the reference's own repeats gives a check of one run against it (None: one run)."""
+    return noise.floors_of(reference.get("noise_sd"), int(reference.get("repeats", 1)))
+
+
+def rows(cells: list[evidence.Cell], tests: list[decision.Test]) -> list[Row]:
+    """(name, cell, test) per cell of either side, then the pooled rows (each tuner's of several cells, all cells)."""
     by_name = {t.name: t for t in tests}
     out: list[Row] = [(c.name, c, by_name.get(c.name, decision.Test(c.name, (), 0, None, 1.0))) for c in cells]
-    return out + [
-        (name, None, by_name[name])
-        for name in (decision.UNTIMED, decision.TIMED, decision.ALL_CELLS)
-        if name in by_name
-    ]
+    names = {c.name for c in cells}
+    return out + [(t.name, None, t) for t in tests if t.name not in names]
 
 
-def verdict(cell: decision.Cell | None, test: decision.Test) -> str:
+def verdict(cell: evidence.Cell | None, test: decision.Test) -> str:
     if cell is not None and cell.new:
         return "new"
     if cell is not None and (cell.failed or cell.missing):
@@ -47,7 +49,7 @@ def failing(table: list[Row]) -> list[str]:
     return [name for name, cell, test in table if verdict(cell, test) in ("REGRESSION", "missing")]
 
 
-def message(name: str, cell: decision.Cell | None, test: decision.Test) -> str:
+def message(name: str, cell: evidence.Cell | None, test: decision.Test) -> str:
     """One line saying why this row fails."""
     if cell is not None and not cell.current_seeds and not cell.failed:
         return (

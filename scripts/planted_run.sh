@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One planted regression through the gate (docs/gate.md): a realistic fault, scripts/planted/NAME.patch, applied to
+# this commit's unchanged code in a scratch worktree; the gate's cells run there (`make gate-run`, with this
+# checkout's .venv), then this checkout's check judges them against the reference (`make gate-check`). Into
+# results/gate/planted/NAME: the tables, check.txt (the check's output), the patch and session.log.
+#   FMBENCH_DATA_DIR=DIR scripts/planted_run.sh NAME
+# A fault the gate passes is kept as it is: a planted drop of 2 points or more in a tuner that passes is a defect
+# of the gate, recorded, not re-run until it fails.
+set -uo pipefail
+[ $# -eq 1 ] || { echo "usage: $0 NAME (one of: $(cd scripts/planted && ls | sed 's/\.patch$//' | tr '\n' ' '))" >&2; exit 2; }
+name=$1 repo=$(pwd)
+patch=$repo/scripts/planted/$name.patch
+out=$repo/results/gate/planted/$name
+[ -f "$patch" ] || { echo "planted_run: no $patch; choose one of scripts/planted/*.patch" >&2; exit 2; }
+[ ! -e "$out" ] || { echo "planted_run: $out exists; remove it to run $name again" >&2; exit 2; }
+git diff --quiet HEAD -- fmbench || { echo "planted_run: fmbench/ has uncommitted changes; commit them first" >&2; exit 2; }
+worktree=$(mktemp -d)/planted
+git worktree add --quiet --detach "$worktree" HEAD || exit 2
+trap 'git worktree remove --force "$worktree"' EXIT
+git -C "$worktree" apply "$patch" || { echo "planted_run: $name.patch no longer applies to this commit" >&2; exit 2; }
+mkdir -p "$out"
+cp "$patch" "$out/"
+{
+    echo "\$ $0 $name   # at $(git rev-parse --short=12 HEAD) with $name.patch, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    # Run from the worktree, Python imports the patched fmbench (the working directory comes first on sys.path).
+    (cd "$worktree" && "$repo/.venv/bin/python" -c 'import fmbench; print("fmbench from", fmbench.__file__)')
+    start=$(date +%s)
+    make -C "$worktree" gate-run VENV="$repo/.venv" GATE_OUT="$out"
+    echo "gate-run exit $? after $(($(date +%s) - start)) s"
+} 2>&1 | tee "$out/session.log"
+make --no-print-directory gate-check GATE_DIRS="$out" > "$out/check.txt" 2>&1
+status=$?
+echo "check exit $status (1: the gate caught it), $(date -u +%Y-%m-%dT%H:%M:%SZ)" | tee -a "$out/session.log"
