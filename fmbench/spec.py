@@ -1,4 +1,9 @@
-"""The contract: every type shared between fmbench's modules, in one place."""
+"""The contract: every type shared between fmbench's modules, in one place.
+
+It is longer than the other modules on purpose: a RunSpec flows to a row through the protocol, the searchers,
+the trainers and the report, and each of them reads these types and nothing of the others. Kept together, the
+contract is read in one file, and a module that needs a shared type imports it from below, never from a sibling.
+"""
 
 from __future__ import annotations
 
