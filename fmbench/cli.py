@@ -1,4 +1,5 @@
-"""`fmbench run | report | check | history | calibrate | data`: bad input exits 2 in one line, a drop exits 1."""
+"""`fmbench run | report | check | history | calibrate | data | table`: bad input exits 2 in one line, a drop
+exits 1."""
 
 from __future__ import annotations
 
@@ -122,6 +123,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     calibrate.set_defaults(command=lambda args: _calibrate().command(args), name="calibrate")
     _calibrate().add_arguments(calibrate)
+
+    table = commands.add_parser(
+        "table", help="measure learning curves into a table (build), judge its surrogate (fit): for replayed searches"
+    )
+    _replay_cli().add_arguments(table)
     return parser
 
 
@@ -144,6 +150,12 @@ def _calibrate():
     from fmbench.gate import calibrate
 
     return calibrate
+
+
+def _replay_cli():
+    from fmbench.replay import cli as replay_cli
+
+    return replay_cli
 
 
 def _run(args: argparse.Namespace) -> int:

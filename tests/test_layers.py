@@ -26,6 +26,8 @@ LAYERS = [
         "fmbench.backend",
     ],
     ["fmbench.models"],
+    # Replayed training: the table's storage, its surrogate and the replay trainer, below the searchers that use it.
+    ["fmbench.replay"],
     ["fmbench.search", "fmbench.search.base"],  # what every backend shares
     ["fmbench.search.keras_tuner", "fmbench.search.optuna", "fmbench.search.sklearn"],
     # keras-tuner's chief/worker mode, built on the keras_tuner backend: its parts, the chief and the worker, then the
@@ -45,6 +47,7 @@ LAYERS = [
     ["fmbench.schema"],
     ["fmbench.results"],
     ["fmbench.machine"],  # raises results.ResultsError for a hook that sets a column rows lack
+    ["fmbench.replay.build", "fmbench.replay.cli"],  # the measurement records the machine and commit
     ["fmbench.run_rows"],
     ["fmbench.resultset"],
     ["fmbench.suite", "fmbench.report", "fmbench.gate"],

@@ -1,0 +1,187 @@
+"""How far a surrogate can be trusted: fitted on part of a table's configurations, judged on the others (never on a
+seed of a configuration it saw), and written as markdown into the table's folder.
+
+The figures a replay leans on are those of the final validation accuracy, which picks each search's best: R^2,
+and the rank agreements (Spearman, Kendall's tau) that decide which configuration a tuner keeps. The seeds'
+own agreement on the same figure is the ceiling no surrogate of one seed's curve can beat.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import r2_score
+
+from fmbench import atomic
+from fmbench.replay.surrogate import Surrogate, first_fits, row_seconds, seed_noise
+from fmbench.replay.table import Table, TableError
+
+FIDELITY_FILE = "fidelity.md"
+MIN_HELD_OUT = 3  # ranks of fewer configurations say nothing
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How well predictions match observations: R^2, Spearman's rho and Kendall's tau, over `count` pairs."""
+
+    r2: float
+    spearman: float
+    kendall: float
+    count: int
+
+
+def agreement(observed, predicted) -> Agreement:
+    observed, predicted = np.asarray(observed, dtype=float), np.asarray(predicted, dtype=float)
+    return Agreement(
+        r2=float(r2_score(observed, predicted)),
+        spearman=float(stats.spearmanr(observed, predicted).statistic),
+        kendall=float(stats.kendalltau(observed, predicted).statistic),
+        count=len(observed),
+    )
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """A surrogate judged on held-out configurations (seed means), with the table's measured seed noise."""
+
+    train_configs: int
+    held_out_configs: int
+    final_val: Agreement
+    final_test: Agreement
+    every_epoch_val: Agreement  # every (held-out configuration, epoch): the curves' shape, for Hyperband's rungs
+    epoch_seconds: Agreement  # a later epoch's seconds, what a time budget spends
+    noise_sd_val: tuple[float, ...]
+    noise_sd_test: tuple[float, ...]
+    noise_configs: int
+    seed_correlation: tuple[float, ...] | None  # corr. of seed deviations at each epoch with the last epoch's
+    seed_agreement: Agreement | None  # seed 1 against seed 2's final validation accuracy: the ceiling
+
+
+def split_configs(table: Table, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training, held-out) configuration ids: a seeded shuffle, `holdout` of them held out."""
+    ids = np.unique(table.rows["config_id"].to_numpy())
+    held = round(holdout * len(ids))
+    if not 0 < holdout < 1 or held < MIN_HELD_OUT or len(ids) - held < 2:
+        raise TableError(
+            f"the table has {len(ids)} configurations; holding out {holdout:g} of them leaves {held} to judge and "
+            f"{len(ids) - held} to fit: measure more (--configs) or choose a holdout in (0, 1) that leaves at least "
+            f"{MIN_HELD_OUT} and 2"
+        )
+    shuffled = np.random.default_rng(seed).permutation(ids)
+    return np.sort(shuffled[held:]), np.sort(shuffled[:held])
+
+
+def subset(table: Table, config_ids) -> Table:
+    return dataclasses.replace(table, rows=table.rows[table.rows["config_id"].isin(config_ids)].reset_index(drop=True))
+
+
+def evaluate(table: Table, holdout: float = 0.2, seed: int = 0) -> Fidelity:
+    """Fit the surrogate on all but `holdout` of the configurations and judge it on the rest; the seed noise comes
+    from the whole table."""
+    fit_ids, held_ids = split_configs(table, holdout, seed)
+    surrogate = Surrogate.fit(subset(table, fit_ids), random_state=seed)
+    held = subset(table, held_ids)
+    means = held.rows.groupby("config_id", sort=True)  # one observation per configuration: its seeds' mean
+    # Each configuration's first fit, in config_id order as `means`: its seconds are the ones a replay uses.
+    first = held.rows[first_fits(held)].sort_values("config_id").index.to_numpy()
+    configs = [held.config(i) for i in first]
+    epochs = table.settings.epochs
+    observed = {
+        name: means[[f"{name}_{e}" for e in range(1, epochs + 1)]].mean().to_numpy()
+        for name in ("val_accuracy", "test_accuracy")
+    }
+    predicted_val = np.stack([surrogate.mean(configs, e, "val") for e in range(1, epochs + 1)], axis=1)
+    steady = row_seconds(held)["epoch"][first]
+    noise, noise_configs = seed_noise(table)
+    return Fidelity(
+        train_configs=len(fit_ids),
+        held_out_configs=len(held_ids),
+        final_val=agreement(observed["val_accuracy"][:, -1], predicted_val[:, -1]),
+        final_test=agreement(observed["test_accuracy"][:, -1], surrogate.mean(configs, epochs, "test")),
+        every_epoch_val=agreement(observed["val_accuracy"].reshape(-1), predicted_val.reshape(-1)),
+        epoch_seconds=agreement(steady, [surrogate.fit_seconds(c).epoch for c in configs]),
+        noise_sd_val=tuple(map(float, noise["val"])),
+        noise_sd_test=tuple(map(float, noise["test"])),
+        noise_configs=noise_configs,
+        seed_correlation=_seed_correlation(table),
+        seed_agreement=_seed_agreement(table),
+    )
+
+
+def _noise_rows(table: Table):
+    several = table.rows.groupby("config_id")["seed"].transform("size") > 1
+    return table.rows[several]
+
+
+def _seed_correlation(table: Table) -> tuple[float, ...] | None:
+    """Correlation, over the noise configurations' seeds, of a seed's deviation from its configuration's mean at each
+    epoch with its deviation at the last epoch: near 1 where a seed shifts the whole curve, as `sample` assumes."""
+    rows = _noise_rows(table)
+    if rows.empty:
+        return None
+    curves = subset(table, rows["config_id"].unique())
+    values = curves.series("val_accuracy")
+    groups = curves.rows["config_id"].to_numpy()
+    deviations = values - np.array([values[groups == g].mean(axis=0) for g in groups])
+    return tuple(float(np.corrcoef(deviations[:, e], deviations[:, -1])[0, 1]) for e in range(values.shape[1]))
+
+
+def _seed_agreement(table: Table) -> Agreement | None:
+    rows = _noise_rows(table)
+    last = f"val_accuracy_{table.settings.epochs}"
+    by_seed = rows.pivot(index="config_id", columns="seed", values=last)
+    if 1 not in by_seed or 2 not in by_seed or len(by_seed) < MIN_HELD_OUT:
+        return None
+    return agreement(by_seed[1], by_seed[2])
+
+
+def markdown(fidelity: Fidelity, table: Table, command: str) -> str:
+    s = table.settings
+    lines = [
+        "# Surrogate fidelity",
+        "",
+        f"Table: {len(table.rows)} fits of {table.rows['config_id'].nunique()} configurations, {s.epochs} epochs, "
+        f"{s.train_images} train / {s.val_images} validation / {s.test_images} test images, batch {s.batch_size}, "
+        f"Keras on {s.backend}, on {s.machine}. Made by `{command}`.",
+        "",
+        f"Fitted on {fidelity.train_configs} configurations, judged on {fidelity.held_out_configs} others (each "
+        "observation the mean of its seeds).",
+        "",
+        "| figure | R^2 | Spearman | Kendall tau | pairs |",
+        "|---|---|---|---|---|",
+        _row(f"final (epoch {s.epochs}) validation accuracy", fidelity.final_val),
+        _row(f"final (epoch {s.epochs}) test accuracy", fidelity.final_test),
+        _row("validation accuracy at every epoch", fidelity.every_epoch_val),
+        _row("seconds of a later epoch", fidelity.epoch_seconds),
+    ]
+    if fidelity.seed_agreement is not None:
+        lines.append(_row("ceiling: seed 1 vs seed 2, final validation accuracy", fidelity.seed_agreement))
+    lines += ["", f"Seed noise, from {fidelity.noise_configs} configurations trained with several seeds:", ""]
+    if fidelity.noise_configs:
+        lines += [
+            "| epoch | sd of validation accuracy | sd of test accuracy | corr. of a seed's deviation with the last "
+            "epoch's |",
+            "|---|---|---|---|",
+        ]
+        correlation = fidelity.seed_correlation or ()
+        for e, (val, test, corr) in enumerate(zip(fidelity.noise_sd_val, fidelity.noise_sd_test, correlation), 1):
+            lines.append(f"| {e} | {val:.4f} | {test:.4f} | {corr:.2f} |")
+    else:
+        lines.append("none: replays of this table add no seed noise (build with --noise-configs).")
+    return "\n".join(lines) + "\n"
+
+
+def _row(label: str, a: Agreement) -> str:
+    return f"| {label} | {a.r2:.3f} | {a.spearman:.3f} | {a.kendall:.3f} | {a.count} |"
+
+
+def write(directory: Path, table: Table, holdout: float, seed: int, command: str) -> tuple[Fidelity, Path]:
+    """Evaluate and write fidelity.md into the table's folder."""
+    fidelity = evaluate(table, holdout, seed)
+    path = Path(directory) / FIDELITY_FILE
+    atomic.write_text(path, markdown(fidelity, table, command))
+    return fidelity, path

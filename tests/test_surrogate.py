@@ -1,0 +1,114 @@
+"""fmbench.replay's surrogate and its fidelity, on synthetic tables whose truth is known (tests/synthetic_tables.py):
+the agreement figures, the seed noise and its sampling, the seconds model, and the markdown written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import synthetic_tables
+
+from fmbench.replay import fidelity
+from fmbench.replay.surrogate import Surrogate, seed_noise
+from fmbench.replay.table import TableError
+
+
+def test_agreement_figures_match_their_definitions():
+    perfect = fidelity.agreement([0.1, 0.4, 0.2, 0.9], [0.1, 0.4, 0.2, 0.9])
+    assert (perfect.r2, perfect.spearman, perfect.kendall, perfect.count) == (1.0, 1.0, 1.0, 4)
+    reversed_ = fidelity.agreement([1, 2, 3, 4], [4, 3, 2, 1])
+    assert reversed_.spearman == pytest.approx(-1) and reversed_.kendall == pytest.approx(-1)
+    # R^2 = 1 - SS_res / SS_tot = 1 - 1 / 5; ranks all agree.
+    off_by_one = fidelity.agreement([1, 2, 3, 4], [1, 2, 3, 5])
+    assert off_by_one.r2 == pytest.approx(0.8) and off_by_one.spearman == pytest.approx(1)
+    one_swap = fidelity.agreement([1, 2, 3, 4], [2, 1, 3, 4])
+    assert one_swap.kendall == pytest.approx(4 / 6) and one_swap.spearman == pytest.approx(0.8)
+
+
+@pytest.fixture(scope="module")
+def learnable():
+    return synthetic_tables.make(n_configs=150, noise_sd=0.003)
+
+
+def test_a_learnable_table_is_predicted_well_on_held_out_configurations(learnable):
+    result = fidelity.evaluate(learnable, holdout=0.2, seed=0)
+    assert (result.train_configs, result.held_out_configs) == (120, 30)
+    assert result.final_val.r2 > 0.9 and result.final_val.spearman > 0.9 and result.final_val.kendall > 0.75
+    assert result.final_test.r2 > 0.9  # test accuracy is validation's minus 0.01: as learnable
+    assert result.every_epoch_val.r2 > 0.95  # the curve's rise with the epochs is learnt too
+    assert result.epoch_seconds.spearman > 0.9  # seconds grow with the weight count
+
+
+def test_a_table_without_signal_is_not_predicted():
+    noise_only = synthetic_tables.make(n_configs=150, noise_configs=0, noise_sd=0.05, quality=lambda values: 0.8)
+    result = fidelity.evaluate(noise_only, holdout=0.3, seed=1)
+    assert result.final_val.r2 < 0.1 and abs(result.final_val.spearman) < 0.4
+    assert result.noise_configs == 0 and result.seed_agreement is None
+
+
+def test_seed_noise_is_measured_from_the_noise_configurations():
+    noisy = synthetic_tables.make(n_configs=80, noise_configs=60, noise_sd=0.02)
+    noise, count = seed_noise(noisy)
+    assert count == 60
+    assert noise["val"] == pytest.approx(np.full(4, 0.02), rel=0.2)
+    assert noise["test"] == pytest.approx(noise["val"])  # the same shift on both sets
+    correlated = fidelity.evaluate(noisy, seed=0).seed_correlation
+    assert min(correlated) > 0.99  # one draw per curve: the deviations of every epoch go together
+    independent = synthetic_tables.make(n_configs=80, noise_configs=60, noise_sd=0.02, shared_noise=False)
+    assert abs(fidelity.evaluate(independent, seed=0).seed_correlation[0]) < 0.3
+
+
+def test_sample_adds_the_measured_noise_once_per_curve():
+    noisy = synthetic_tables.make(n_configs=80, noise_configs=60, noise_sd=0.02)
+    surrogate = Surrogate.fit(noisy)
+    config = noisy.config(5)
+    mean = surrogate.mean([config], 3)[0]
+    draws = np.array([surrogate.sample(config, 3, np.random.default_rng(seed)) for seed in range(400)])
+    assert draws[:, 0].mean() == pytest.approx(mean, abs=0.002)
+    assert draws[:, 0].std() == pytest.approx(surrogate.noise_sd["val"][2], rel=0.15)
+    assert np.allclose(draws[:, 0] - draws[:, 1], draws[0, 0] - draws[0, 1], atol=1e-3)  # one z for both sets
+    # The same generator seed is the same seed's curve at every epoch: the shift is the same at epochs 2 and 4.
+    shift = [surrogate.sample(config, e, np.random.default_rng(7))[0] - surrogate.mean([config], e)[0] for e in (2, 4)]
+    assert shift[0] == pytest.approx(shift[1], rel=0.2) and abs(shift[0]) > 0
+
+
+def test_the_seconds_model_follows_the_weight_count(learnable):
+    surrogate = Surrogate.fit(learnable)
+    small = {"num_layers": 1, "units_0": 32, "dropout_0": 0.0, "learning_rate": 1e-3}
+    large = {"num_layers": 3, **{f"units_{i}": 512 for i in range(3)}, **{f"dropout_{i}": 0.0 for i in range(3)}}
+    large["learning_rate"] = 1e-3
+    assert surrogate.fit_seconds(large).epoch > 2 * surrogate.fit_seconds(small).epoch
+    fixed = surrogate.fit_seconds(small)
+    assert (fixed.build, fixed.compile, fixed.score) == pytest.approx(
+        (synthetic_tables.BUILD, synthetic_tables.COMPILE, synthetic_tables.SCORE)
+    )
+
+
+def test_fidelity_is_written_with_the_figures_it_computed(learnable, tmp_path):
+    result, path = fidelity.write(tmp_path, learnable, 0.2, 0, "fmbench table fit T")
+    text = path.read_text()
+    assert path.name == "fidelity.md" and "`fmbench table fit T`" in text
+    assert (
+        f"| {result.final_val.r2:.3f} | {result.final_val.spearman:.3f} | {result.final_val.kendall:.3f} | 30 |" in text
+    )
+    assert f"| 4 | {result.noise_sd_val[3]:.4f} |" in text
+
+
+def test_a_table_too_small_to_judge_is_refused():
+    with pytest.raises(TableError, match="--configs"):
+        fidelity.evaluate(synthetic_tables.make(n_configs=8), holdout=0.2)
+
+
+def test_table_fit_writes_fidelity_md_into_the_table(learnable, tmp_path, monkeypatch, capsys):
+    from fmbench import backend, cli
+    from fmbench.replay import table
+
+    monkeypatch.setattr(backend, "select", lambda *args: None)  # this process's Keras backend stays as it is
+    table.create_or_check(tmp_path, learnable.settings)
+    table.append_rows(tmp_path, learnable.rows.to_dict("records"))
+    args = ["table", "fit", str(tmp_path), "--holdout", "0.2", "--seed", "0"]
+    monkeypatch.setattr("sys.argv", ["fmbench", *args])  # the command the file names
+    assert cli.main(args) == 0
+    written = (tmp_path / "fidelity.md").read_text()
+    command = f"fmbench table fit {tmp_path} --holdout 0.2 --seed 0"
+    assert written == fidelity.markdown(fidelity.evaluate(learnable, 0.2, 0), table.load(tmp_path), command)
+    assert "judged on 30 others" in written and f"written to {tmp_path / 'fidelity.md'}" in capsys.readouterr().out
