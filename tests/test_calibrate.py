@@ -197,3 +197,18 @@ def test_a_repeated_reference_refuses_one_run_or_another_matrix(tmp_path, capsys
     assert cli.main(["calibrate", "reference", str(GOLDEN), str(other), "--out", str(tmp_path / "r.json")]) == 2
     assert "ran other cells or seeds" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_the_exported_value_moves_are_measured_between_every_pair_of_harmless_runs(reference, tmp_path):
+    """One run lifts every cell by 2 points, another lowers every cell by 1: the largest ratio of a cell's mean is
+    between those two (not against the reference), and it is what the alert threshold must clear."""
+    runs = [
+        varied(tmp_path, "up", lambda r: np.full(len(r), 0.02)),
+        varied(tmp_path, "down", lambda r: np.full(len(r), -0.01)),
+    ]
+    model = build(reference, runs, tmp_path / "n.json")
+    moves = calibrate.exported_moves(model, ref_io.load(reference))
+    golden = pd.read_csv(GOLDEN / "runs.csv")
+    means = golden.groupby(["tuner", "budget"]).test_accuracy.mean()  # the same work in every copy: all compared
+    assert moves["runs"] == 3
+    assert moves["largest_ratio"] == pytest.approx(max((m + 0.02) / (m - 0.01) for m in means), rel=1e-6)

@@ -146,7 +146,35 @@ def direct(model: dict) -> dict:
     return {"runs": n, "failed": failed, "rate": failed / n, "low": float(interval.low), "high": float(interval.high)}
 
 
-def measured(model: dict, runs: int, seed: int = 0) -> dict:
+def exported_moves(model: dict, reference: dict) -> dict:
+    """How far the value github-action-benchmark tracks (a cell's mean test accuracy over its seeds, what `check
+    --export-json` writes) moved between harmless runs: every pair of the reference's runs (each repeat of a repeated
+    reference) and the noise model's real runs. The action's alert-threshold is a ratio of that value between two
+    commits: below the largest harmless ratio it fires on harmless changes."""
+    runs: list[dict] = []
+    for cell in reference["cells"]:
+        name = evidence.cell_name(cell["tuner"], cell["budget"])
+        for seed, record in cell["runs"].items():
+            for k, value in enumerate(record.get("test_accuracies", [record["test_accuracy"]])):
+                runs += [{} for _ in range(k + 1 - len(runs))]
+                runs[k][(name, int(seed))] = value
+    base = {key: float(np.mean([run[key] for run in runs if key in run])) for key in runs[0]}
+    for run in model["runs"]:
+        runs.append(
+            {(u.cell, u.seed): base[(u.cell, u.seed)] + u.current for u in noise.units(run) if u.measure == "test"}
+        )
+    largest, where = 1.0, None
+    for cell in sorted({cell for cell, _ in base}):
+        seeds = set.intersection(
+            *({s for c, s in run if c == cell} for run in runs)
+        )  # measured by test accuracy in all
+        means = [float(np.mean([run[(cell, s)] for s in seeds])) for run in runs] if seeds else []
+        if means and max(means) / min(means) > largest:
+            largest, where = max(means) / min(means), cell
+    return {"runs": len(runs), "largest_ratio": largest, "cell": where}
+
+
+def measured(model: dict, runs: int, seed: int = 0, reference: dict | None = None) -> dict:
     """Every figure of the noise model: spreads, direct and simulated false alarms, power across the board and per
     tuner, on the real runs resampled a seed at a time."""
     sample = simulation.Resampled(model, runs, np.random.default_rng(seed))
@@ -160,6 +188,7 @@ def measured(model: dict, runs: int, seed: int = 0) -> dict:
         "exact": sample.exact,
         "units": len(sample.template),
         **simulated,
+        **({"exported_moves": exported_moves(model, reference)} if reference else {}),
     }
 
 
@@ -202,6 +231,13 @@ def render(result: dict, source: str) -> str:
     )
     for tuner, drop in result.get("smallest_drop_per_tuner", {}).items():
         lines.append(f"  a drop in {tuner}'s cells alone: {_points(drop)}")
+    if "exported_moves" in result:
+        moves = result["exported_moves"]
+        lines.append(
+            f"exported value (a cell's mean test accuracy, `check --export-json`): between two of these "
+            f"{moves['runs']} harmless runs it moved by a ratio of up to {moves['largest_ratio']:.3f} "
+            f"({moves['cell']}); github-action-benchmark's alert-threshold must be above it"
+        )
     lines.append(
         "power at the drops tried: " + ", ".join(f"{d * 100:.1f} pts {p:.0%}" for d, p in result["power"].items())
     )
@@ -278,7 +314,7 @@ def command(args: argparse.Namespace) -> int:
                 f"noise model of profile {model['profile']} for a {reference['profile']} reference; build one "
                 "for that profile"
             )
-        result = measured(model, args.runs)
+        result = measured(model, args.runs, reference=reference)
         source = f"{args.noise} ({len(model['runs'])} real runs)"
         rates = [result["false_alarm_rate"], result["direct"]["rate"]]
     else:
