@@ -51,32 +51,37 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The CI gate, called by .ci/run and .github/workflows/benchmarks.yml alike: a fresh smoke matrix in a scratch
-# folder (never the committed results/), checked against results/reference/smoke.json. The check runs even when a
-# cell failed (it names it); the gate fails when either did. CI splits the run: `make gate-run SHARD=K/N GATE_OUT=DIR`
-# per shard job, then `make gate-check GATE_DIRS="DIR1 DIR2"` over every shard folder.
-GATE_REFERENCE ?= results/reference/smoke.json
-# The gate's cells (a pytest -k expression): the smoke profile's, less Optuna's six time-limited ones, which would
-# add two thirds of the time-limited half's minutes to CI; Optuna's trial- and epoch-budget cells are in.
-GATE_CELLS = not (tpe and time)
-GATE_PYTEST = $(PY) -m pytest benchmarks/test_matrix.py --fmbench-profile smoke -q -p no:cacheprovider \
+# The CI gate, called by .ci/run and .github/workflows/benchmarks.yml alike: a fresh matrix of GATE_PROFILE's cells
+# in a scratch folder (never the committed results/), checked against results/reference/<profile>.json. The check
+# runs even when a cell failed (it names it); the gate fails when either did. CI splits the run: `make gate-run
+# SHARD=K/N GATE_OUT=DIR` per shard job, then `make gate-check GATE_DIRS="DIR1 DIR2"` over every shard folder.
+GATE_PROFILE ?= smoke
+GATE_REFERENCE ?= results/reference/$(GATE_PROFILE).json
+# The gate's cells (a pytest -k expression): on smoke, all but Optuna's six time-limited ones, which would add two
+# thirds of the time-limited half's minutes to CI; Optuna's trial- and epoch-budget cells are in. Other profiles:
+# every cell.
+GATE_CELLS = $(if $(filter smoke,$(GATE_PROFILE)),not (tpe and time),baseline or not baseline)
+GATE_PYTEST = $(PY) -m pytest benchmarks/test_matrix.py --fmbench-profile $(GATE_PROFILE) -q -p no:cacheprovider \
 	$(if $(SHARD),--fmbench-shard $(SHARD))
 GATE_RUN = $(GATE_PYTEST) --benchmark-only --fmbench-out
-# The noise model measured against that reference: no test assumes less spread than real harmless runs showed.
-GATE_NOISE ?= results/noise/smoke.json
-GATE_CHECK = $(PY) -m fmbench check --reference $(GATE_REFERENCE) --noise $(GATE_NOISE) $(GATE_CHECK_FLAGS)
+# A noise model measured against a single-run reference (smoke's): no test assumes less spread than real harmless
+# runs showed. A reference made of repeats (`fmbench calibrate reference`) carries its own measured noise instead.
+GATE_NOISE ?= $(wildcard results/noise/$(GATE_PROFILE).json)
+GATE_CHECK = $(PY) -m fmbench check --reference $(GATE_REFERENCE) $(if $(GATE_NOISE),--noise $(GATE_NOISE)) \
+	$(GATE_CHECK_FLAGS)
 # Every local gate run joins the gate's history (GATE_HISTORY=results/history/smoke-gate for the committed one); a
 # run the history refuses (a commit it already holds) still passes or fails on its check alone.
-GATE_HISTORY ?= results/local/history/smoke-gate
+GATE_HISTORY ?= results/local/history/$(GATE_PROFILE)-gate
 
 # On one machine, `make gate` runs the cells without a time limit two at a time: their accuracy does not depend
-# on the machine's speed, and the smoke models leave a core idle (pytest-benchmark times nothing under xdist, so
+# on the machine's speed, and these small models leave a core idle (pytest-benchmark times nothing under xdist, so
 # that half runs without --benchmark-only). The time-limited cells (budget labels with "time") then run alone,
-# as the reference's did, into the same folder (--fmbench-resume keeps the first rows).
+# as the reference's were run, into the same folder (--fmbench-resume keeps the first rows); a profile without
+# any (pytest's exit 5: nothing selected) skips that half.
 gate: setup
 	out=$${GATE_OUT:-$$(mktemp -d)}; \
 	$(GATE_PYTEST) -n 2 -k "($(GATE_CELLS)) and not time" --fmbench-out "$$out"; untimed=$$?; \
-	$(GATE_RUN) "$$out" -k "($(GATE_CELLS)) and time" --fmbench-resume; timed=$$?; \
+	$(GATE_RUN) "$$out" -k "($(GATE_CELLS)) and time" --fmbench-resume; timed=$$?; [ $$timed -ne 5 ] || timed=0; \
 	$(GATE_CHECK) "$$out"; checked=$$?; \
 	$(PY) -m fmbench history $(GATE_HISTORY) --add "$$out" || echo "gate: this run was not added to $(GATE_HISTORY)"; \
 	exit $$((checked || untimed || timed))
