@@ -4,7 +4,7 @@ It keeps, per run, the test accuracy, the work done (trials, search epochs) and 
 (a digest of the hyperparameters, epochs, validation accuracy; not the last trial of a run the deadline stopped,
 which it may have cut mid-epoch), so a time-limited cell can be compared at a matched amount of work on a machine
 of another speed. A reference may be the mean of R repeats of its matrix (`repeats`; made by
-fmbench.gate.calibrate.repeated_reference): then each test accuracy is the repeats' mean (`test_accuracies` lists
+fmbench.gate.repeats): then each test accuracy is the repeats' mean (`test_accuracies` lists
 them; the rest of a record is the first repeat's), and `noise_sd` holds the run-to-run noise per test of the gate
 they measured.
 """
