@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The gate profile's design runs (docs/gate.md, "The design for power"), in order, resumable: a step whose folder
+# exists is skipped, so rerunning the script continues where an interruption left it. One CPU-heavy step at a time.
+#   FMBENCH_DATA_DIR=DIR scripts/gate_design_runs.sh reference | fresh | planted
+# reference: 4 runs of the gate's cells with the weight seed shifted by 1 to 4 (results/gate/reference-runs), then
+#            results/reference/gate.json, their mean with the noise between them. Commit it before `fresh`: frozen.
+# fresh:     20 harmless runs it never saw (results/gate/fresh): the weight seed shifted by 5 to 20, and four other
+#            machines' numerics or speeds (oneDNN off, one TensorFlow thread, one core of two, both cores shared).
+# planted:   every fault of scripts/planted/ through the gate (results/gate/planted, scripts/planted_run.sh).
+set -uo pipefail
+[ $# -eq 1 ] || { echo "usage: $0 reference|fresh|planted" >&2; exit 2; }
+export GATE_PROFILE=gate
+run() {  # run NAME "what was varied" [PREFIX...]: one noise run into $RUNS_DIR/NAME unless it is there
+    [ -e "$RUNS_DIR/$1" ] && { echo "skip $RUNS_DIR/$1 (there)"; return 0; }
+    scripts/noise_run.sh "$@"
+}
+case $1 in
+reference)
+    export RUNS_DIR=results/gate/reference-runs
+    for k in 1 2 3 4; do FMBENCH_INIT_SEED_OFFSET=$k run "offset-$k" "weight seed shifted by $k (a reference repeat)"; done
+    [ -e results/reference/gate.json ] ||
+        .venv/bin/python -m fmbench calibrate reference "$RUNS_DIR"/offset-{1,2,3,4} --out results/reference/gate.json
+    ;;
+fresh)
+    [ -e results/reference/gate.json ] || { echo "no results/reference/gate.json: run '$0 reference' first" >&2; exit 2; }
+    export RUNS_DIR=results/gate/fresh
+    for k in $(seq 5 20); do FMBENCH_INIT_SEED_OFFSET=$k run "offset-$k" "weight seed shifted by $k"; done
+    TF_ENABLE_ONEDNN_OPTS=0 run onednn-off "oneDNN off (other CPU numerics), weight seed unshifted"
+    FMBENCH_INIT_SEED_OFFSET=21 TF_NUM_INTRAOP_THREADS=1 run threads-1 "one TensorFlow thread, weight seed shifted by 21"
+    FMBENCH_INIT_SEED_OFFSET=22 run one-core "one core of two (taskset -c 0), weight seed shifted by 22" taskset -c 0
+    FMBENCH_INIT_SEED_OFFSET=23 COMPETING_LOAD=2 run shared "both cores shared with two busy processes, weight seed shifted by 23"
+    ;;
+planted)
+    for patch in scripts/planted/*.patch; do
+        name=$(basename "$patch" .patch)
+        [ -e "results/gate/planted/$name" ] && { echo "skip $name (there)"; continue; }
+        scripts/planted_run.sh "$name"
+    done
+    ;;
+*) echo "usage: $0 reference|fresh|planted" >&2; exit 2 ;;
+esac
