@@ -4,24 +4,17 @@ compare."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pandas as pd
+import scripts_module
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("backend_equivalence", REPO / "scripts" / "backend_equivalence.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-backend_equivalence = _load_script()
+backend_equivalence = scripts_module.load("backend_equivalence")
 
 
 def _jax_copy(tmp_path: Path, shift_by_seed: dict[int, float], seconds_factor: float = 2.0) -> Path:

@@ -3,26 +3,19 @@ training; the real README and results are only read, every doctored file is a te
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import scripts_module
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 STANDARD = REPO / "results" / "standard"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("check_headline", REPO / "scripts" / "check_headline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-check_headline = _load_script()
+check_headline = scripts_module.load("check_headline")
 
 
 def _readme_copy(tmp_path: Path, old: str, new: str) -> Path:

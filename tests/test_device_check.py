@@ -8,7 +8,6 @@ packages.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import scripts_module
 
 REPO = Path(__file__).resolve().parents[1]
 DEVICE_CHECK = REPO / "scripts" / "device_check.sh"
@@ -158,10 +158,7 @@ def test_the_bundle_script_wants_the_four_data_files(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def prepare():
-    spec = importlib.util.spec_from_file_location("prepare_device_bundle", PREPARE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return scripts_module.load("prepare_device_bundle")
 
 
 def _item(name: str, version: str, *requires: str) -> dict:
