@@ -56,6 +56,11 @@ def pytest_addoption(parser):
         "--fmbench-data-dir", help="Fashion-MNIST IDX folder (default $FMBENCH_DATA_DIR, else the Keras loader)"
     )
     group.addoption(
+        "--fmbench-replay-table",
+        metavar="DIR",
+        help="a replay profile's table folder (`fmbench table build`), in place of the profile's own",
+    )
+    group.addoption(
         "--fmbench-out",
         help="results folder (default results/local/<profile>, ignored by git; name results/<profile> to "
         "update the committed results)",
@@ -69,13 +74,16 @@ def pytest_configure(config):
         profile = profiles.get_profile(config.getoption("fmbench_profile"))
         # Before any cell imports Keras
         config.fmbench_backend = backend.select(config.getoption("fmbench_backend"), profile.backend)
+        config.fmbench_trainer = profile.trainer
         specs = suite.selected_specs(
             config.getoption("fmbench_profile"),
             config.getoption("fmbench_tuners"),
             config.getoption("fmbench_seeds"),
             config.getoption("fmbench_init_seed_offset"),
+            config.getoption("fmbench_replay_table"),
         )
         config.fmbench_specs = suite.shard(specs, config.getoption("fmbench_shard"))
+        suite.check_replay_tables(config.fmbench_specs)
     except SpecError as exc:
         raise pytest.UsageError(f"fmbench: {exc}") from None
     machine.code_commit()  # the commit of the code this session loaded, before any later commit can change it
@@ -137,7 +145,7 @@ def pytest_collection_modifyitems(config, items):
     if not config.getoption("fmbench_resume") or not runs_file.exists():
         return
     try:
-        done = suite.finished_cells(config.fmbench_out, config.fmbench_backend)
+        done = suite.finished_cells(config.fmbench_out, config.fmbench_backend, config.fmbench_trainer)
     except results.ResultsError as exc:
         raise pytest.UsageError(f"--fmbench-resume: {exc}") from None
     for item in items:

@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
         "through Keras)",
     )
     run.add_argument(
+        "--replay-table",
+        metavar="DIR",
+        help="with a replay profile: the table folder to replay (`fmbench table build`), in place of the profile's",
+    )
+    run.add_argument(
         "--out",
         default="results/local/adhoc",
         help="folder for runs.csv and trials.csv (default results/local/adhoc, which git ignores)",
@@ -167,6 +172,8 @@ def _run(args: argparse.Namespace) -> int:
     spec = profile.spec(args.tuner, args.seed, budget)  # validates tuner, seed and budget before any import of TF
     if args.space is not None:
         spec = dataclasses.replace(spec, space=args.space)
+    if args.replay_table is not None:
+        spec = dataclasses.replace(spec, replay_table=args.replay_table)  # RunSpec refuses it for a real run
     distributed = args.workers is not None or args.role is not None or args.oracle_address is not None
     if distributed:
         from fmbench.search import distributed as dist
@@ -177,8 +184,9 @@ def _run(args: argparse.Namespace) -> int:
                 args.run_dir, args.oracle_address, data_dir=args.data_dir, expected=spec, timeout=args.stall_timeout
             )
 
-    from fmbench import data, machine, results, run_rows
+    from fmbench import data, machine, results, run_rows, suite
 
+    suite.check_replay_tables([spec])  # a table that cannot replay the run is refused before the data loads
     machine.code_commit()  # before the run: the commit of the code it loaded
     split = data.load(data.resolve_data_dir(args.data_dir), spec.sizes)  # bad data fails here, before TF loads
     from fmbench import protocol

@@ -65,10 +65,14 @@ class Step:
 
 def machine_of(runs: pd.DataFrame) -> pd.Series:
     """The machine key of each row: CPU model, cores, GPU (the host name changes with every VM) and Keras backend,
-    each backend its own line: a step between two backends would measure the backend, not the commit."""
+    each backend its own line, and replayed rows a line of their own: a step between two backends, or between a
+    replay and a real run, would measure that difference, not the commit."""
     cores = pd.to_numeric(runs["cpu_cores"], errors="coerce").fillna(0).astype(int).astype(str)
     backend = runs["keras_backend"].replace("", resultset.UNNAMED_BACKEND).astype(str)
-    return runs["cpu_model"].astype(str) + ", " + cores + " cores, " + runs["gpu_model"].astype(str) + ", " + backend
+    replayed = (runs["trainer"] == "replay").map({True: ", replayed", False: ""})
+    return (
+        runs["cpu_model"].astype(str) + ", " + cores + " cores, " + runs["gpu_model"].astype(str) + ", " + backend
+    ) + replayed
 
 
 def add(store: Path, directories) -> Commit:

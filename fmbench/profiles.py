@@ -71,6 +71,22 @@ PROFILES = {
             backend="jax",
         ),
         Profile(
+            name="replay",
+            description="standard's cells replayed from a table of its measured learning curves (`fmbench table "
+            "build`), in the table's seconds: the real tuners, no training, 200 seeds",
+            # The sizes, epochs and batch size the table was measured with (standard's, `fmbench table build`'s
+            # default): the replay refuses labels, epochs and batch sizes its table did not measure.
+            sizes=DataSizes(),
+            epochs=10,
+            batch_size=128,
+            seeds=tuple(range(1, 201)),  # a cell costs only the search's own work, so seeds are cheap
+            tuners=("random", "hyperband", "bayesian", "tpe"),
+            budgets=(Budget(max_trials=20), Budget(max_epochs=100), Budget(max_seconds=300)),
+            backend="jax",  # standard's, on which `fmbench table build` measures its curves by default
+            trainer="replay",
+            replay_table="results/replay-table",
+        ),
+        Profile(
             name="full",
             description="GPU: the whole dataset, Hyperband max_epochs=10 factor=3, 30 trials, 200 epochs or "
             "10 minutes, 5 seeds",

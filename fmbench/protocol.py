@@ -3,7 +3,9 @@ with the trainer -> test once.
 
 The same protocol for every tuner and the baseline (a searcher that proposes its one fixed configuration), so a
 difference between rows is the tuning. Which searcher and trainer a tuner has comes from its registry entry
-(fmbench.registry); any failure becomes a row with its error, never an exception.
+(fmbench.registry), unless the spec replays its Keras fits from a table (RunSpec.trainer "replay"); any failure
+becomes a row with its error, never an exception. Every second a row records is the trainer's clock's: wall time
+where models train here, the table's seconds where they are replayed.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import datetime
 import os
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 
@@ -32,7 +34,8 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, searcher: Searc
     """One run of the protocol. Any failure becomes a row with its error, never an exception.
 
     `searcher` replaces the registry's in-process one (fmbench.search.distributed's chief passes its own); the
-    retrain and the single test evaluation stay the same.
+    retrain and the single test evaluation stay the same. A replay table that cannot be read is bad input, not a
+    failed run: its SpecError is raised before anything runs.
     """
     backend.limit_gpu_memory()
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -41,7 +44,7 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, searcher: Searc
     outcome, final, error = SearchOutcome(best_hyperparameters={}, stopped_by="exhausted"), FinalFit(), ""
     # keras-tuner writes trial JSON every trial (and Hyperband a checkpoint): keep them in memory where we can.
     workdir = tempfile.mkdtemp(prefix=f"fmbench-{spec.cell}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    with telemetry.Sampler() as sampler:
+    with SAMPLERS[spec.trainer](trainer.clock) as sampler:
         try:
             keras.utils.set_random_seed(spec.weight_seed)
             outcome = searcher(spec, split, trainer, workdir, sampler, progress)
@@ -77,13 +80,14 @@ def run(spec: RunSpec, split: Split, progress: Progress = print, searcher: Searc
 def final_fit(spec: RunSpec, split: Split, trainer: Trainer, values: dict, score_validation: bool) -> FinalFit:
     """Same for a tuned model and the baseline: fresh weights from the run's seed, train on train, test once."""
     keras.utils.set_random_seed(spec.weight_seed)
-    started = time.monotonic()
+    clock = trainer.clock
+    started = clock()
     trained = trainer.train(values, split.x_train, split.y_train, epochs=spec.epochs, batch_size=spec.batch_size)
     # The baseline has no search; its validation accuracy (after the last epoch, scored as every trial is) is the
     # target tuners must reach.
     val_accuracy = trainer.score(trained, split.x_val, split.y_val)[0] if score_validation else None
-    retrain_seconds = time.monotonic() - started
-    started = time.monotonic()
+    retrain_seconds = clock() - started
+    started = clock()
     accuracy, loss = trainer.score(trained, split.x_test, split.y_test)
     return FinalFit(
         test_accuracy=float(accuracy),
@@ -91,7 +95,7 @@ def final_fit(spec: RunSpec, split: Split, trainer: Trainer, values: dict, score
         val_accuracy=val_accuracy,
         retrain_seconds=retrain_seconds,
         retrain_epochs=trained.epochs,
-        evaluate_seconds=time.monotonic() - started,
+        evaluate_seconds=clock() - started,
     )
 
 
@@ -128,10 +132,30 @@ def _sklearn_trainer(spec: RunSpec) -> Trainer:
     return sklearn.SklearnTrainer(spec)
 
 
-# The registry's names for searchers and trainers. Imported when used: Optuna and scikit-learn load only for their
-# own tuners.
+def _replay_trainer(spec: RunSpec) -> Trainer:
+    from fmbench.replay import table
+    from fmbench.replay.trainer import ReplayTrainer
+
+    table.check_replayable(Path(spec.replay_table), spec.epochs, spec.batch_size)
+    return ReplayTrainer.from_dir(Path(spec.replay_table), spec.weight_seed)
+
+
+# The registry's names for searchers and trainers, and "replay" (RunSpec.trainer). Imported when used: Optuna,
+# scikit-learn and the replay's surrogate load only for their own runs.
 SEARCHERS: dict[str, Callable[[], Searcher]] = {"keras_tuner": _keras_tuner, "optuna": _optuna, "sklearn": _sklearn}
-TRAINERS: dict[str, Callable[[RunSpec], Trainer]] = {"keras": KerasTrainer, "sklearn": _sklearn_trainer}
+TRAINERS: dict[str, Callable[[RunSpec], Trainer]] = {
+    "keras": KerasTrainer,
+    "sklearn": _sklearn_trainer,
+    "replay": _replay_trainer,
+}
+# A run's telemetry by RunSpec.trainer, on the trainer's clock: this machine's CPU and GPU where models train here;
+# no figures where a replay looks them up (its lookups are not the training whose table seconds the rows record).
+SAMPLERS: dict[str, Callable[[Callable[[], float]], telemetry.Sampler]] = {
+    "keras": lambda clock: telemetry.Sampler(clock=clock),
+    "replay": lambda clock: telemetry.Sampler(
+        clock=clock, host=telemetry.NullHostReader(), gpu=telemetry.NullGpuReader()
+    ),
+}
 
 
 def searcher_for(spec: RunSpec) -> Searcher:
@@ -141,7 +165,9 @@ def searcher_for(spec: RunSpec) -> Searcher:
 
 
 def trainer_for(spec: RunSpec) -> Trainer:
-    return TRAINERS[RUNNERS[spec.tuner].trainer](spec)
+    """The registry's trainer of the spec's tuner, or the replay's where the spec replays it (RunSpec allows that only
+    for tuners that train Keras models)."""
+    return TRAINERS[RUNNERS[spec.tuner].trainer if spec.trainer == "keras" else spec.trainer](spec)
 
 
 def _fields(record) -> dict:

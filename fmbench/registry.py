@@ -1,8 +1,9 @@
 """The one tuner registry: what fmbench knows about each tuner and fixed baseline model, in one table.
 
 Everything else derives from it: the names the CLI and profiles accept, which space a tuner searches, which
-rows record a model-based start, which tuners keras-tuner's chief/worker mode can serve, and which backend
-module of `fmbench.search` runs a search. Adding a tuner is one entry here plus its backend.
+rows record a model-based start, which tuners keras-tuner's chief/worker mode can serve, which a replay table can
+stand in for, and which backend module of `fmbench.search` runs a search. Adding a tuner is one entry here plus its
+backend.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ TUNER_NAMES = tuple(name for name, runner in RUNNERS.items() if not runner.fixed
 BASELINES = tuple(name for name, runner in RUNNERS.items() if runner.fixed)
 DEFAULT_TUNERS = tuple(name for name, runner in RUNNERS.items() if runner.default)
 DISTRIBUTABLE = tuple(name for name, runner in RUNNERS.items() if runner.distributable)
+# What a replay table (fmbench.replay) can stand in for: the Keras models of the mlp space, the space it measured.
+REPLAYABLE = tuple(name for name, runner in RUNNERS.items() if runner.trainer == "keras" and "mlp" in runner.spaces)
 
 
 def names_for_space(space: str) -> tuple[str, ...]:

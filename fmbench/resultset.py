@@ -166,6 +166,14 @@ def _from_frames(runs: pd.DataFrame, trials: pd.DataFrame, sources) -> ResultSet
             f"{where}: rows of Keras on {' and on '.join(backends)} in one comparison; read each backend's rows "
             "on their own (one folder per backend)"
         )
+    runs["trainer"] = runs["trainer"].replace("", "keras")  # as the column reads where a table lacks it
+    trainers = sorted(set(runs["trainer"]))
+    if len(trainers) > 1:
+        # A replayed row's accuracy is a table's curve and its seconds the table's machine's: it measures the replay.
+        raise ResultsError(
+            f"{where}: replayed and real rows in one comparison (trainers {' and '.join(trainers)}); read each "
+            "trainer's rows on their own (one folder per trainer)"
+        )
     runs["budget"] = runs["budget"].astype(object).where(runs["budget"].notna(), "none").astype(str)
     runs["failed"] = failed_runs(runs)
     order = runs.assign(_row=range(len(runs))).sort_values(["started_at", "_row"], kind="stable")

@@ -58,6 +58,8 @@ def run_row(result: RunResult, machine: dict) -> dict:
         "search_seed": spec.search_seed if spec.tuner not in BASELINES else None,
         "init_seed_offset": spec.init_seed_offset,
         "model_trials": result.model_trials,
+        "trainer": spec.trainer,
+        "replay_table": spec.replay_table,
     }
     return {column: row.get(column) for column in RUN_COLUMNS}
 
@@ -89,6 +91,7 @@ def trial_rows(result: RunResult) -> list[dict]:
             "initial_epoch": trial.initial_epoch,
             "parent_trial_id": trial.parent_trial_id,
             "proposed_by": trial.proposed_by,
+            "trainer": spec.trainer,
         }
         rows.append({column: row.get(column) for column in TRIAL_COLUMNS})
     return rows

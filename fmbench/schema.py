@@ -67,6 +67,9 @@ RUN_SCHEMA = [
     Column("search_seed", integer=True, added=None),
     Column("model_trials", integer=True, added=None),
     Column("init_seed_offset", integer=True, added=0),
+    # "keras" or "replay" (spec.TRAINED_BY): a replayed row's seconds are its table's, measured where the table was.
+    Column("trainer", text=True, added="keras"),
+    Column("replay_table", text=True, added=""),
 ]
 TRIAL_SCHEMA = [
     Column("run_id", text=True, required="always"),
@@ -83,6 +86,7 @@ TRIAL_SCHEMA = [
     *_columns("bracket round initial_epoch", integer=True, added=None),
     Column("parent_trial_id", text=True, added=None),
     Column("proposed_by", text=True, added=""),
+    Column("trainer", text=True, added="keras"),
 ]
 # Views of the schema, for readers that need names.
 RUN_COLUMNS = [column.name for column in RUN_SCHEMA]

@@ -24,6 +24,11 @@ SPACES = ("mlp", "cnn")
 # Why a search ended. Every run row carries exactly one of these.
 STOPPED_BY = ("trials", "time", "epochs", "exhausted", "error")
 
+# How a run's models are trained: "keras" for real, by the tuner's own trainer (registry.Runner.trainer: Keras, or
+# scikit-learn's for its tuners); "replay" looks every Keras fit up in a table of measured learning curves
+# (fmbench.replay), in table seconds. Each is its own population: rows record it, and no comparison mixes two.
+TRAINED_BY = ("keras", "replay")
+
 # A trial's status: keras-tuner's COMPLETED / FAILED / INVALID, or CUT when a budget stopped its fit before
 # its planned epochs. A cut trial was scored at a lower fidelity than it asked for, so it is never the best.
 CUT = "CUT"
@@ -114,6 +119,8 @@ class RunSpec:
     # Shifts the weights' and data order's seed, never the search's: what a harmless change to the order of random
     # draws does. 0 (every real run) keeps `seed`; the gate's noise runs use 1, 2, ... (docs/gate.md).
     init_seed_offset: int = 0
+    trainer: str = "keras"  # one of TRAINED_BY
+    replay_table: str = ""  # the table folder a replayed run looks its fits up in (`fmbench table build`)
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -147,6 +154,30 @@ class RunSpec:
         if self.hyperband_factor < 2:
             raise SpecError(
                 f"hyperband_factor must be >= 2 (keras-tuner's Hyperband halves by it), got {self.hyperband_factor}"
+            )
+        self._check_trainer()
+
+    def _check_trainer(self) -> None:
+        """A replay answers only what its table measured: Keras MLPs, looked up in a named table folder."""
+        if self.trainer not in TRAINED_BY:
+            raise SpecError(f"unknown trainer {self.trainer!r}: choose one of {', '.join(TRAINED_BY)}")
+        if self.trainer != "replay":
+            if self.replay_table:
+                raise SpecError(f"a replay table ({self.replay_table}) is for replayed runs: use the replay profile")
+            return
+        if self.space != "mlp":
+            raise SpecError(
+                f"a replay table holds learning curves of the mlp space, not {self.space}: replay with --space mlp, "
+                "or train the cnn space for real (the cnn profile)"
+            )
+        if RUNNERS[self.tuner].trainer != "keras":
+            raise SpecError(
+                f"tuner {self.tuner!r} trains {RUNNERS[self.tuner].trainer} models, which a replay table does not "
+                f"hold: replay one of {', '.join(registry.REPLAYABLE)}"
+            )
+        if not self.replay_table:
+            raise SpecError(
+                "a replayed run needs its table folder (replay_table): build one with `fmbench table build`"
             )
 
     @property
@@ -199,6 +230,8 @@ class Profile:
     # The Keras backend its cells run on unless --backend or $KERAS_BACKEND says otherwise: the faster one at its
     # sizes on the machines at hand (fmbench.profiles says which and why).
     backend: str = "tensorflow"
+    trainer: str = "keras"  # RunSpec.trainer of every cell
+    replay_table: str = ""  # RunSpec.replay_table of every cell
 
     def __post_init__(self) -> None:
         # A "hyperband" row under a budget that ends inside the first bracket would be a 1-epoch random search.
@@ -230,6 +263,8 @@ class Profile:
             profile=self.name,
             hyperband_factor=self.hyperband_factor,
             space=self.space,
+            trainer=self.trainer,
+            replay_table=self.replay_table,
         )
 
     def expand(self, tuners: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None) -> list[RunSpec]:

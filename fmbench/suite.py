@@ -9,14 +9,20 @@ from pathlib import Path
 
 from fmbench import profiles, results, resultset
 from fmbench.registry import BASELINE, RUNNER_NAMES
+from fmbench.replay import table
 from fmbench.spec import RunSpec, SpecError
 
 
 def selected_specs(
-    profile_name: str, tuners: str | None, seeds: str | None, init_seed_offset: int = 0
+    profile_name: str,
+    tuners: str | None,
+    seeds: str | None,
+    init_seed_offset: int = 0,
+    replay_table: str | None = None,
 ) -> list[RunSpec]:
     """The cells of a profile, or of the comma lists of tuners and seeds given (the baseline always runs), with
-    the weights' seed shifted by init_seed_offset (the gate's noise runs; 0 everywhere else)."""
+    the weights' seed shifted by init_seed_offset (the gate's noise runs; 0 everywhere else) and, for a replay
+    profile, another table folder than its own."""
     profile = profiles.get_profile(profile_name)
     chosen_tuners = profile.tuners if tuners is None else tuple(_split_list(tuners))
     for tuner in chosen_tuners:
@@ -32,7 +38,16 @@ def selected_specs(
         except ValueError:
             raise SpecError(f"--fmbench-seeds must be a comma list of integers >= 1, got {seeds!r}") from None
     specs = profile.expand(chosen_tuners, chosen_seeds)  # RunSpec validates each seed
-    return [dataclasses.replace(spec, init_seed_offset=init_seed_offset) for spec in specs]
+    table_folder = {} if replay_table is None else {"replay_table": replay_table}  # RunSpec refuses it unreplayed
+    return [dataclasses.replace(spec, init_seed_offset=init_seed_offset, **table_folder) for spec in specs]
+
+
+def check_replay_tables(specs: list[RunSpec]) -> None:
+    """Each replay table the cells name can replay them: a missing or malformed one is a one-line SpecError before the
+    first cell, not an error row in every cell."""
+    asked = {(spec.replay_table, spec.epochs, spec.batch_size) for spec in specs if spec.replay_table}
+    for folder, epochs, batch_size in sorted(asked):
+        table.check_replayable(Path(folder), epochs, batch_size)
 
 
 def shard(specs: list[RunSpec], text: str | None) -> list[RunSpec]:
@@ -47,12 +62,12 @@ def shard(specs: list[RunSpec], text: str | None) -> list[RunSpec]:
     return specs[int(k) - 1 :: int(n)]
 
 
-def finished_cells(directory: Path, keras_backend: str) -> set[str]:
+def finished_cells(directory: Path, keras_backend: str, trainer: str = "keras") -> set[str]:
     """Cells of a results folder whose current row (the results model's rule: the latest by started_at) has a test
     accuracy and no error; none in a folder without runs.csv. A cell whose current row failed (out of memory, a
-    killed worker) runs again. A malformed folder, or one whose rows ran on another Keras backend than this session
-    (resuming would mix two backends in one table), is a one-line ResultsError: resuming over rows it cannot read
-    would skip or rerun cells by guesswork."""
+    killed worker) runs again. A malformed folder, or one whose rows ran on another Keras backend or trainer than this
+    session (resuming would mix two populations in one table), is a one-line ResultsError: resuming over rows it
+    cannot read would skip or rerun cells by guesswork."""
     if not (Path(directory) / results.RUNS_FILE).exists():
         return set()
     loaded = resultset.load(directory)
@@ -61,6 +76,12 @@ def finished_cells(directory: Path, keras_backend: str) -> set[str]:
         raise results.ResultsError(
             f"{directory} holds rows of Keras on {ran_on} and this session runs {keras_backend}: resume with "
             f"--fmbench-backend {ran_on}, or write to another --fmbench-out"
+        )
+    trained_by = loaded.runs["trainer"].iloc[0]  # one trainer per folder: load refuses more
+    if trained_by != trainer:
+        raise results.ResultsError(
+            f"{directory} holds rows trained by {trained_by} and this session's by {trainer}: resume with a "
+            f"{trained_by} profile, or write to another --fmbench-out"
         )
     return set(loaded.ok["cell"])
 

@@ -25,7 +25,7 @@ class Reading:
     time: float  # time.monotonic()
     cpu_util: float | None  # this process and its reaped children, percent of one core
     system_cpu_util: float | None  # whole machine, percent of all cores
-    rss_mb: float
+    rss_mb: float | None  # None from NullHostReader
     # The busiest visible GPU, not the mean: TF trains on one GPU unless told otherwise,
     # and a mean over two visible GPUs would show a saturated one as 50%.
     gpu_util: float | None = None
@@ -170,6 +170,14 @@ class HostReader:
         )
 
 
+class NullHostReader:
+    """Stand-in where this machine's use is not the run's (a replay's fits ran where its table was measured): no
+    figures, so no row claims a utilisation nobody measured."""
+
+    def read(self, now: float) -> tuple[None, None, None]:
+        return None, None, None
+
+
 def _stat(values: Sequence[float], fn: Callable[[Sequence[float]], Any]) -> float | None:
     return round(float(fn(values)), 1) if values else None
 
@@ -181,7 +189,7 @@ def summarize(readings: Sequence[Reading]) -> TelemetrySummary:
         samples=len(readings),
         cpu_util_mean=_stat([r.cpu_util for r in readings if r.cpu_util is not None], np.mean),
         system_cpu_util_mean=_stat([r.system_cpu_util for r in readings if r.system_cpu_util is not None], np.mean),
-        rss_peak_mb=_stat([r.rss_mb for r in readings], max),
+        rss_peak_mb=_stat([r.rss_mb for r in readings if r.rss_mb is not None], max),
         gpu_util_mean=_stat(gpu, np.mean),
         gpu_util_p95=_stat(gpu, lambda v: np.percentile(v, 95)),
         gpu_util_max=_stat(gpu, max),
@@ -201,7 +209,7 @@ class Sampler:
         interval: float = 0.5,
         *,
         gpu: GpuReader | None = None,
-        host: HostReader | None = None,
+        host: HostReader | NullHostReader | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not interval > 0:

@@ -8,6 +8,7 @@ minus 0.01. An epoch's seconds grow with the weight count; each fit's build, tra
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,10 @@ def make(
     quality=learnable,
     shared_noise: bool = True,
     seed: int = 0,
+    labels: dict = LABELS,
 ) -> table.Table:
+    """A table of `n_configs` configurations and `epochs` epochs, said to be measured on `labels` (the three sets'
+    label arrays: a replay scores only on labels its table names)."""
     rng = np.random.default_rng(seed)
     rows = []
     for config_id, values in enumerate(configs.draw(n_configs)):
@@ -57,12 +61,20 @@ def make(
     settings = table.Settings(
         epochs=epochs,
         batch_size=128,
-        train_images=len(LABELS["train"]),
-        val_images=len(LABELS["val"]),
-        test_images=len(LABELS["test"]),
+        train_images=len(labels["train"]),
+        val_images=len(labels["val"]),
+        test_images=len(labels["test"]),
         backend="jax",
         machine="test machine",
-        labels={name: table.label_fingerprint(y) for name, y in LABELS.items()},
+        labels={name: table.label_fingerprint(y) for name, y in labels.items()},
         sobol_seed=configs.SOBOL_SEED,
     )
     return table.Table(settings, (), pd.DataFrame(rows, columns=table.columns(epochs)))
+
+
+def save(directory: Path, measured: table.Table) -> Path:
+    """Write a table into `directory` as `fmbench table build` does (header.json, table.csv.gz), for code that reads
+    a folder."""
+    table.create_or_check(directory, measured.settings)
+    table.append_rows(directory, measured.rows.to_dict("records"))
+    return directory

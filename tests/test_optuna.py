@@ -7,7 +7,6 @@ tiny subset, one real trial under the pruner, and both tuners through `fmbench r
 
 from __future__ import annotations
 
-import functools
 import math
 import types
 from pathlib import Path
@@ -92,7 +91,7 @@ def fake_models(monkeypatch: pytest.MonkeyPatch):
     advances the search's clock by batch_seconds; returns the values built."""
     built: list[dict] = []
     fake_time = FakeTime()
-    monkeypatch.setattr(optuna_search, "SearchClock", functools.partial(optuna_search.SearchClock, clock=fake_time))
+    monkeypatch.setattr(KerasTrainer, "clock", fake_time)  # the search spends its budget on its trainer's clock
     # The score after the last epoch is the curve's value there (accuracy, loss).
     monkeypatch.setattr(
         scoring, "score", lambda model, x, y: (model.curve(model.values, model.epochs_trained - 1), 0.0)
@@ -331,7 +330,7 @@ def test_both_optuna_tuners_through_the_cli(tmp_path: Path, subset_dir: Path) ->
 
 def test_no_trial_starts_when_tpe_proposed_past_the_budget(fake_models, monkeypatch) -> None:
     fake_models()
-    clock = optuna_search.SearchClock.keywords["clock"]
+    clock = KerasTrainer.clock
     propose = optuna_search.suggest
 
     def slow_third_proposal(trial):

@@ -8,8 +8,9 @@ built before the trace) and its one-pass scoring.
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,9 +28,12 @@ class Trained:
 
 
 class Trainer(Protocol):
-    """Trains configurations of one search space and scores the result; `baseline` is the space's fixed model."""
+    """Trains configurations of one search space and scores the result; `baseline` is the space's fixed model, and
+    `clock` the time its fits take (time.monotonic where they run here; a replay's table seconds), which searchers
+    spend budgets in and the protocol times runs by."""
 
     baseline: dict
+    clock: Callable[[], float]
 
     def reset(self) -> None:
         """Forget every earlier model (a fresh Keras session): searchers call it before each trial, the protocol
@@ -69,6 +73,8 @@ class ResumableTrainer(Trainer, Protocol):
 
 class KerasTrainer:
     """Keras models of the spec's space (fmbench.models.mlp or cnn), on the Keras backend this process runs."""
+
+    clock = time.monotonic
 
     def __init__(self, spec: RunSpec):
         self._spec = spec

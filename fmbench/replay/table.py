@@ -178,14 +178,34 @@ def load(directory: Path) -> Table:
 
 
 def read_settings(directory: Path) -> Settings:
-    fields = _read_header(Path(directory))["settings"]
-    version = fields.get("format_version")
+    path = Path(directory) / HEADER_FILE
+    try:
+        fields = _read_header(Path(directory))["settings"]
+        version = fields.get("format_version")
+    except (KeyError, TypeError, AttributeError):
+        raise TableError(f"{path}: no table settings in it; rebuild the table with `fmbench table build`") from None
     if version != FORMAT_VERSION:
         raise TableError(
-            f"{Path(directory) / HEADER_FILE}: table format {version!r}, this fmbench reads {FORMAT_VERSION}; "
-            "rebuild it with this version, or read it with the fmbench that wrote it"
+            f"{path}: table format {version!r}, this fmbench reads {FORMAT_VERSION}; rebuild it with this version "
+            "(`fmbench table build`), or read it with the fmbench that wrote it"
         )
-    return Settings(**fields)
+    try:
+        return Settings(**fields)
+    except TypeError as exc:
+        raise TableError(f"{path}: malformed settings ({exc}); rebuild the table with `fmbench table build`") from None
+
+
+def check_replayable(directory: Path, epochs: int, batch_size: int) -> Settings:
+    """The settings of the table in `directory`, checked against a run that replays fits of `epochs` epochs in batches
+    of `batch_size`: a one-line TableError before the run starts, not a failed trial in every cell."""
+    settings = read_settings(directory)
+    if epochs > settings.epochs or batch_size != settings.batch_size:
+        raise TableError(
+            f"{directory}: the table measured {settings.epochs} epochs in batches of {settings.batch_size}, so it "
+            f"cannot replay {epochs} epochs in batches of {batch_size}; build one for the run's profile with "
+            "`fmbench table build DIR --profile PROFILE`"
+        )
+    return settings
 
 
 def _read_header(directory: Path) -> dict:
@@ -197,7 +217,9 @@ def _read_header(directory: Path) -> dict:
             f"{path}: missing, so {directory} is not a table; build one with `fmbench table build`"
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TableError(f"{path}: not valid JSON ({exc}); restore it from the build's output or rebuild") from None
+        raise TableError(
+            f"{path}: not valid JSON ({exc}); restore it from the build's output or rebuild with `fmbench table build`"
+        ) from None
 
 
 def _members(raw: bytes) -> tuple[list[bytes], int]:

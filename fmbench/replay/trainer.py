@@ -10,30 +10,17 @@ callback may stop a fit mid-epoch, and Optuna's pruner reads `val_accuracy` from
 (`ReplayClock`) advances by the table's seconds (model build, each epoch, the first epoch's trace, the first
 scoring) instead of the time the lookups take.
 
-Design note: what remains to plug it in (each step edits a shared module, so none is done here):
-1. spec.py: a `trainer` field on RunSpec and Profile ("keras" or "replay") and a `replay_table` folder; RunSpec
-   refuses replay for the cnn space and for tuners whose Runner.trainer is not "keras" (scikit-learn's).
-2. profiles.py: a `replay` profile with standard's epochs, batch size and budgets, trainer="replay",
-   replay_table="results/replay-table" and sizes=DataSizes() (the trainer refuses labels the table was not
-   measured on, so its sizes must be the table's).
-3. protocol.py: TRAINERS["replay"] = lambda spec: ReplayTrainer.from_dir(spec.replay_table, spec.weight_seed);
-   trainer_for picks it when spec.trainer == "replay"; `telemetry.Sampler(clock=trainer.clock, host=<a null host
-   reader>)`, so trial seconds are the replay's and no CPU figure pretends to be measured; final_fit times the
-   retrain with trainer.clock too.
-4. The trainer Protocol gains `clock` (KerasTrainer and SklearnTrainer: time.monotonic), and search/keras_tuner.py
-   and search/optuna.py build `SearchClock(spec.budget, clock=trainer.clock)`: the one hook a time budget needs.
-5. schema.py / run_rows.py: run and trial rows record `trainer` (keras | replay) and the table (its folder and its
-   header's `machine`, whose seconds the replay spent); resultset, report and gate treat the trainer as a population
-   key like keras_backend: no comparison, reference or gate mixes replayed and real rows. A replayed row's losses
-   are empty (`score` returns NaN: a table holds no loss). The distributed chief refuses replay (its workers have
-   no table).
-6. tests/test_layers.py already places fmbench.replay below fmbench.search; a test that a replayed `random` run of
-   the `replay` profile finishes in seconds with a time budget spent in table seconds.
+Where it plugs in: a RunSpec with trainer "replay" (the `replay` profile) names a table folder; protocol.TRAINERS
+builds this trainer for it, and the run's searchers, telemetry and final fit all keep time by its clock, so trial,
+search and retrain seconds and time budgets are the table's. Rows record the trainer and the table (fmbench.schema),
+and the results model never mixes replayed rows with real ones. A replayed row's losses are empty (`score` returns
+NaN: a table holds no loss); the distributed chief refuses replay (its workers have no table).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import time
@@ -124,8 +111,8 @@ class ReplayTrainer:
 
     @classmethod
     def from_dir(cls, directory: Path, weight_seed: int, clock: ReplayClock | None = None) -> ReplayTrainer:
-        table = tables.load(directory)
-        return cls(table, Surrogate.fit(table), weight_seed, clock)
+        table, surrogate = fitted(Path(directory))
+        return cls(table, surrogate, weight_seed, clock)
 
     def reset(self) -> None:
         """Nothing to forget: a record holds all a fit's state."""
@@ -148,6 +135,10 @@ class ReplayTrainer:
             self._split_of(y, expected="train")
             if epochs > self._table.settings.epochs:
                 raise ReplayError(f"the table measured {self._table.settings.epochs} epochs; cannot replay {epochs}")
+            if batch_size != self._table.settings.batch_size:  # its seconds and curves are of that batch size
+                raise ReplayError(
+                    f"the table measured batches of {self._table.settings.batch_size}; cannot replay {batch_size}"
+                )
             if resume_from is None:
                 record = CurveRecord(MLP.active(values), 0, int(self._seeds.spawn(1)[0].generate_state(1)[0]))
             else:
@@ -260,6 +251,38 @@ class ReplayTrainer:
         # The same generator at every epoch: one draw of the seed's noise for its whole curve (surrogate.sample).
         val, test = self._surrogate.sample(record.values, record.epochs_done, np.random.default_rng(record.seed))
         return val if which == "val" else test
+
+
+def fitted(directory: Path) -> tuple[tables.Table, Surrogate]:
+    """The table in `directory` and its surrogate, fitted once per process and state of the folder's files: every
+    cell of a profile replays one table, and its surrogate takes about a second to fit. A folder that is no usable
+    table is a one-line TableError."""
+    directory = directory.resolve()
+    return _fitted(directory, tuple(_stamp(directory / name) for name in (tables.HEADER_FILE, tables.TABLE_FILE)))
+
+
+@functools.lru_cache(maxsize=2)
+def _fitted(directory: Path, stamps: tuple) -> tuple[tables.Table, Surrogate]:
+    try:
+        table = tables.load(directory)
+        return table, Surrogate.fit(table)
+    except tables.TableError:
+        raise
+    except (ValueError, KeyError) as exc:  # no rows, a cell that is no number, a column missing
+        why = " ".join(str(exc).split())[:200]
+        raise tables.TableError(
+            f"{directory}: no usable measured fits ({type(exc).__name__}: {why}); rebuild the table with "
+            "`fmbench table build`"
+        ) from None
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """A file's size and modification time: a table rebuilt or extended in place is read and fitted anew."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _each(callbacks: Sequence, hook: str, *args) -> None:

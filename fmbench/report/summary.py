@@ -23,8 +23,9 @@ def run_summary(result: RunResult) -> str:
         else f"{t.gpu_util_mean:.0f}% mean, {t.gpu_util_max:.0f}% max, {t.gpu_mem_peak_mb:.0f} MB peak"
     )
     cpu = "n/a" if t.cpu_util_mean is None else f"{t.cpu_util_mean:.0f}% of one core"
+    replayed = f", replayed from {spec.replay_table}" if spec.replay_table else ""
     rows = [
-        ("run", f"{spec.cell} (profile {spec.profile}, {spec.epochs} epochs, batch {spec.batch_size})"),
+        ("run", f"{spec.cell} (profile {spec.profile}, {spec.epochs} epochs, batch {spec.batch_size}{replayed})"),
         ("test accuracy", _fmt(result.test_accuracy)),
         ("test loss", _fmt(result.test_loss)),
         ("best validation accuracy", _fmt(result.best_val_accuracy)),
@@ -44,7 +45,7 @@ def run_summary(result: RunResult) -> str:
             ),
         ),
         (
-            "wall seconds",
+            "table seconds" if spec.replay_table else "wall seconds",  # a replay's clock runs in its table's seconds
             f"{result.wall_seconds:.1f} = search {result.search_seconds:.1f} + retrain "
             f"{result.retrain_seconds:.1f} + evaluate {result.evaluate_seconds:.1f}",
         ),
@@ -75,6 +76,7 @@ EXTRA_INFO_COLUMNS = [
     "retrain_seconds",
     "evaluate_seconds",
     "error",
+    "trainer",  # a replayed cell's seconds are its table's
     *TELEMETRY_COLUMNS,
 ]
 

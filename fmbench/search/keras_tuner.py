@@ -137,7 +137,7 @@ def search(
 ) -> SearchOutcome:
     """search.base.Searcher for keras-tuner's tuners: trials until the budget is spent, then their outcome."""
     tuner_class, oracle = make(spec)
-    clock = SearchClock(spec.budget)
+    clock = SearchClock(spec.budget, clock=trainer.clock)  # a replay's budget is spent in its table's seconds
     oracle.clock = clock
     # A fresh directory with overwrite=True: a reused project silently reloads a finished search.
     space = models.space_of(spec)

@@ -74,7 +74,7 @@ def search(
     """search.base.Searcher for Optuna's tuners: trials until the budget is spent, then their outcome."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines, not Optuna's
     study = make_study(spec)
-    clock = SearchClock(spec.budget)
+    clock = SearchClock(spec.budget, clock=trainer.clock)  # a replay's budget is spent in its table's seconds
     records: list[TrialRecord] = []
     error, failures_in_a_row = "", 0
     progress(

@@ -14,6 +14,7 @@ record 0 epochs.
 from __future__ import annotations
 
 import functools
+import time
 import warnings
 
 import keras_tuner as kt
@@ -117,6 +118,7 @@ class SklearnTrainer:
     scored by accuracy and log loss; `sklearn-baseline`'s fixed model is scikit-learn's default LogisticRegression."""
 
     baseline = BASELINE_VALUES
+    clock = time.monotonic
 
     def __init__(self, spec: RunSpec):
         self._seed = spec.weight_seed

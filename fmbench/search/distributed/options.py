@@ -30,10 +30,21 @@ def distributable_spaces() -> tuple[str, ...]:
     return tuple(dict.fromkeys(space for name in DISTRIBUTABLE for space in RUNNERS[name].spaces))
 
 
+def check_trainer(spec: RunSpec) -> None:
+    """Workers train their trials with Keras in processes of their own, which have no replay table: a replayed run
+    searches in one process (in seconds), so the chief refuses it with a one-line SpecError."""
+    if spec.trainer != "keras":
+        raise SpecError(
+            f"--workers/--role train Keras models in worker processes, which replay no table: run {spec.cell} "
+            f"({spec.trainer}) in one process, without them"
+        )
+
+
 def check_options(args: argparse.Namespace, spec: RunSpec) -> None:
     """The CLI's distributed options against the run they serve; raises SpecError with one line."""
     if spec.tuner in BASELINES:
         raise SpecError(f"--workers/--role need a tuner ({', '.join(DISTRIBUTABLE)}): the {spec.tuner} has no search")
+    check_trainer(spec)
     # RunSpec has already checked that the tuner searches spec.space; the registry says which tuners distribute.
     if spec.tuner not in DISTRIBUTABLE:
         raise SpecError(

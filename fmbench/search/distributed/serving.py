@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from fmbench import placement
 from fmbench.heartbeat import HEARTBEAT_TIMEOUT, Heartbeats
 from fmbench.search.distributed import rundir
-from fmbench.search.distributed.options import DEFAULT_STALL_TIMEOUT, PortBusyError, parse_address
+from fmbench.search.distributed.options import DEFAULT_STALL_TIMEOUT, PortBusyError, check_trainer, parse_address
 from fmbench.spec import RunSpec, SearchOutcome, TrialRecord
 
 if TYPE_CHECKING:  # the package loads no Keras on import: `python -m` picks the backend first (__main__)
@@ -136,6 +136,7 @@ class Chief:
         from fmbench.search.base import summarize_search, trial_line
         from fmbench.search.distributed import patches
 
+        check_trainer(spec)  # before any worker starts to train for real what the spec replays
         self.folder = folder = Path(self.run_dir or workdir)  # local runs use protocol.run's fresh workdir
         folder.mkdir(parents=True, exist_ok=True)
         rundir.clear(folder)
