@@ -23,6 +23,7 @@ from fmbench import backend, cli, data, history, profiles, protocol, resultset, 
 from fmbench.models import mlp
 from fmbench.replay import table as tables
 from fmbench.replay.surrogate import Surrogate
+from fmbench.report import document
 from fmbench.results import ResultsError
 from fmbench.search.distributed import options, serving
 from fmbench.spec import Budget, RunResult, RunSpec, SpecError
@@ -158,6 +159,14 @@ def test_rows_say_they_were_replayed_and_from_which_table(replayed, table_dir, t
     assert loaded.runs[["trainer", "replay_table"]].values.tolist() == [["replay", str(table_dir)]]
     assert set(loaded.trials["trainer"]) == {"replay"} and len(loaded.trials) == len(result.trials)
     assert loaded.runs["test_loss"].isna().all() and loaded.runs["cpu_util_mean"].isna().all()
+
+
+def test_a_replayed_report_says_its_seconds_and_accuracies_are_the_tables(replayed, table_dir, tmp_path) -> None:
+    for tuner, budget in (("baseline", Budget()), ("random", EPOCHS100)):
+        run_rows.save_run(tmp_path, replayed(tuner, budget)[0])
+    text = document.write_report([tmp_path]).read_text()
+    assert f"- Replayed from the learning-curve table {table_dir}: accuracies and seconds are the table's" in text
+    assert "table s: search / retrain / evaluate" in text and "wall s: search" not in text
 
 
 def test_committed_rows_without_a_trainer_column_load_as_real_keras_rows() -> None:

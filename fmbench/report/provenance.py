@@ -24,9 +24,20 @@ def header(runs: pd.DataFrame, trials: pd.DataFrame, generated_at: str) -> list[
         f"- Seeds: {', '.join(str(int(s)) for s in sorted(set(runs['seed'])))}",
         f"- Machine: {'; '.join(sorted({_machine(r) for r in runs.itertuples()}))}",
         f"- Keras backend: {_values(runs, 'keras_backend')}",
+        *_replayed(runs),
         f"- Libraries: {'; '.join(sorted({_libraries(r) for r in runs.itertuples()}))}",
         f"- Commit(s): {_commits(runs)}",
         *_unreproducible(runs),
+    ]
+
+
+def _replayed(runs: pd.DataFrame) -> list[str]:
+    """For replayed rows, where their accuracies and seconds come from: the machine above only looked them up."""
+    if set(runs["trainer"]) != {"replay"}:
+        return []
+    return [
+        f"- Replayed from the learning-curve table {_values(runs, 'replay_table')}: accuracies and seconds are the "
+        "table's (its header names the machine that measured them); no model was trained for these rows"
     ]
 
 
