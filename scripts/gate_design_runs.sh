@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The gate profile's design runs (docs/gate.md, "The design for power"), in order, resumable: a step whose folder
-# exists is skipped, so rerunning the script continues where an interruption left it. One CPU-heavy step at a time.
+# The gate profile's design runs (docs/gate.md, "The design for power"), in order, resumable: a run that finished
+# is skipped and one an interruption cut is done again, so rerunning the script continues where it stopped. One
+# CPU-heavy step at a time.
 #   FMBENCH_DATA_DIR=DIR scripts/gate_design_runs.sh reference | fresh | planted
 # reference: 4 runs of the gate's cells with the weight seed shifted by 1 to 4 (results/gate/reference-runs), then
 #            results/reference/gate.json, their mean with the noise between them. Commit it before `fresh`: frozen.
@@ -10,8 +11,11 @@
 set -uo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 reference|fresh|planted" >&2; exit 2; }
 export GATE_PROFILE=gate
-run() {  # run NAME "what was varied" [PREFIX...]: one noise run into $RUNS_DIR/NAME unless it is there
-    [ -e "$RUNS_DIR/$1" ] && { echo "skip $RUNS_DIR/$1 (there)"; return 0; }
+run() {  # run NAME "what was varied" [PREFIX...]: one noise run into $RUNS_DIR/NAME unless it finished there
+    local out=$RUNS_DIR/$1
+    # noise_run.sh logs "exit N after S s" last: a folder without it is a run an interruption cut, done again whole.
+    if grep -q '^exit [0-9]* after' "$out/session.log" 2>/dev/null; then echo "skip $out (finished)"; return 0; fi
+    [ ! -e "$out" ] || { echo "redo $out (cut before it finished)"; rm -rf "$out"; }
     scripts/noise_run.sh "$@"
 }
 case $1 in
