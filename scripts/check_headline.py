@@ -2,14 +2,15 @@
 
     python scripts/check_headline.py [RESULTS_DIR] [--readme FILE]
 
-RESULTS_DIR (default results/standard) is read through fmbench's validating results loader, and its figures come
-from the report's own code: the accuracy rows of `fmbench report` (fmbench/report/comparisons.py: means, paired
-differences, Holm's correction) and its table of epochs and seconds to the baseline's validation accuracy. The
-first table of the README (default README.md) is rebuilt column by column from them, in the README's units
-(Δ and its interval in points, p (Holm) to two significant digits, medians to whole epochs and seconds), and
-compared cell by cell. Exit 0 when they match; 1 with a unified diff (README's table against the recomputed one)
-when they differ; 2 with one line on bad arguments, unreadable results, or a README table with a column this
-script cannot recompute. Only the table is checked, not the figures quoted in the prose around it.
+RESULTS_DIR (default results/standard-fresh, the headline's run) is read through fmbench's validating results
+loader, and its figures come from the report's own code: the accuracy rows of `fmbench report`
+(fmbench/report/comparisons.py: means, paired differences, Holm's correction) and its table of epochs and seconds to
+the baseline's validation accuracy. The first table of the README (default README.md) is rebuilt column by column
+from them, in the README's units (Δ and its interval in points, p (Holm) to two significant digits, medians to whole
+epochs and seconds), and compared cell by cell. Exit 0 when they match; 1 with a unified diff (README's table
+against the recomputed one) when they differ; 2 with one line on bad arguments, unreadable results, or a README
+table with a column this script cannot recompute. Only the table is checked, not the figures quoted in the prose
+around it.
 """
 
 from __future__ import annotations
@@ -200,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         "results_dir",
         nargs="?",
         type=Path,
-        default=REPO / "results" / "standard",
+        default=REPO / "results" / "standard-fresh",
         metavar="RESULTS_DIR",
-        help="the results folder the headline comes from (default: results/standard)",
+        help="the results folder the headline comes from (default: results/standard-fresh)",
     )
     parser.add_argument(
         "--readme", type=Path, default=REPO / "README.md", metavar="FILE", help="default: the checkout's README.md"
