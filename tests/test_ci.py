@@ -86,7 +86,7 @@ def _gate_selections(*make_args: str) -> tuple[str, str, str]:
 def test_the_gate_runs_every_smoke_cell_but_optunas_time_limited_ones():
     makefile = (REPO / "Makefile").read_text()
     assert '$(GATE_RUN) "$(GATE_OUT)" -k "$(GATE_CELLS)"' in makefile, "the workflow's shards run the same cells"
-    profile, untimed_k, timed_k = _gate_selections()
+    profile, untimed_k, timed_k = _gate_selections("GATE_PROFILE=smoke")
     assert profile == "smoke"
     every = _collected()
     untimed, timed = _collected("-k", untimed_k), _collected("-k", timed_k)
@@ -96,8 +96,8 @@ def test_the_gate_runs_every_smoke_cell_but_optunas_time_limited_ones():
     assert any("[tpe-hyperband-epochs12" in c for c in untimed) and any("[bayesian-time20s" in c for c in timed)
 
 
-def test_the_gate_profile_runs_every_cell_in_its_untimed_half():
-    profile, untimed_k, timed_k = _gate_selections("GATE_PROFILE=gate")
+def test_make_gate_runs_the_gate_profile_every_cell_in_its_untimed_half():
+    profile, untimed_k, timed_k = _gate_selections()
     assert profile == "gate"
     every = _collected("--fmbench-profile", "gate")
     assert _collected("--fmbench-profile", "gate", "-k", untimed_k) == every and len(every) == 6 * 16
