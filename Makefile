@@ -75,6 +75,8 @@ GATE_CHECK = $(PY) -m fmbench check --reference $(GATE_REFERENCE) $(if $(GATE_NO
 # GATE_HISTORY=results/history/smoke-gate); a run the history refuses (a commit it already holds) still passes or
 # fails on its check alone.
 GATE_HISTORY ?= results/local/history/$(GATE_PROFILE)-gate
+# The history judges its steps with the gate's floors where the reference measured them (its repeats' noise_sd).
+GATE_HISTORY_NOISE = $(if $(shell grep -qs '"noise_sd"' $(GATE_REFERENCE) && echo yes),--noise-from $(GATE_REFERENCE))
 
 # On one machine, `make gate` runs the cells without a time limit two at a time: their accuracy does not depend
 # on the machine's speed, and these small models leave a core idle (pytest-benchmark times nothing under xdist, so
@@ -86,7 +88,7 @@ gate: setup
 	$(GATE_PYTEST) -n 2 -k "($(GATE_CELLS)) and not time" --fmbench-out "$$out"; untimed=$$?; \
 	$(GATE_RUN) "$$out" -k "($(GATE_CELLS)) and time" --fmbench-resume; timed=$$?; [ $$timed -ne 5 ] || timed=0; \
 	$(GATE_CHECK) "$$out"; checked=$$?; \
-	$(PY) -m fmbench history $(GATE_HISTORY) --add "$$out" || echo "gate: this run was not added to $(GATE_HISTORY)"; \
+	$(PY) -m fmbench history $(GATE_HISTORY) $(GATE_HISTORY_NOISE) --add "$$out" || echo "gate: this run was not added to $(GATE_HISTORY)"; \
 	exit $$((checked || untimed || timed))
 
 gate-run: setup

@@ -73,11 +73,16 @@ def _collected(*args: str) -> set[str]:
     return {line for line in proc.stdout.splitlines() if "::" in line}
 
 
-def _gate_selections(*make_args: str) -> tuple[str, str, str]:
-    """What `make gate` runs, read from make's dry run: the profile, and the -k expressions of its two halves."""
-    dry = subprocess.run(
+def _make_gate_dry_run(*make_args: str) -> str:
+    """The commands `make gate` would run, from make's dry run."""
+    return subprocess.run(
         ["make", "-n", "gate", "GATE_OUT=/tmp/x", *make_args], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
+
+
+def _gate_selections(*make_args: str) -> tuple[str, str, str]:
+    """What `make gate` runs: the profile, and the -k expressions of its two halves."""
+    dry = _make_gate_dry_run(*make_args)
     profile = re.search(r"--fmbench-profile (\S+)", dry).group(1)
     untimed, timed = re.findall(r'-k "([^"]+)"', dry)
     return profile, untimed, timed
@@ -102,6 +107,15 @@ def test_make_gate_runs_the_gate_profile_every_cell_in_its_untimed_half():
     every = _collected("--fmbench-profile", "gate")
     assert _collected("--fmbench-profile", "gate", "-k", untimed_k) == every and len(every) == 6 * 16
     assert "and time" in timed_k  # selects nothing here: `make gate` takes pytest's exit 5 for that half as no failure
+
+
+def test_the_gate_history_takes_the_floors_of_a_reference_with_repeats():
+    def history_command(*make_args: str) -> str:
+        return next(line for line in _make_gate_dry_run(*make_args).splitlines() if "fmbench history" in line)
+
+    # gate.json is the mean of repeats (its noise_sd); smoke.json is one run, which the history would refuse
+    assert "--noise-from results/reference/gate.json" in history_command()
+    assert "--noise-from" not in history_command("GATE_PROFILE=smoke")
 
 
 def test_nothing_in_ci_writes_into_committed_results():
