@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One planted regression through the gate (docs/gate.md): a realistic fault, scripts/planted/NAME.patch, applied to
-# this commit's unchanged code in a scratch worktree; the gate's cells run there (`make gate-run`, with this
-# checkout's .venv), then this checkout's check judges them against the reference (`make gate-check`). Into
+# this commit's unchanged code in a scratch worktree; the gate's cells run there as `make gate` runs them (`make
+# gate-cells`, with this checkout's .venv), then this checkout's check judges them against the reference (`make
+# gate-check`). Into
 # results/gate/planted/NAME: the tables, check.txt (the check's output), the patch and session.log.
 #   FMBENCH_DATA_DIR=DIR scripts/planted_run.sh NAME
 # A fault the gate passes is kept as it is: a planted drop of 2 points or more in a tuner that passes is a defect
@@ -25,8 +26,8 @@ cp "$patch" "$out/"
     # Run from the worktree, Python imports the patched fmbench (the working directory comes first on sys.path).
     (cd "$worktree" && "$repo/.venv/bin/python" -c 'import fmbench; print("fmbench from", fmbench.__file__)')
     start=$(date +%s)
-    make -C "$worktree" gate-run VENV="$repo/.venv" GATE_OUT="$out"
-    echo "gate-run exit $? after $(($(date +%s) - start)) s"
+    make -C "$worktree" gate-cells VENV="$repo/.venv" GATE_OUT="$out"
+    echo "gate-cells exit $? after $(($(date +%s) - start)) s"
 } 2>&1 | tee "$out/session.log"
 make --no-print-directory gate-check GATE_DIRS="$out" > "$out/check.txt" 2>&1
 status=$?

@@ -49,11 +49,15 @@ def test_ci_script_and_workflow_call_the_same_gate():
     assert len(workflow["jobs"]["gate-shard"]["strategy"]["matrix"]["shard"]) == int(workflow["env"]["SHARDS"])
     makefile = (REPO / "Makefile").read_text()
     recipes = {
-        name: makefile.split(f"\n{name}: ", 1)[1].split("\n\n", 1)[0] for name in ("gate", "gate-run", "gate-check")
+        name: makefile.split(f"\n{name}: ", 1)[1].split("\n\n", 1)[0]
+        for name in ("gate", "gate-cells", "gate-run", "gate-check")
     }
+    cells_into_out = makefile.split("\nGATE_CELLS_INTO_OUT = ", 1)[1].split("\ngate: ", 1)[0]
     # `make gate` runs exactly the workflow's two halves: the same two commands, in one scratch folder
-    assert "$(GATE_RUN)" in recipes["gate"] and "$(GATE_RUN)" in recipes["gate-run"]
+    assert "$(GATE_RUN)" in cells_into_out and "$(GATE_RUN)" in recipes["gate-run"]
+    assert "$(GATE_CELLS_INTO_OUT)" in recipes["gate"] and "$(GATE_CELLS_INTO_OUT)" in recipes["gate-cells"]
     assert "$(GATE_CHECK)" in recipes["gate"] and "$(GATE_CHECK)" in recipes["gate-check"]
+    assert "$(GATE_CHECK)" not in recipes["gate-cells"]  # planted faults run their cells, never their own check
 
 
 def _collected(*args: str) -> set[str]:
