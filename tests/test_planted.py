@@ -8,7 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from fmbench import cli
 
 REPO = Path(__file__).resolve().parents[1]
 PATCHES = sorted((REPO / "scripts" / "planted").glob("*.patch"))
@@ -50,3 +53,50 @@ def test_each_patched_file_is_still_python(patch, tmp_path):
         source = (tmp_path / name).read_text()
         assert source != (REPO / name).read_text()
         ast.parse(source, filename=f"{name} with {patch.name}")
+
+
+FRESH_RUN = REPO / "results" / "gate" / "fresh" / "offset-5"  # a real harmless run of the gate's cells
+GATE_REFERENCE = REPO / "results" / "reference" / "gate.json"
+
+
+def _fault_folder(tmp_path: Path, name: str, tuner_drop: dict[str, float]) -> Path:
+    """The fresh run as a fault's folder would hold it, with chosen tuners' test accuracies lowered."""
+    folder = tmp_path / name
+    shutil.copytree(FRESH_RUN, folder)
+    shutil.copy(PATCHES[0], folder)
+    runs = pd.read_csv(folder / "runs.csv", dtype=str, keep_default_na=False)
+    lowered = runs.tuner.map(tuner_drop).fillna(0.0)
+    runs["test_accuracy"] = (runs.test_accuracy.astype(float) - lowered).round(6).astype(str)
+    runs.to_csv(folder / "runs.csv", index=False)
+    return folder
+
+
+def _table(text: str) -> dict[str, dict[str, str]]:
+    """The markdown table as {fault: {column: cell}}."""
+    lines = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| ")]
+    return {row[0]: dict(zip(lines[0], row)) for row in lines[1:]}
+
+
+def test_the_planted_table_shows_each_tuners_move_and_bolds_what_the_gate_fails(tmp_path, capsys):
+    harmless = _fault_folder(tmp_path, "harmless", {})
+    hyperband_down = _fault_folder(tmp_path, "hyperband-down", {"hyperband": 0.03})
+    out = tmp_path / "planted.md"
+    argv = [str(harmless), str(hyperband_down), "--reference", str(GATE_REFERENCE), "--out", str(out)]
+    assert cli.main(["calibrate", "planted", *argv]) == 0
+    assert out.read_text() in capsys.readouterr().out
+    rows = _table(out.read_text())
+    assert rows["harmless"]["gate"] == "passed" and "**" not in "".join(rows["harmless"].values())
+    down = rows["hyperband-down"]
+    assert down["what it does"] == "the model never proposes, every trial is random"  # the patch's own words
+    assert down["gate"].startswith("caught")
+    assert float(down["hyperband (pts)"].strip("*")) == pytest.approx(float(rows["harmless"]["hyperband (pts)"]) - 3)
+    assert down["hyperband (pts)"].startswith("**")
+    assert not any(down[f"{t} (pts)"].startswith("**") for t in ("baseline", "random", "bayesian", "tpe"))
+
+
+def test_a_folder_without_its_patch_is_refused(tmp_path, capsys):
+    folder = _fault_folder(tmp_path, "no-patch", {})
+    for patch in folder.glob("*.patch"):
+        patch.unlink()
+    assert cli.main(["calibrate", "planted", str(folder), "--reference", str(GATE_REFERENCE)]) == 2
+    assert "no .patch" in capsys.readouterr().err

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from fmbench import atomic, resultset
-from fmbench.gate import RegressError, evidence, noise, repeats, simulation, verdicts
+from fmbench.gate import RegressError, evidence, noise, planted, repeats, simulation, verdicts
 from fmbench.gate import reference as ref_io
 from fmbench.gate.simulation import DROPS, TARGET_POWER
 
@@ -256,11 +256,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     check_cmd.add_argument("--json", type=Path, help="also write the figures as JSON")
     check_cmd.set_defaults(action="check")
+    planted_cmd = commands.add_parser(
+        "planted", help="planted faults' runs judged by the gate: the points each moved, which rows failed"
+    )
+    planted_cmd.add_argument(
+        "runs", type=Path, nargs="+", metavar="FAULT_DIR", help="folders of scripts/planted_run.sh, one fault each"
+    )
+    planted_cmd.add_argument(
+        "--reference", type=Path, required=True, help="the gate's reference, e.g. results/reference/gate.json"
+    )
+    planted_cmd.add_argument("--out", type=Path, help="also write the table (markdown) here")
+    planted_cmd.set_defaults(action="planted")
 
 
 def command(args: argparse.Namespace) -> int:
-    """build: write the model. reference: write a repeated reference. check: exit 1 when a false-alarm rate (direct
-    or simulated) is above 5%."""
+    """build: write the model. reference: write a repeated reference. planted: the faults' table. check: exit 1
+    when a false-alarm rate (direct or simulated) is above 5%."""
     if args.action == "reference":
         reference = repeats.repeated_reference(args.runs)
         ref_io.write(args.out, reference)
@@ -271,6 +282,8 @@ def command(args: argparse.Namespace) -> int:
         )
         return 0
     reference = ref_io.load(args.reference)
+    if args.action == "planted":
+        return planted.command(args.runs, reference, args.reference, args.out)
     if args.action == "build":
         model = build(reference, args.runs)
         atomic.write_text(args.out, json.dumps(model, indent=1) + "\n")
