@@ -118,6 +118,25 @@ def test_normal_noise_draws_one_model_once_and_anew_for_each_figure():
         assert all(np.array_equal(first[:, columns[0]], first[:, j]) for j in columns)
 
 
+def test_too_many_combinations_are_sampled_not_enumerated():
+    """20 runs of 16 seeds make 20**16 combinations, past numpy's int64: counting them must not wrap around to a
+    small number and enumerate them (that ate all memory once)."""
+    unit = {"cell": "random epochs12", "time_limited": False, "measure": "test", "step": 0.001}
+    model = {
+        "floors": None,
+        "runs": [
+            {
+                "units": [
+                    {**unit, "seed": seed, "difference": 0.001 * run, "key": f"m{run}|{seed}"} for seed in range(16)
+                ]
+            }
+            for run in range(20)
+        ],
+    }
+    sample = simulation.Resampled(model, 50, np.random.default_rng(0))
+    assert not sample.exact and sample.count == 50
+
+
 def test_one_engine_for_false_alarms_and_power(reference, tmp_path):
     """The false-alarm rate is the engine at drop 0 and the power the same engine above it, on the same runs."""
     runs = [varied(tmp_path, f"numerics-{i}", flips(i)) for i in range(3)]
