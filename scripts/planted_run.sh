@@ -26,7 +26,8 @@ cp "$patch" "$out/"
     # Run from the worktree, Python imports the patched fmbench (the working directory comes first on sys.path).
     (cd "$worktree" && "$repo/.venv/bin/python" -c 'import fmbench; print("fmbench from", fmbench.__file__)')
     start=$(date +%s)
-    make -C "$worktree" gate-cells VENV="$repo/.venv" GATE_OUT="$out"
+    # -o: this checkout's .venv counts as installed; the worktree's newer pyproject.toml would reinstall it there.
+    make -C "$worktree" -o "$repo/.venv/.installed" gate-cells VENV="$repo/.venv" GATE_OUT="$out"
     echo "gate-cells exit $? after $(($(date +%s) - start)) s"
 } 2>&1 | tee "$out/session.log"
 make --no-print-directory gate-check GATE_DIRS="$out" > "$out/check.txt" 2>&1
