@@ -31,5 +31,7 @@ cp "$patch" "$out/"
     echo "gate-cells exit $? after $(($(date +%s) - start)) s"
 } 2>&1 | tee "$out/session.log"
 make --no-print-directory gate-check GATE_DIRS="$out" > "$out/check.txt" 2>&1
-status=$?
-echo "check exit $status (1: the gate caught it), $(date -u +%Y-%m-%dT%H:%M:%SZ)" | tee -a "$out/session.log"
+status=$?  # make's: 0 when the check passed, 2 when it failed (the check's own 1 or 2)
+verdict=$(grep -o 'Verdict: .*' "$out/check.txt" | tail -1 | tr -d '*')
+echo "check exit $status (make's: 2 when the check failed), ${verdict:-no verdict: see check.txt}, $(date -u +%Y-%m-%dT%H:%M:%SZ)" |
+    tee -a "$out/session.log"
