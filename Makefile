@@ -92,12 +92,15 @@ gate: setup
 	$(PY) -m fmbench history $(GATE_HISTORY) $(GATE_HISTORY_NOISE) --add "$$out" || echo "gate: this run was not added to $(GATE_HISTORY)"; \
 	exit $$((checked || untimed || timed))
 
+# gate-run and gate-cells write only into a scratch folder, never the committed results/.
+GATE_OUT_SCRATCH = case "$(GATE_OUT)" in ""|results|results/*|./results*) \
+	echo "$@: set GATE_OUT to a scratch folder outside results/"; exit 2;; esac
 gate-run: setup
-	@case "$(GATE_OUT)" in ""|results|results/*|./results*) echo "gate-run: set GATE_OUT to a scratch folder outside results/"; exit 2;; esac
+	@$(GATE_OUT_SCRATCH)
 	$(GATE_RUN) "$(GATE_OUT)" -k "$(GATE_CELLS)"
 
 gate-cells: setup
-	@case "$(GATE_OUT)" in ""|results|results/*|./results*) echo "gate-cells: set GATE_OUT to a scratch folder outside results/"; exit 2;; esac
+	@$(GATE_OUT_SCRATCH)
 	out="$(GATE_OUT)"; $(GATE_CELLS_INTO_OUT); exit $$((untimed || timed))
 
 gate-check: setup
