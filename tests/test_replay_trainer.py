@@ -62,6 +62,15 @@ def test_a_measured_configuration_scores_one_of_its_measured_seeds(replayed):
     assert seen <= measured and len(seen) >= 2  # different runs replay different measured seeds
 
 
+def test_the_baseline_replays_the_tables_measured_baseline_fits():
+    anchored = synthetic_tables.make(n_configs=60, noise_configs=20, baseline_seeds=5)
+    surrogate = Surrogate.fit(anchored)
+    trainers = [ReplayTrainer(anchored, surrogate, seed, ReplayClock(wall=lambda: 0.0)) for seed in range(1, 13)]
+    measured = set(anchored.series("test_accuracy")[:5, -1])
+    seen = {t.score(_train(t, t.baseline, 4), None, Y_TEST)[0] for t in trainers}
+    assert seen <= measured and len(seen) >= 3  # each run's baseline is one of the 5 measured fits
+
+
 def test_an_unmeasured_configuration_scores_the_surrogate_with_its_seeds_noise(replayed):
     _, surrogate = replayed
     scores = []

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import synthetic_tables
 
+from fmbench.models import mlp
 from fmbench.replay import fidelity
 from fmbench.replay.surrogate import Surrogate, seed_noise
 from fmbench.replay.table import TableError
@@ -91,6 +92,20 @@ def test_fidelity_is_written_with_the_figures_it_computed(learnable, tmp_path):
         f"| {result.final_val.r2:.3f} | {result.final_val.spearman:.3f} | {result.final_val.kendall:.3f} | 30 |" in text
     )
     assert f"| 4 | {result.noise_sd_val[3]:.4f} |" in text
+
+
+def test_the_baseline_is_judged_apart_from_the_held_out_sobol_configurations():
+    anchored = synthetic_tables.make(n_configs=150, noise_sd=0.003, baseline_seeds=12)
+    result = fidelity.evaluate(anchored, holdout=0.2, seed=0)
+    assert (result.train_configs, result.held_out_configs) == (120, 30)  # the 150 Sobol configurations only
+    b = result.baseline
+    truth = synthetic_tables.learnable(mlp.BASELINE_HPS) * (1 - 0.5**4)
+    assert b.seeds == 12 and b.val_mean == pytest.approx(truth, abs=0.003) and b.val_sd == pytest.approx(0.003, rel=0.6)
+    assert b.test_mean == pytest.approx(b.val_mean - 0.01) and b.predicted_val == pytest.approx(truth, abs=0.02)
+    text = fidelity.markdown(result, anchored, "c")
+    assert f"12 seeds (a replay's baseline is these fits): final validation accuracy {b.val_mean:.4f}" in text
+    assert f"predicts {b.predicted_val:.4f}" in text
+    assert fidelity.evaluate(synthetic_tables.make(n_configs=30), seed=0).baseline is None
 
 
 def test_a_table_too_small_to_judge_is_refused():

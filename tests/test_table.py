@@ -3,6 +3,7 @@ resuming a build, the CLI's refusals; and one marked end-to-end build on the shi
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import math
 import subprocess
@@ -53,6 +54,16 @@ def test_shards_partition_the_configurations_and_their_seeds():
     assert {config for config, _ in shards[1]} == {1, 5, 9, 13, 17, 21}
     seeds = Counter(config for config, _ in whole.pairs())
     assert seeds[4] == 3 and seeds[5] == 1  # the first 5 configurations are the noise configurations
+
+
+def test_the_baseline_is_measured_first_with_its_seeds_by_shard_1_only():
+    plan = dict(configs=6, noise_configs=2, noise_seeds=3, baseline_seeds=4)
+    pairs = Plan(**plan).pairs()
+    assert pairs[:4] == [(configs.BASELINE_ID, seed) for seed in (1, 2, 3, 4)]
+    assert Counter(config for config, _ in pairs)[configs.BASELINE_ID] == 4 and len(pairs) == 4 + 6 + 2 * 2
+    shards = [Plan(**plan, shard=(k, 3)).pairs() for k in (1, 2, 3)]
+    assert sorted(pair for shard in shards for pair in shard) == sorted(pairs)
+    assert all(config != configs.BASELINE_ID for shard in shards[1:] for config, _ in shard)
 
 
 @pytest.mark.parametrize(
@@ -189,6 +200,7 @@ def _table_args(tmp_path: Path, *extra: str) -> list[str]:
     [
         (("--shard", "5/4"), ["--shard", "out of range"]),
         (("--configs", "10", "--noise-configs", "11"), ["--noise-configs"]),
+        (("--baseline-seeds", "-1"), ["--baseline-seeds", ">= 0"]),
         (("--profile", "huge"), ["'huge'", "standard"]),
         ((), ["data directory", "--data-dir"]),
     ],
@@ -222,13 +234,16 @@ def test_table_input_is_checked_before_keras_loads(tmp_path):
 
 @pytest.mark.e2e
 def test_a_tiny_build_measures_every_epoch_and_a_rerun_measures_nothing(tmp_path, subset_split):
+    from fmbench.models import mlp
     from fmbench.replay import build
 
-    plan = Plan(configs=2, noise_configs=1, noise_seeds=2, epochs=2)
+    plan = Plan(configs=2, noise_configs=1, noise_seeds=2, epochs=2, baseline_seeds=1)
     lines: list[str] = []
-    assert build.build(tmp_path, plan, subset_split, "test", progress=lines.append) == 3
+    assert build.build(tmp_path, plan, subset_split, "test", progress=lines.append) == 4
     loaded = table.load(tmp_path)
-    assert loaded.pairs() == {(0, 1), (0, 2), (1, 1)}
+    assert loaded.pairs() == {(configs.BASELINE_ID, 1), (0, 1), (0, 2), (1, 1)}
+    assert loaded.config(0) == mlp.BASELINE_HPS and "baseline seed 1" in lines[1]
+    loaded = dataclasses.replace(loaded, rows=loaded.rows.iloc[1:].reset_index(drop=True))  # the Sobol fits
     for series in ("val_accuracy", "test_accuracy"):
         values = loaded.series(series)
         assert values.shape == (3, 2) and ((values >= 0) & (values <= 1)).all()
@@ -239,5 +254,5 @@ def test_a_tiny_build_measures_every_epoch_and_a_rerun_measures_nothing(tmp_path
     assert loaded.settings.labels["val"] == table.label_fingerprint(subset_split.y_val)
     val, test = loaded.series("val_accuracy"), loaded.series("test_accuracy")
     assert not (np.array_equal(val[0], val[1]) and np.array_equal(test[0], test[1]))  # config 0's seeds 1 and 2
-    assert len(lines) == 4 and "ETA" in lines[-1]
+    assert len(lines) == 5 and "ETA" in lines[-1]
     assert build.build(tmp_path, plan, subset_split, "test", progress=lines.append) == 0

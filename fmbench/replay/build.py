@@ -78,14 +78,19 @@ def measure(trainer: KerasTrainer, values: dict, seed: int, split: Split, plan: 
     return recorder.columns()
 
 
+# A width no configuration of the space has (units run from 32 in steps of 32), so no measured fit finds its shapes
+# already compiled by the warm-up.
+WARM_UP_MODEL = {"num_layers": 1, "units_0": 16, "dropout_0": 0.0, "learning_rate": 1e-3}
+
+
 def warm_up(trainer: KerasTrainer, split: Split, plan: Plan) -> None:
-    """One discarded fit and scoring of the baseline on a batch: the backend's one-off start in this process would
+    """One discarded fit and scoring of a small model on a batch: the backend's one-off start in this process would
     otherwise land on the first configuration's seconds (on JAX on the 2-core CPU, 0.3 s of a one-layer model's
     1.5 s build and 0.1 to 0.2 s of its first epoch)."""
     batch = slice(0, plan.batch_size)
     trainer.reset()
     x, y = split.x_train[batch], split.y_train[batch]
-    trained = trainer.train(trainer.baseline, x, y, epochs=1, batch_size=plan.batch_size)
+    trained = trainer.train(WARM_UP_MODEL, x, y, epochs=1, batch_size=plan.batch_size)
     scoring.score(trained.model, split.x_val[batch], split.y_val[batch])
 
 
@@ -122,6 +127,7 @@ def build(directory: Path, plan: Plan, split: Split, command: str, progress: Cal
             "configs": plan.configs,
             "noise_configs": plan.noise_configs,
             "noise_seeds": plan.noise_seeds,
+            "baseline_seeds": plan.baseline_seeds,
         },
     )
     stored = table.load(directory).pairs()
@@ -138,13 +144,15 @@ def build(directory: Path, plan: Plan, split: Split, command: str, progress: Cal
         warm_up(trainer, split, plan)
     started = time.monotonic()
     for done, (config_id, seed) in enumerate(pending, 1):
-        values = drawn[config_id]
+        baseline = config_id == configs.BASELINE_ID
+        values = dict(trainer.baseline) if baseline else drawn[config_id]
+        name = "baseline" if baseline else f"config {config_id}"
         fit_started = time.monotonic()
         row = {"config_id": config_id, "seed": seed, **values, **measure(trainer, values, seed, split, plan)}
         table.append_rows(directory, [{**row, "commit": info["commit"], "finished_at": _now()}])
         elapsed = time.monotonic() - started
         progress(
-            f"[{done}/{len(pending)}] config {config_id} seed {seed} {describe(values)}: val "
+            f"[{done}/{len(pending)}] {name} seed {seed} {describe(values)}: val "
             f"{row[f'val_accuracy_{plan.epochs}']:.4f} test {row[f'test_accuracy_{plan.epochs}']:.4f}, "
             f"{time.monotonic() - fit_started:.1f} s (first epoch {row['epoch_seconds_1']:.2f} s); "
             f"ETA {_duration(elapsed / done * (len(pending) - done))}"

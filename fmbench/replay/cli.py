@@ -35,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     build.add_argument("--noise-seeds", type=int, default=3, help="weight seeds of a noise configuration (default 3)")
     build.add_argument(
+        "--baseline-seeds",
+        type=int,
+        default=configs.BASELINE_SEEDS,
+        help="weight seeds of the hard-coded baseline model, measured first (config_id "
+        f"{configs.BASELINE_ID}), so a replay's baseline is measured, not predicted (default {configs.BASELINE_SEEDS}; "
+        "shard 1 measures them)",
+    )
+    build.add_argument(
         "--shard", default="1/1", help="K/N: measure every N-th configuration from the K-th (default 1/1)"
     )
     standard = profiles.PROFILES[DEFAULT_PROFILE]
@@ -71,6 +79,7 @@ def _build(args: argparse.Namespace) -> int:
         noise_configs=min(configs.NOISE_CONFIGS, args.configs) if args.noise_configs is None else args.noise_configs,
         noise_seeds=args.noise_seeds,
         shard=configs.parse_shard(args.shard),
+        baseline_seeds=args.baseline_seeds,
         epochs=profile.epochs if args.epochs is None else args.epochs,
         batch_size=profile.batch_size,
     )

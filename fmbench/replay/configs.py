@@ -14,6 +14,11 @@ from fmbench.spec import SpecError
 # Fixed, so configuration k is the same point in every build, shard and resume of a table.
 SOBOL_SEED = 20250101
 NOISE_CONFIGS = 100  # configurations trained with several seeds by default: enough to pool a per-epoch sd
+# The hard-coded baseline model is a point of the space no Sobol draw hits (its learning rate is one value of a
+# continuous range), yet every replayed run compares against it: measured with many seeds, a replay's baseline is
+# the table's own fits, not a prediction whose error would shift every tuner's difference from it.
+BASELINE_ID = -1  # its rows' config_id: no position of the Sobol sequence
+BASELINE_SEEDS = 20
 
 
 def draw(count: int, seed: int = SOBOL_SEED, space: Space = MLP) -> list[dict]:
@@ -56,12 +61,14 @@ def shard_ids(count: int, shard: tuple[int, int]) -> list[int]:
 @dataclass(frozen=True)
 class Plan:
     """What one build measures: shard K of N of the first `configs` configurations of the Sobol cover, the first
-    `noise_configs` of them with weight seeds 1..noise_seeds (the rest with seed 1), `epochs` epochs each."""
+    `noise_configs` of them with weight seeds 1..noise_seeds (the rest with seed 1), `epochs` epochs each; shard 1
+    also measures the baseline model with weight seeds 1..baseline_seeds, first."""
 
     configs: int
     noise_configs: int
     noise_seeds: int
     shard: tuple[int, int] = (1, 1)
+    baseline_seeds: int = 0
     epochs: int = 10
     batch_size: int = 128
 
@@ -72,12 +79,15 @@ class Plan:
             raise SpecError(f"--noise-configs must be in 0..--configs ({self.configs}), got {self.noise_configs}")
         if self.noise_configs and self.noise_seeds < 2:
             raise SpecError(f"--noise-seeds must be >= 2 to measure seed noise, got {self.noise_seeds}")
+        if self.baseline_seeds < 0:
+            raise SpecError(f"--baseline-seeds must be >= 0, got {self.baseline_seeds}")
         if self.epochs < 1 or self.batch_size < 1:
             raise SpecError(f"epochs and batch size must be >= 1, got {self.epochs} and {self.batch_size}")
 
     def pairs(self) -> list[tuple[int, int]]:
         """(configuration id, weight seed) of this shard, in the order they are measured."""
-        return [
+        baseline = [(BASELINE_ID, seed) for seed in range(1, self.baseline_seeds + 1)] if self.shard[0] == 1 else []
+        return baseline + [
             (config_id, seed)
             for config_id in shard_ids(self.configs, self.shard)
             for seed in seeds_of(config_id, self.noise_configs, self.noise_seeds)

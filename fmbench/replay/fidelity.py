@@ -17,6 +17,7 @@ from scipy import stats
 from sklearn.metrics import r2_score
 
 from fmbench import atomic
+from fmbench.replay.configs import BASELINE_ID
 from fmbench.replay.surrogate import Surrogate, first_fits, row_seconds, seed_noise
 from fmbench.replay.table import Table, TableError
 
@@ -59,11 +60,29 @@ class Fidelity:
     noise_configs: int
     seed_correlation: tuple[float, ...] | None  # corr. of seed deviations at each epoch with the last epoch's
     seed_agreement: Agreement | None  # seed 1 against seed 2's final validation accuracy: the ceiling
+    baseline: Baseline | None  # the measured baseline against the surrogate's prediction of it
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The baseline model's final accuracies, measured (mean and sd over its seeds) and predicted by the surrogate
+    fitted on the Sobol configurations alone: the error a replay would carry into every difference from the baseline
+    had the table not measured it."""
+
+    seeds: int
+    val_mean: float
+    val_sd: float
+    test_mean: float
+    test_sd: float
+    predicted_val: float
+    predicted_test: float
 
 
 def split_configs(table: Table, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training, held-out) configuration ids: a seeded shuffle, `holdout` of them held out."""
+    """(training, held-out) ids of the Sobol configurations: a seeded shuffle, `holdout` of them held out. The
+    baseline is in neither: it is no uniform draw, and `evaluate` judges it apart."""
     ids = np.unique(table.rows["config_id"].to_numpy())
+    ids = ids[ids != BASELINE_ID]
     held = round(holdout * len(ids))
     if not 0 < holdout < 1 or held < MIN_HELD_OUT or len(ids) - held < 2:
         raise TableError(
@@ -109,6 +128,24 @@ def evaluate(table: Table, holdout: float = 0.2, seed: int = 0) -> Fidelity:
         noise_configs=noise_configs,
         seed_correlation=_seed_correlation(table),
         seed_agreement=_seed_agreement(table),
+        baseline=_baseline(table, surrogate),
+    )
+
+
+def _baseline(table: Table, surrogate: Surrogate) -> Baseline | None:
+    measured = subset(table, [BASELINE_ID])
+    if measured.rows.empty:
+        return None
+    val, test = (measured.series(series)[:, -1] for series in ("val_accuracy", "test_accuracy"))
+    config, epochs = [measured.config(0)], table.settings.epochs
+    return Baseline(
+        seeds=len(measured.rows),
+        val_mean=float(val.mean()),
+        val_sd=float(val.std(ddof=1)) if len(val) > 1 else float("nan"),
+        test_mean=float(test.mean()),
+        test_sd=float(test.std(ddof=1)) if len(test) > 1 else float("nan"),
+        predicted_val=float(surrogate.mean(config, epochs, "val")[0]),
+        predicted_test=float(surrogate.mean(config, epochs, "test")[0]),
     )
 
 
@@ -148,8 +185,8 @@ def markdown(fidelity: Fidelity, table: Table, command: str) -> str:
         f"{s.train_images} train / {s.val_images} validation / {s.test_images} test images, batch {s.batch_size}, "
         f"Keras on {s.backend}, on {s.machine}. Made by `{command}`.",
         "",
-        f"Fitted on {fidelity.train_configs} configurations, judged on {fidelity.held_out_configs} others (each "
-        "observation the mean of its seeds).",
+        f"Fitted on {fidelity.train_configs} configurations of the Sobol cover, judged on {fidelity.held_out_configs} "
+        "others (each observation the mean of its seeds).",
         "",
         "| figure | R^2 | Spearman | Kendall tau | pairs |",
         "|---|---|---|---|---|",
@@ -160,6 +197,16 @@ def markdown(fidelity: Fidelity, table: Table, command: str) -> str:
     ]
     if fidelity.seed_agreement is not None:
         lines.append(_row("ceiling: seed 1 vs seed 2, final validation accuracy", fidelity.seed_agreement))
+    b = fidelity.baseline
+    if b is not None:
+        lines += [
+            "",
+            f"The baseline model, measured with {b.seeds} seeds (a replay's baseline is these fits): final validation "
+            f"accuracy {b.val_mean:.4f} (sd {b.val_sd:.4f}), test {b.test_mean:.4f} (sd {b.test_sd:.4f}); the "
+            f"surrogate fitted on the Sobol configurations predicts {b.predicted_val:.4f} and {b.predicted_test:.4f} "
+            f"(off by {(b.predicted_val - b.val_mean) * 100:+.2f} and {(b.predicted_test - b.test_mean) * 100:+.2f} "
+            "points).",
+        ]
     lines += ["", f"Seed noise, from {fidelity.noise_configs} configurations trained with several seeds:", ""]
     if fidelity.noise_configs:
         lines += [
