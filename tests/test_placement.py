@@ -24,16 +24,31 @@ def test_one_gpu_is_shared_and_nothing_changes():
 
 
 def test_without_gpu_the_cores_are_split():
-    assert placement.process_env(0, 2, [], cores=8) == {"TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "4"}
+    pools = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    assert placement.process_env(0, 2, [], cores=8) == dict.fromkeys(pools, "4") | {"MKL_NUM_THREADS": "4"}
     # One core each: JAX's XLA gets its one-thread switch too.
-    assert placement.process_env(2, 3, [], cores=2) == {
-        "TF_NUM_INTRAOP_THREADS": "1",
-        "TF_NUM_INTEROP_THREADS": "1",
+    assert placement.process_env(2, 3, [], cores=2) == dict.fromkeys(pools, "1") | {
+        "MKL_NUM_THREADS": "1",
         "XLA_FLAGS": placement.XLA_ONE_THREAD,
     }
 
 
+def test_apply_gives_the_loaded_blas_and_openmp_pools_the_share(monkeypatch):
+    calls = []
+    monkeypatch.setattr(placement, "threadpool_limits", lambda limits=None: calls.append(limits))
+    monkeypatch.setattr(placement, "visible_gpu_ids", lambda: [])
+    monkeypatch.setattr(placement.os, "cpu_count", lambda: 2)
+    for name in placement.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    placement.apply(1, 2)
+    assert calls == [1]
+    monkeypatch.setattr(placement, "visible_gpu_ids", lambda: ["0"])
+    placement.apply(1, 2)  # one shared GPU: nothing changes
+    assert calls == [1]
+
+
 def test_apply_keeps_thread_counts_the_user_set(monkeypatch):
+    monkeypatch.setattr(placement, "threadpool_limits", lambda limits=None: None)
     monkeypatch.setattr(placement, "visible_gpu_ids", lambda: [])
     monkeypatch.setattr(placement.os, "cpu_count", lambda: 8)
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")

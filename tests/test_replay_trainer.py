@@ -18,6 +18,7 @@ from fmbench.budget import BudgetCallback, SearchClock
 from fmbench.models.trainer import ResumableTrainer
 from fmbench.replay.surrogate import Surrogate
 from fmbench.replay.trainer import ReplayClock, ReplayError, ReplayTrainer
+from fmbench.space import MLP
 from fmbench.spec import Budget
 
 Y_TRAIN, Y_VAL, Y_TEST = LABELS["train"], LABELS["val"], LABELS["test"]
@@ -111,6 +112,17 @@ def test_the_clock_advances_by_the_table_seconds(replayed):
     trainer.score(trained, None, Y_VAL)
     trainer.score(trained, None, Y_TEST)  # the model's inference is traced once
     assert trainer.clock() == pytest.approx(BUILD + epoch[:3].sum() + SCORE)
+
+
+def test_keras_tuner_set_up_declares_the_space_and_pays_a_build_from_the_table_but_builds_nothing(replayed):
+    import keras_tuner as kt
+
+    trainer = _trainer(replayed)
+    hp = kt.HyperParameters()
+    values = trainer.hypermodel(hp)  # what keras-tuner calls per layer count while it sets a tuner up
+    assert {knob.name for knob in MLP.knobs} == {declared.name for declared in hp.space}
+    assert isinstance(values, dict) and values == MLP.active(values)  # values, no Keras model
+    assert trainer.clock() == pytest.approx(BUILD, abs=0.01)  # the surrogate of the table's build seconds
 
 
 def test_a_promotion_pays_a_new_build_and_trace(replayed, tmp_path):

@@ -28,12 +28,14 @@ class Trained:
 
 
 class Trainer(Protocol):
-    """Trains configurations of one search space and scores the result; `baseline` is the space's fixed model, and
+    """Trains configurations of one search space and scores the result; `baseline` is the space's fixed model,
     `clock` the time its fits take (time.monotonic where they run here; a replay's table seconds), which searchers
-    spend budgets in and the protocol times runs by."""
+    spend budgets in and the protocol times runs by, and `hypermodel` what keras-tuner calls with its
+    HyperParameters to declare the space (it builds a model per layer count while it sets a tuner up)."""
 
     baseline: dict
     clock: Callable[[], float]
+    hypermodel: Callable[[Any], Any]
 
     def reset(self) -> None:
         """Forget every earlier model (a fresh Keras session): searchers call it before each trial, the protocol
@@ -79,6 +81,7 @@ class KerasTrainer:
     def __init__(self, spec: RunSpec):
         self._spec = spec
         self.baseline = dict(models.space_of(spec).BASELINE_HPS)
+        self.hypermodel = models.space_of(spec).build_model
 
     def train(
         self,

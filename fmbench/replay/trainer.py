@@ -34,7 +34,7 @@ from fmbench.models import mlp
 from fmbench.models.trainer import Trained
 from fmbench.replay import table as tables
 from fmbench.replay.surrogate import FitSeconds, Surrogate, first_fits, row_seconds
-from fmbench.space import MLP
+from fmbench.space import MLP, declare_keras_tuner
 
 
 class ReplayError(ValueError):
@@ -117,6 +117,15 @@ class ReplayTrainer:
     def reset(self) -> None:
         """Nothing to forget: a record holds all a fit's state."""
 
+    def hypermodel(self, hp) -> dict:
+        """keras-tuner's model builder while it sets a tuner up: declares the space as the real one does, builds no
+        model (Keras models took 0.6 s each, 5 s of a replayed search's 5.3), and spends the table's seconds of
+        building one."""
+        with self.clock.replaying():
+            values = declare_keras_tuner(MLP, hp)
+            self.clock.advance(self._fit_seconds(values).build)
+            return values
+
     def train(
         self,
         values: dict,
@@ -143,7 +152,7 @@ class ReplayTrainer:
                 record = CurveRecord(MLP.active(values), 0, int(self._seeds.spawn(1)[0].generate_state(1)[0]))
             else:
                 record = self._resumed(resume_from, values, initial_epoch)
-            self.clock.advance(self._fit_seconds(record).build)
+            self.clock.advance(self._fit_seconds(record.values).build)
             steps, per_call = math.ceil(len(y) / batch_size), mlp.STEPS_PER_EXECUTION
             group_ends = [min(start + per_call, steps) - 1 for start in range(0, steps, per_call)]
             for callback in callbacks:
@@ -166,7 +175,7 @@ class ReplayTrainer:
                 # curve's last whole epoch; before the first there is no score (the trial is cut anyway).
                 if validation_data is not None and record.epochs_done:
                     self._split_of(validation_data[1], expected="val")
-                    self.clock.advance(self._fit_seconds(record).score)
+                    self.clock.advance(self._fit_seconds(record.values).score)
                     logs["val_accuracy"] = self._accuracy(record, "val")
                 _each(callbacks, "on_epoch_end", epoch, logs)
                 ran += 1  # as Keras's history, a cut epoch counts: BudgetCallback counts whole ones
@@ -181,7 +190,7 @@ class ReplayTrainer:
             which = self._split_of(y)
             record = trained.model
             if not record.scored:
-                self.clock.advance(self._fit_seconds(record).score)
+                self.clock.advance(self._fit_seconds(record.values).score)
                 record.scored = True
             return self._accuracy(record, which), math.nan
 
@@ -220,14 +229,14 @@ class ReplayTrainer:
         rows = self._measured.get(config_key(record.values))
         return None if rows is None else rows[record.seed % len(rows)]
 
-    def _fit_seconds(self, record: CurveRecord) -> FitSeconds:
+    def _fit_seconds(self, values: dict) -> FitSeconds:
         """The table's seconds of a measured configuration's first fit, else the surrogate's (kept: a configuration's
         epochs and promotions ask again)."""
-        key = config_key(record.values)
+        key = config_key(values)
         if key not in self._seconds:
             row = self._timed.get(key)
             self._seconds[key] = (
-                self._surrogate.fit_seconds(record.values)
+                self._surrogate.fit_seconds(MLP.active(values))
                 if row is None
                 else FitSeconds(**{name: float(values[row]) for name, values in self._row_seconds.items()})
             )
@@ -236,7 +245,7 @@ class ReplayTrainer:
     def _epoch_seconds(self, record: CurveRecord, epoch: int, first: bool) -> float:
         """Seconds of epoch `epoch` (0-based); a fit's first epoch traces its new model (measured epoch 1 includes
         the trace; a promotion's first pays it on top of its epoch)."""
-        seconds = self._fit_seconds(record)
+        seconds = self._fit_seconds(record.values)
         row = self._timed.get(config_key(record.values))
         if row is None:
             return seconds.epoch + (seconds.compile if first else 0.0)

@@ -143,14 +143,14 @@ def search(
     space = models.space_of(spec)
     tuner = tuner_class(
         oracle=oracle,
-        hypermodel=space.build_model,
+        hypermodel=trainer.hypermodel,
         trainer=trainer,
         directory=workdir,
         project_name="search",
         overwrite=True,
     )
-    # Setting the tuner up built a model per layer count to declare the space; trials start from the run's
-    # seed as they would without those builds.
+    # Setting the tuner up built a model per layer count to declare the space (a replay only declares it); trials
+    # start from the run's seed as they would without those builds.
     keras.utils.set_random_seed(spec.weight_seed)
     tuner.start_recording(sampler, clock.started, spec.cell, progress, space.active_values)
     progress(f"[{spec.cell}] search: {spec.tuner}, budget {spec.budget.label}, {spec.epochs} epochs per trial")
