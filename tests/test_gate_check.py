@@ -256,10 +256,15 @@ def test_another_profile_is_an_error_and_another_machine_a_warning(golden, refer
     reference.write_text(json.dumps(data))
     code, out = check(golden, reference, capsys)
     assert code == 0 and "warning:** machine differ from the reference" in out
-    data["epochs"] = 9
+    epochs, data["epochs"] = data["epochs"], 9
     reference.write_text(json.dumps(data))
     assert cli.main(["check", str(golden), "--reference", str(reference)]) == 2
     assert "compare like with like" in capsys.readouterr().err
+    data["epochs"], data["trainer"] = epochs, "replay"  # a replay's reference
+    reference.write_text(json.dumps(data))
+    assert cli.main(["check", str(golden), "--reference", str(reference)]) == 2
+    err = capsys.readouterr().err
+    assert "trained; reference is" in err and "replayed from a table; compare like with like" in err
 
 
 def test_update_reference_refuses_failed_runs_and_round_trips(golden, tmp_path, capsys):
@@ -387,7 +392,7 @@ def test_results_on_another_backend_are_refused_against_the_reference(golden, re
     runs["keras_backend"] = "jax"
     save(golden, runs, trials)
     assert cli.main(["check", str(golden), "--reference", str(reference)]) == 2
-    assert "Keras on jax; reference is" in capsys.readouterr().err
+    assert "Keras on jax, trained; reference is" in capsys.readouterr().err
 
 
 def test_each_deciding_row_states_the_drop_it_detects_at_holms_first_level():

@@ -95,6 +95,7 @@ def describe(rs: ResultSet) -> dict:
         "machine": {key: _joined(frame, key) for key in MACHINE_KEYS},
         "commit": _joined(frame, "commit"),
         "backend": _single(frame, "keras_backend"),  # one per result set: resultset.load refuses a mix
+        "trainer": _single(frame, "trainer"),  # likewise: trained here, or replayed from a table
     }
 
 
@@ -183,6 +184,8 @@ def config(description: dict) -> dict:
         "batch_size": description["batch_size"],
         # A reference made before rows named their backend was made on TensorFlow.
         "backend": description.get("backend") or resultset.UNNAMED_BACKEND,
+        # A reference made before rows named their trainer was trained.
+        "trainer": description.get("trainer") or "keras",
     }
 
 
@@ -190,7 +193,7 @@ def config_text(config: dict, budgets) -> str:
     return (
         f"profile {config['profile']} with train={config['train']}, val={config['val']}, test={config['test']}, "
         f"epochs={config['epochs']}, batch_size={config['batch_size']}, budgets {', '.join(budgets) or 'none'}, "
-        f"Keras on {config['backend']}"
+        f"Keras on {config['backend']}, {'replayed from a table' if config['trainer'] == 'replay' else 'trained'}"
     )
 
 
