@@ -36,6 +36,7 @@ def test_a_learnable_table_is_predicted_well_on_held_out_configurations(learnabl
     assert result.final_val.r2 > 0.9 and result.final_val.spearman > 0.9 and result.final_val.kendall > 0.75
     assert result.final_test.r2 > 0.9  # test accuracy is validation's minus 0.01: as learnable
     assert result.every_epoch_val.r2 > 0.95  # the curve's rise with the epochs is learnt too
+    assert result.top_val.count == 7 and abs(result.top_shortfall) < 0.01  # 30 // 4 highest predicted; no bias
     assert result.epoch_seconds.spearman > 0.9  # seconds grow with the weight count
 
 
@@ -43,6 +44,7 @@ def test_a_table_without_signal_is_not_predicted():
     noise_only = synthetic_tables.make(n_configs=150, noise_configs=0, noise_sd=0.05, quality=lambda values: 0.8)
     result = fidelity.evaluate(noise_only, holdout=0.3, seed=1)
     assert result.final_val.r2 < 0.1 and abs(result.final_val.spearman) < 0.4
+    assert result.top_shortfall < 0  # the highest predictions are the noise it fitted: flattering
     assert result.noise_configs == 0 and result.seed_agreement is None
 
 
@@ -92,6 +94,8 @@ def test_fidelity_is_written_with_the_figures_it_computed(learnable, tmp_path):
         f"| {result.final_val.r2:.3f} | {result.final_val.spearman:.3f} | {result.final_val.kendall:.3f} | 30 |" in text
     )
     assert f"| 4 | {result.noise_sd_val[3]:.4f} |" in text
+    assert f"the surrogate's top quarter | {result.top_val.r2:.3f} |" in text
+    assert f"is {result.top_shortfall * 100:+.2f} points from the prediction" in text
 
 
 def test_the_baseline_is_judged_apart_from_the_held_out_sobol_configurations():
