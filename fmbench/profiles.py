@@ -15,7 +15,41 @@ machines at hand have.
 
 from __future__ import annotations
 
+import dataclasses
+
 from fmbench.spec import Budget, DataSizes, Profile, SpecError
+
+REPLAY = Profile(
+    name="replay",
+    description="standard's 100-epoch cells replayed from a table of its measured learning curves (`fmbench "
+    "table build`), in the table's seconds: the real tuners, no training, 200 seeds",
+    # The sizes, epochs and batch size the table was measured with (standard's, `fmbench table build`'s
+    # default): the replay refuses labels, epochs and batch sizes its table did not measure.
+    sizes=DataSizes(),
+    epochs=10,
+    batch_size=128,
+    seeds=tuple(range(1, 201)),  # a cell costs only the search's own work, so seeds are cheap
+    tuners=("random", "hyperband", "bayesian", "tpe"),
+    # standard's 100-epoch budget, the one its 20 fresh seeds ran (results/standard-fresh): the fidelity test.
+    # Most of a replay's time is keras-tuner's Gaussian process proposing (14 s of a Bayesian search on this
+    # 2-core CPU, 0.2 to 0.4 s for the others); `fmbench run --profile replay` replays the other budgets.
+    budgets=(Budget(max_epochs=100),),
+    backend="jax",  # standard's, on which `fmbench table build` measures its curves by default
+    trainer="replay",
+    replay_table="results/replay-table",
+)
+
+# A gate tier of replays (docs/gate.md, "A replay tier"): deterministic for a table and the libraries' versions, so
+# hundreds of seeds judge a tuner's search logic in minutes. The fast tuners only: keras-tuner's Bayesian
+# optimisation spends about 15 s of this 2-core CPU per replayed search in its Gaussian process (200 seeds would add
+# 25 minutes), and the trained gate judges it.
+REPLAY_GATE = dataclasses.replace(
+    REPLAY,
+    name="replay-gate",
+    description="a gate tier of replays (docs/gate.md): the replay profile's 100-epoch cells of random search, "
+    "Hyperband, TPE and TPE-Hyperband, 200 seeds; minutes on 2 CPU cores",
+    tuners=("random", "hyperband", "tpe", "tpe-hyperband"),
+)
 
 PROFILES = {
     profile.name: profile
@@ -70,25 +104,8 @@ PROFILES = {
             budgets=(Budget(max_trials=20), Budget(max_epochs=100), Budget(max_seconds=300)),
             backend="jax",
         ),
-        Profile(
-            name="replay",
-            description="standard's 100-epoch cells replayed from a table of its measured learning curves (`fmbench "
-            "table build`), in the table's seconds: the real tuners, no training, 200 seeds",
-            # The sizes, epochs and batch size the table was measured with (standard's, `fmbench table build`'s
-            # default): the replay refuses labels, epochs and batch sizes its table did not measure.
-            sizes=DataSizes(),
-            epochs=10,
-            batch_size=128,
-            seeds=tuple(range(1, 201)),  # a cell costs only the search's own work, so seeds are cheap
-            tuners=("random", "hyperband", "bayesian", "tpe"),
-            # standard's 100-epoch budget, the one its 20 fresh seeds ran (results/standard-fresh): the fidelity test.
-            # Most of a replay's time is keras-tuner's Gaussian process proposing (14 s of a Bayesian search on this
-            # 2-core CPU, 0.2 to 0.4 s for the others); `fmbench run --profile replay` replays the other budgets.
-            budgets=(Budget(max_epochs=100),),
-            backend="jax",  # standard's, on which `fmbench table build` measures its curves by default
-            trainer="replay",
-            replay_table="results/replay-table",
-        ),
+        REPLAY,
+        REPLAY_GATE,
         Profile(
             name="full",
             description="GPU: the whole dataset, Hyperband max_epochs=10 factor=3, 30 trials, 200 epochs or "

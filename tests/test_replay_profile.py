@@ -90,6 +90,13 @@ def _table_seconds(surrogate: Surrogate, values: dict, epochs: int, scored: bool
 # --- the profile ---------------------------------------------------------------------------------------------------
 
 
+def test_the_replay_gate_profile_is_the_replay_profile_without_its_slow_tuner() -> None:
+    gate = profiles.get_profile("replay-gate")
+    assert dataclasses.replace(gate, name=REPLAY.name, description=REPLAY.description, tuners=REPLAY.tuners) == REPLAY
+    assert gate.tuners == ("random", "hyperband", "tpe", "tpe-hyperband")  # no Bayesian optimisation: 15 s a seed
+    assert {s.trainer for s in gate.expand(seeds=(1,))} == {"replay"}
+
+
 def test_the_replay_profile_is_standards_100_epoch_cells_replayed() -> None:
     standard = profiles.get_profile("standard")
     same = ("sizes", "epochs", "batch_size", "hyperband_factor", "space", "backend")

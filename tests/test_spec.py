@@ -173,6 +173,10 @@ def test_profile_spec_drops_the_budget_for_the_baseline() -> None:
     assert spec.budget.is_empty and spec.cell == "baseline-seed1"
 
 
+# Profiles without one of keras-tuner's three tuners, and why: none other may drop one.
+LEFT_OUT = {"replay-gate": {"bayesian"}}  # its Gaussian process costs 15 s a replayed seed; the trained gate has it
+
+
 @pytest.mark.parametrize("name", sorted(profiles.PROFILES))
 def test_shipped_profiles_expand_to_valid_specs(name: str) -> None:
     profile = profiles.get_profile(name)
@@ -180,7 +184,7 @@ def test_shipped_profiles_expand_to_valid_specs(name: str) -> None:
     n_seeds, n_tuners, n_budgets = len(profile.seeds), len(profile.tuners), len(profile.budgets)
     assert len(specs) == n_seeds * (1 + n_tuners * n_budgets)
     assert all(seed >= 1 for seed in profile.seeds)
-    assert set(DEFAULT_TUNERS) <= set(profile.tuners) <= set(TUNER_NAMES)
+    assert set(DEFAULT_TUNERS) - LEFT_OUT.get(name, set()) <= set(profile.tuners) <= set(TUNER_NAMES)
     assert all(spec.profile == name for spec in specs)
 
 
