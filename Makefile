@@ -7,7 +7,7 @@ PROFILE ?= quick
 # Where `make bench` writes: `make bench OUT=results/quick` sets it, an OUT in the environment does not.
 OUT = results/local/$(PROFILE)
 
-.PHONY: setup bench test test-jax lint gate gate-cells gate-run gate-check device-check clean
+.PHONY: setup bench test test-jax lint gate gate-cells gate-run gate-check device-check replay clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ bench: setup
 		--benchmark-json $(OUT)/benchmark.json -p no:cacheprovider; status=$$?; \
 	$(PY) -m fmbench history $(HISTORY) --add $(OUT) || echo "bench: this run was not added to $(HISTORY)"; \
 	exit $$status
+
+# The replay profile (docs/replay.md): 200 seeds of each tuner with every fit looked up in results/replay-table, two
+# cells at a time (a replayed cell trains nothing, and its clock is the table's, not this machine's); into
+# REPLAY_OUT. `make gate GATE_PROFILE=replay-gate` is the gate's replay tier.
+REPLAY_OUT ?= results/local/replay
+replay: setup
+	$(PY) -m pytest benchmarks/test_matrix.py --fmbench-profile replay -n 2 -q -p no:cacheprovider \
+		--fmbench-out $(REPLAY_OUT)
 
 # Lint and format check first (seconds), then two test processes (pytest-xdist): the e2e tests train tiny models
 # that keep one core busy; `pytest tests -m "not e2e"` trains nothing (tests/conftest.py refuses it), in about 2 min.
