@@ -54,10 +54,14 @@ def test_seed_noise_is_measured_from_the_noise_configurations():
     assert count == 60
     assert noise["val"] == pytest.approx(np.full(4, 0.02), rel=0.2)
     assert noise["test"] == pytest.approx(noise["val"])  # the same shift on both sets
-    correlated = fidelity.evaluate(noisy, seed=0).seed_correlation
-    assert min(correlated) > 0.99  # one draw per curve: the deviations of every epoch go together
+    correlated = fidelity.evaluate(noisy, seed=0)
+    assert min(correlated.seed_correlation) > 0.99  # one draw per curve: the deviations of every epoch go together
+    assert correlated.val_test_correlation > 0.99  # test is validation's minus 0.01: the same deviation
     independent = synthetic_tables.make(n_configs=80, noise_configs=60, noise_sd=0.02, shared_noise=False)
-    assert abs(fidelity.evaluate(independent, seed=0).seed_correlation[0]) < 0.3
+    independent_result = fidelity.evaluate(independent, seed=0)
+    assert abs(independent_result.seed_correlation[0]) < 0.3
+    text = fidelity.markdown(independent_result, independent, "c")
+    assert f"final validation and test deviations correlate {independent_result.val_test_correlation:.2f}" in text
 
 
 def test_sample_adds_the_measured_noise_once_per_curve():

@@ -61,6 +61,7 @@ class Fidelity:
     noise_sd_test: tuple[float, ...]
     noise_configs: int
     seed_correlation: tuple[float, ...] | None  # corr. of seed deviations at each epoch with the last epoch's
+    val_test_correlation: float | None  # corr. of a seed's final validation and test deviations (sample shares one)
     seed_agreement: Agreement | None  # seed 1 against seed 2's final validation accuracy: the ceiling
     baseline: Baseline | None  # the measured baseline against the surrogate's prediction of it
 
@@ -132,6 +133,7 @@ def evaluate(table: Table, holdout: float = 0.2, seed: int = 0) -> Fidelity:
         noise_sd_test=tuple(map(float, noise["test"])),
         noise_configs=noise_configs,
         seed_correlation=_seed_correlation(table),
+        val_test_correlation=_val_test_correlation(table),
         seed_agreement=_seed_agreement(table),
         baseline=_baseline(table, surrogate),
     )
@@ -166,17 +168,31 @@ def _noise_rows(table: Table):
     return table.rows[several]
 
 
-def _seed_correlation(table: Table) -> tuple[float, ...] | None:
-    """Correlation, over the noise configurations' seeds, of a seed's deviation from its configuration's mean at each
-    epoch with its deviation at the last epoch: near 1 where a seed shifts the whole curve, as `sample` assumes."""
+def _deviations(table: Table, series: str) -> np.ndarray | None:
+    """Each noise configuration's seeds' deviations from their configuration's mean, (rows, epochs)."""
     rows = _noise_rows(table)
     if rows.empty:
         return None
     curves = subset(table, rows["config_id"].unique())
-    values = curves.series("val_accuracy")
+    values = curves.series(series)
     groups = curves.rows["config_id"].to_numpy()
-    deviations = values - np.array([values[groups == g].mean(axis=0) for g in groups])
-    return tuple(float(np.corrcoef(deviations[:, e], deviations[:, -1])[0, 1]) for e in range(values.shape[1]))
+    return values - np.array([values[groups == g].mean(axis=0) for g in groups])
+
+
+def _val_test_correlation(table: Table) -> float | None:
+    """Correlation of a seed's final validation and test deviations: near 1 where a seed that trains well does so
+    on both sets, as `sample` assumes."""
+    val, test = _deviations(table, "val_accuracy"), _deviations(table, "test_accuracy")
+    return None if val is None else float(np.corrcoef(val[:, -1], test[:, -1])[0, 1])
+
+
+def _seed_correlation(table: Table) -> tuple[float, ...] | None:
+    """Correlation, over the noise configurations' seeds, of a seed's deviation from its configuration's mean at each
+    epoch with its deviation at the last epoch: near 1 where a seed shifts the whole curve, as `sample` assumes."""
+    deviations = _deviations(table, "val_accuracy")
+    if deviations is None:
+        return None
+    return tuple(float(np.corrcoef(deviations[:, e], deviations[:, -1])[0, 1]) for e in range(deviations.shape[1]))
 
 
 def _seed_agreement(table: Table) -> Agreement | None:
@@ -236,6 +252,11 @@ def markdown(fidelity: Fidelity, table: Table, command: str) -> str:
         correlation = fidelity.seed_correlation or ()
         for e, (val, test, corr) in enumerate(zip(fidelity.noise_sd_val, fidelity.noise_sd_test, correlation), 1):
             lines.append(f"| {e} | {val:.4f} | {test:.4f} | {corr:.2f} |")
+        lines += [
+            "",
+            f"A seed's final validation and test deviations correlate {fidelity.val_test_correlation:.2f} (the "
+            "replay draws one deviation for both).",
+        ]
     else:
         lines.append("none: replays of this table add no seed noise (build with --noise-configs).")
     return "\n".join(lines) + "\n"
