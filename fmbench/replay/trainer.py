@@ -238,7 +238,7 @@ class ReplayTrainer:
             self._seconds[key] = (
                 self._surrogate.fit_seconds(MLP.active(values))
                 if row is None
-                else FitSeconds(**{name: float(values[row]) for name, values in self._row_seconds.items()})
+                else FitSeconds(**{name: float(series[row]) for name, series in self._row_seconds.items()})
             )
         return self._seconds[key]
 
