@@ -1,7 +1,8 @@
 """Synthetic tables of learning curves whose truth is known, for the surrogate and replay tests (nothing trains).
 
-Accuracy of configuration c after epoch e: quality(c) * (1 - 0.5**e), plus one seed's noise: z * noise_sd with one
-z per (configuration, seed) for the whole curve (`shared_noise`) or a fresh z per epoch. Test accuracy is validation's
+Accuracy of configuration c after epoch e: quality(c) * (1 - 0.5**e), plus one seed's noise: z * noise_sd (a number,
+or a function of the configuration's values) with one z per (configuration, seed) for the whole curve
+(`shared_noise`) or a fresh z per epoch. Test accuracy is validation's
 minus 0.01. An epoch's seconds grow with the weight count; each fit's build, trace and scoring seconds are fixed.
 """
 
@@ -38,7 +39,7 @@ def make(
     n_configs: int = 80,
     epochs: int = 4,
     noise_configs: int = 30,
-    noise_sd: float = 0.01,
+    noise_sd=0.01,
     quality=learnable,
     shared_noise: bool = True,
     seed: int = 0,
@@ -55,7 +56,8 @@ def make(
         fits += [(config_id, values, s) for s in configs.seeds_of(config_id, noise_configs, 3)]
     for config_id, values, weight_seed in fits:
         noise = np.full(epochs, rng.standard_normal()) if shared_noise else rng.standard_normal(epochs)
-        val = [quality(values) * (1 - 0.5**e) + noise_sd * noise[e - 1] for e in range(1, epochs + 1)]
+        sd = noise_sd(values) if callable(noise_sd) else noise_sd
+        val = [quality(values) * (1 - 0.5**e) + sd * noise[e - 1] for e in range(1, epochs + 1)]
         row = {"config_id": config_id, "seed": weight_seed, **values}
         row |= {"build_seconds": BUILD, "compile_seconds": COMPILE, "score_seconds": SCORE}
         for e in range(1, epochs + 1):

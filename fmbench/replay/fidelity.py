@@ -18,7 +18,7 @@ from sklearn.metrics import r2_score
 
 from fmbench import atomic
 from fmbench.replay.configs import BASELINE_ID
-from fmbench.replay.surrogate import Surrogate, first_fits, row_seconds, seed_noise
+from fmbench.replay.surrogate import Surrogate, first_fits, pooled_seed_sd, row_seconds, seed_variances
 from fmbench.replay.table import Table, TableError
 
 FIDELITY_FILE = "fidelity.md"
@@ -57,13 +57,26 @@ class Fidelity:
     top_shortfall: float  # mean measured minus predicted there, in accuracy: what a replay's winners are flattered by
     every_epoch_val: Agreement  # every (held-out configuration, epoch): the curves' shape, for Hyperband's rungs
     epoch_seconds: Agreement  # a later epoch's seconds, what a time budget spends
-    noise_sd_val: tuple[float, ...]
-    noise_sd_test: tuple[float, ...]
+    pooled_sd_val: tuple[float, ...]  # per epoch, the one sd a noise model blind to the configuration would use
+    pooled_sd_test: tuple[float, ...]
+    modelled_sd_val: tuple[float, ...]  # per epoch, the median modelled sd over the held-out configurations
     noise_configs: int
-    seed_correlation: tuple[float, ...] | None  # corr. of seed deviations at each epoch with the last epoch's
+    noise_check: NoiseCheck | None  # the noise model on held-out configurations measured with several seeds
+    seed_correlation: tuple[float, ...]  # corr. of a seed's standardised deviation at each epoch with the last's
     val_test_correlation: float | None  # corr. of a seed's final validation and test deviations (sample shares one)
     seed_agreement: Agreement | None  # seed 1 against seed 2's final validation accuracy: the ceiling
     baseline: Baseline | None  # the measured baseline against the surrogate's prediction of it
+
+
+@dataclass(frozen=True)
+class NoiseCheck:
+    """The noise model fitted without them, on the held-out configurations with several seeds, at the last epoch:
+    how many measured validation variances lie inside the central 90% a calibrated model gives a variance of their
+    degrees of freedom (chi-square), and whether the model ranks them as noisy as they are."""
+
+    inside: int
+    spearman: float
+    count: int
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,7 @@ class Baseline:
     test_sd: float
     predicted_val: float
     predicted_test: float
+    modelled_val_sd: float  # the seed sd of its final validation accuracy by the same surrogate's noise model
 
 
 def split_configs(table: Table, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,8 +116,8 @@ def subset(table: Table, config_ids) -> Table:
 
 
 def evaluate(table: Table, holdout: float = 0.2, seed: int = 0) -> Fidelity:
-    """Fit the surrogate on all but `holdout` of the configurations and judge it on the rest; the seed noise comes
-    from the whole table."""
+    """Fit the surrogate on all but `holdout` of the configurations and judge it on the rest; the seed noise's
+    figures describe the whole table, and its model is judged on the held-out configurations too."""
     fit_ids, held_ids = split_configs(table, holdout, seed)
     surrogate = Surrogate.fit(subset(table, fit_ids), random_state=seed)
     held = subset(table, held_ids)
@@ -119,7 +133,7 @@ def evaluate(table: Table, holdout: float = 0.2, seed: int = 0) -> Fidelity:
     predicted_val = np.stack([surrogate.mean(configs, e, "val") for e in range(1, epochs + 1)], axis=1)
     top = _top_quarter(predicted_val[:, -1])
     steady = row_seconds(held)["epoch"][first]
-    noise, noise_configs = seed_noise(table)
+    pooled = pooled_seed_sd(seed_variances(table))
     return Fidelity(
         train_configs=len(fit_ids),
         held_out_configs=len(held_ids),
@@ -129,13 +143,30 @@ def evaluate(table: Table, holdout: float = 0.2, seed: int = 0) -> Fidelity:
         top_shortfall=float(np.mean(observed["val_accuracy"][top, -1] - predicted_val[top, -1])),
         every_epoch_val=agreement(observed["val_accuracy"].reshape(-1), predicted_val.reshape(-1)),
         epoch_seconds=agreement(steady, [surrogate.fit_seconds(c).epoch for c in configs]),
-        noise_sd_val=tuple(map(float, noise["val"])),
-        noise_sd_test=tuple(map(float, noise["test"])),
-        noise_configs=noise_configs,
-        seed_correlation=_seed_correlation(table),
-        val_test_correlation=_val_test_correlation(table),
+        pooled_sd_val=tuple(map(float, pooled["val"])),
+        pooled_sd_test=tuple(map(float, pooled["test"])),
+        modelled_sd_val=tuple(float(np.median(surrogate.noise_sd(configs, e))) for e in range(1, epochs + 1)),
+        noise_configs=len(seed_variances(table).config_ids),
+        noise_check=_noise_check(held, surrogate),
+        seed_correlation=tuple(map(float, (surrogate.epoch_mixing @ surrogate.epoch_mixing.T)[:, -1])),
+        val_test_correlation=_val_test_correlation(table, surrogate),
         seed_agreement=_seed_agreement(table),
         baseline=_baseline(table, surrogate),
+    )
+
+
+def _noise_check(held: Table, surrogate: Surrogate) -> NoiseCheck | None:
+    measured = seed_variances(held)
+    if len(measured.config_ids) < MIN_HELD_OUT:
+        return None
+    configs = [held.config(int(i)) for i in measured.positions]
+    modelled = surrogate.noise_sd(configs, held.settings.epochs) ** 2
+    observed = measured.variance["val"][:, -1]
+    low, high = (stats.chi2.ppf(q, measured.dof) / measured.dof * modelled for q in (0.05, 0.95))
+    return NoiseCheck(
+        inside=int(((observed >= low) & (observed <= high)).sum()),
+        spearman=float(stats.spearmanr(observed, modelled).statistic),
+        count=len(observed),
     )
 
 
@@ -160,6 +191,7 @@ def _baseline(table: Table, surrogate: Surrogate) -> Baseline | None:
         test_sd=float(test.std(ddof=1)) if len(test) > 1 else float("nan"),
         predicted_val=float(surrogate.mean(config, epochs, "val")[0]),
         predicted_test=float(surrogate.mean(config, epochs, "test")[0]),
+        modelled_val_sd=float(surrogate.noise_sd(config, epochs)[0]),
     )
 
 
@@ -168,31 +200,23 @@ def _noise_rows(table: Table):
     return table.rows[several]
 
 
-def _deviations(table: Table, series: str) -> np.ndarray | None:
-    """Each noise configuration's seeds' deviations from their configuration's mean, (rows, epochs)."""
+def _val_test_correlation(table: Table, surrogate: Surrogate) -> float | None:
+    """Correlation of a seed's final validation and test deviations from its configuration's mean, each divided by
+    the modelled sd (else the configurations on the edge of diverging, whose seeds move by points, decide it): near 1
+    where a seed that trains well does so on both sets, as `sample` assumes."""
     rows = _noise_rows(table)
     if rows.empty:
         return None
     curves = subset(table, rows["config_id"].unique())
-    values = curves.series(series)
     groups = curves.rows["config_id"].to_numpy()
-    return values - np.array([values[groups == g].mean(axis=0) for g in groups])
-
-
-def _val_test_correlation(table: Table) -> float | None:
-    """Correlation of a seed's final validation and test deviations: near 1 where a seed that trains well does so
-    on both sets, as `sample` assumes."""
-    val, test = _deviations(table, "val_accuracy"), _deviations(table, "test_accuracy")
-    return None if val is None else float(np.corrcoef(val[:, -1], test[:, -1])[0, 1])
-
-
-def _seed_correlation(table: Table) -> tuple[float, ...] | None:
-    """Correlation, over the noise configurations' seeds, of a seed's deviation from its configuration's mean at each
-    epoch with its deviation at the last epoch: near 1 where a seed shifts the whole curve, as `sample` assumes."""
-    deviations = _deviations(table, "val_accuracy")
-    if deviations is None:
-        return None
-    return tuple(float(np.corrcoef(deviations[:, e], deviations[:, -1])[0, 1]) for e in range(deviations.shape[1]))
+    epochs = table.settings.epochs
+    configs = [curves.config(i) for i in range(len(curves.rows))]
+    standardised = []
+    for series, which in (("val_accuracy", "val"), ("test_accuracy", "test")):
+        final = curves.series(series)[:, -1]
+        deviation = final - np.array([final[groups == g].mean() for g in groups])
+        standardised.append(deviation / np.maximum(surrogate.noise_sd(configs, epochs, which), 1e-9))
+    return float(np.corrcoef(*standardised)[0, 1])
 
 
 def _seed_agreement(table: Table) -> Agreement | None:
@@ -240,23 +264,39 @@ def markdown(fidelity: Fidelity, table: Table, command: str) -> str:
             f"accuracy {b.val_mean:.4f} (sd {b.val_sd:.4f}), test {b.test_mean:.4f} (sd {b.test_sd:.4f}); the "
             f"surrogate fitted on the Sobol configurations predicts {b.predicted_val:.4f} and {b.predicted_test:.4f} "
             f"(off by {(b.predicted_val - b.val_mean) * 100:+.2f} and {(b.predicted_test - b.test_mean) * 100:+.2f} "
-            "points).",
+            f"points), and a seed sd of its validation accuracy of {b.modelled_val_sd:.4f}.",
         ]
-    lines += ["", f"Seed noise, from {fidelity.noise_configs} configurations trained with several seeds:", ""]
+    lines += [
+        "",
+        f"Seed noise, from {fidelity.noise_configs} configurations trained with several seeds, modelled per "
+        "configuration and epoch (a replay draws a seed's standardised deviations at every epoch at once, with the "
+        "correlation between epochs measured on them, times the modelled sd):",
+        "",
+    ]
     if fidelity.noise_configs:
         lines += [
-            "| epoch | sd of validation accuracy | sd of test accuracy | corr. of a seed's deviation with the last "
-            "epoch's |",
-            "|---|---|---|---|",
+            "| epoch | validation sd, pooled | validation sd, modelled (median of held-out) | test sd, pooled | "
+            "corr. of a seed's standardised deviation with the last epoch's |",
+            "|---|---|---|---|---|",
         ]
-        correlation = fidelity.seed_correlation or ()
-        for e, (val, test, corr) in enumerate(zip(fidelity.noise_sd_val, fidelity.noise_sd_test, correlation), 1):
-            lines.append(f"| {e} | {val:.4f} | {test:.4f} | {corr:.2f} |")
+        rows = zip(fidelity.pooled_sd_val, fidelity.modelled_sd_val, fidelity.pooled_sd_test, fidelity.seed_correlation)
+        for e, (pooled, modelled, test, corr) in enumerate(rows, 1):
+            lines.append(f"| {e} | {pooled:.4f} | {modelled:.4f} | {test:.4f} | {corr:.2f} |")
         lines += [
             "",
-            f"A seed's final validation and test deviations correlate {fidelity.val_test_correlation:.2f} (the "
-            "replay draws one deviation for both).",
+            "Pooled: the root of the configurations' mean seed variance, the one sd a model blind to the "
+            f"configuration would use. A seed's final validation and test deviations (standardised) correlate "
+            f"{fidelity.val_test_correlation:.2f} (the replay draws one deviation for both).",
         ]
+        check = fidelity.noise_check
+        if check is not None:
+            lines += [
+                "",
+                f"On the {check.count} held-out configurations with several seeds, the noise model fitted without "
+                f"them: {check.inside} of their measured final validation variances lie inside the central 90% it "
+                f"gives a variance of their seeds (about {0.9 * check.count:.0f} if it is calibrated); Spearman "
+                f"{check.spearman:.2f} between measured and modelled.",
+            ]
     else:
         lines.append("none: replays of this table add no seed noise (build with --noise-configs).")
     return "\n".join(lines) + "\n"

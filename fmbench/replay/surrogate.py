@@ -1,19 +1,35 @@
-"""A surrogate of a table: scikit-learn models of validation and test accuracy at (configuration, epoch) and of a
-fit's seconds, with the seed noise measured from the configurations trained with several weight seeds.
+"""A surrogate of a table: scikit-learn models of validation and test accuracy at (configuration, epoch), of a
+fit's seconds, and of the seed noise, learnt from the configurations trained with several weight seeds.
 
-The noise model: a seed shifts a whole curve. `sample` draws one standard normal z from the generator it is given
-and adds z times the measured per-epoch seed sd to both accuracies, so a replay that hands it a generator seeded
-the same way at every epoch gets one consistent curve per seed (fidelity.py reports how far the measured seed
-deviations of an epoch and the last really go together).
+The seed noise has a size that depends on the configuration: one that trains well is steady across seeds, one on
+the edge of diverging is not (in the table's first 25 noise configurations, the final validation accuracy's seed sd
+ran from 0.05 points to 5.6, median 0.3, pooled 1.3), so one pooled sd would drown the good configurations'
+differences in noise. The seed variance at an epoch is the mean of the seeds' variances of the NOISE_NEIGHBOURS noise
+configurations whose mean accuracy at that epoch is nearest (k-nearest-neighbour regression, applied at the
+surrogate's mean accuracy): how noisy a configuration is follows how well it trains, and a mean of unbiased
+variances is unbiased. Local averages on purpose: a variance from three seeds is itself noisy (its sd equals its
+mean); on synthetic tables gradient boosting fitted those draws (a constant seed sd of 2 points came back as 0.9 for
+one configuration) and a Poisson regression on splines drove the best configurations' sd towards 0, where tuners
+choose.
+
+And a seed does not shift a whole curve alike: in the table's first 28 noise configurations, a seed's deviation at
+epochs 1 to 9, divided by its modelled sd, correlated -0.20 to 0.35 with its deviation at epoch 10. `sample` draws a
+seed's standardised deviations at every epoch at once, normal with the correlation between epochs measured on the
+noise configurations, from the generator it is given, and scales the epoch's by the modelled sd; validation and test
+share them (their standardised final deviations correlated 0.95 there). A replay that hands it a generator seeded
+the same way at every epoch gets one consistent curve per seed, whose early epochs (Hyperband's rungs) say as little
+of its end as real seeds'.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.neighbors import KNeighborsRegressor
 from threadpoolctl import threadpool_limits
 
 from fmbench.data import NUM_CLASSES
@@ -23,6 +39,7 @@ from fmbench.space import MAX_LAYERS
 IMAGE_PIXELS = 28 * 28
 ACCURACIES = {"val": "val_accuracy", "test": "test_accuracy"}
 SECONDS = ("build", "compile", "epoch", "score")
+NOISE_NEIGHBOURS = 15  # noise configurations averaged per seed variance: its sd within about 13% where noise is even
 
 
 def features(config: dict) -> list[float]:
@@ -69,21 +86,36 @@ def row_seconds(table: Table) -> dict[str, np.ndarray]:
     }
 
 
-def seed_noise(table: Table) -> tuple[dict[str, np.ndarray], int]:
-    """Per-epoch seed sd of each accuracy, pooled over the configurations measured with several seeds (the root of
-    their mean variance, ddof=1), and how many such configurations there are; zeros where there are none."""
+@dataclass(frozen=True)
+class SeedVariances:
+    """Per configuration measured with several seeds (one row each, in config_id order): its position of first
+    appearance in the table, its degrees of freedom (seeds - 1), and per accuracy its seeds' variance at each epoch
+    (ddof=1: unbiased for the seed variance)."""
+
+    config_ids: np.ndarray
+    positions: np.ndarray
+    dof: np.ndarray
+    variance: dict  # "val" / "test" -> (configurations, epochs)
+
+
+def seed_variances(table: Table) -> SeedVariances:
+    ids = table.rows["config_id"].to_numpy()
     counts = table.rows.groupby("config_id")["seed"].transform("size").to_numpy()
-    several = counts > 1
-    noise = {}
+    noisy = np.unique(ids[counts > 1])
+    positions = np.array([np.flatnonzero(ids == g)[0] for g in noisy], dtype=int)
+    variance = {}
     for name, series in ACCURACIES.items():
-        values = table.series(series)[several]
-        if not several.any():
-            noise[name] = np.zeros(table.settings.epochs)
-            continue
-        groups = table.rows["config_id"].to_numpy()[several]
-        variances = [np.var(values[groups == g], axis=0, ddof=1) for g in np.unique(groups)]
-        noise[name] = np.sqrt(np.mean(variances, axis=0))
-    return noise, int(len(np.unique(table.rows["config_id"].to_numpy()[several])))
+        values = table.series(series)
+        by_config = [values[ids == g].var(axis=0, ddof=1) for g in noisy]
+        variance[name] = np.array(by_config).reshape(len(noisy), table.settings.epochs)
+    dof = np.array([(ids == g).sum() - 1 for g in noisy], dtype=float)
+    return SeedVariances(noisy, positions, dof, variance)
+
+
+def pooled_seed_sd(variances: SeedVariances) -> dict[str, np.ndarray]:
+    """Per epoch, the one seed sd a model blind to the configuration would use: the root of the configurations'
+    mean variance (zeros where no configuration has several seeds)."""
+    return {name: np.sqrt(v.mean(axis=0)) if len(v) else np.zeros(v.shape[1]) for name, v in variances.variance.items()}
 
 
 def _one_thread():
@@ -98,6 +130,32 @@ def _regressor(random_state: int) -> HistGradientBoostingRegressor:
     return HistGradientBoostingRegressor(random_state=random_state)
 
 
+def _curve_x(configs: list[list[float]], epochs: int) -> np.ndarray:
+    """Rows of features + [epoch], configuration by configuration, epochs 1..epochs each."""
+    return np.array([[*x, epoch] for x in configs for epoch in range(1, epochs + 1)])
+
+
+def fit_noise(table: Table) -> dict:
+    """ "val" / "test" -> per epoch (index epoch - 1) a model of the seed variance at a mean accuracy, or None where
+    no configuration was measured with several seeds, or none of them varied."""
+    measured = seed_variances(table)
+    ids = table.rows["config_id"].to_numpy()
+    neighbours = min(NOISE_NEIGHBOURS, len(measured.config_ids))
+    models = {}
+    for name, series in ACCURACIES.items():
+        values = table.series(series)
+        means = np.array([values[ids == g].mean(axis=0) for g in measured.config_ids])
+        variance = measured.variance[name]
+        if not variance.sum() > 0:
+            models[name] = None
+            continue
+        models[name] = [
+            KNeighborsRegressor(n_neighbors=neighbours).fit(means[:, [e]], variance[:, e])
+            for e in range(table.settings.epochs)
+        ]
+    return models
+
+
 @dataclass(frozen=True)
 class Surrogate:
     """Fitted models of one table: accuracy at (configuration, epoch), a fit's seconds, and the seed noise."""
@@ -105,13 +163,14 @@ class Surrogate:
     epochs: int
     accuracy: dict  # "val" / "test" -> regressor on features + [epoch]
     seconds: dict  # SECONDS name -> regressor on features
-    noise_sd: dict  # "val" / "test" -> per-epoch sd, index epoch - 1
+    noise: dict  # "val" / "test" -> per epoch, a model of the seed variance at a mean accuracy; None: no noise measured
+    epoch_mixing: np.ndarray  # (epochs, epochs) lower-triangular: standard normals -> a seed's correlated deviations
 
     @classmethod
     def fit(cls, table: Table, random_state: int = 0) -> Surrogate:
         epochs = table.settings.epochs
         configs = [features(table.config(i)) for i in range(len(table.rows))]
-        curve_x = np.array([[*x, epoch] for x in configs for epoch in range(1, epochs + 1)])
+        curve_x = _curve_x(configs, epochs)
         with _one_thread():
             accuracy = {
                 name: _regressor(random_state).fit(curve_x, table.series(series).reshape(-1))
@@ -122,7 +181,9 @@ class Surrogate:
                 name: _regressor(random_state).fit(np.array(configs)[first], values[first])
                 for name, values in row_seconds(table).items()
             }
-        return cls(epochs, accuracy, seconds, seed_noise(table)[0])
+            noise = fit_noise(table)
+        surrogate = cls(epochs, accuracy, seconds, noise, np.eye(epochs))
+        return dataclasses.replace(surrogate, epoch_mixing=np.linalg.cholesky(surrogate._epoch_correlation(table)))
 
     def mean(self, configs: list[dict], epoch: int, which: str = "val") -> np.ndarray:
         """The predicted seed-mean accuracy of each configuration after `epoch` epochs, within [0, 1]."""
@@ -131,15 +192,45 @@ class Surrogate:
         with _one_thread():
             return np.clip(self.accuracy[which].predict(x), 0.0, 1.0)
 
+    def noise_sd(self, configs: list[dict], epoch: int, which: str = "val") -> np.ndarray:
+        """The modelled seed sd of each configuration's accuracy after `epoch` epochs, at its predicted mean."""
+        if self.noise[which] is None:
+            self._check_epoch(epoch)
+            return np.zeros(len(configs))
+        means = self.mean(configs, epoch, which)[:, None]
+        with _one_thread():
+            return np.sqrt(self.noise[which][epoch - 1].predict(means))
+
     def sample(self, config: dict, epoch: int, rng: np.random.Generator) -> tuple[float, float]:
-        """(validation, test) accuracy of one seed of `config` after `epoch` epochs: the mean plus one draw of the
-        seed noise, shared by both sets (a seed that trains well does so on both)."""
-        z = rng.standard_normal()
+        """(validation, test) accuracy of one seed of `config` after `epoch` epochs: the mean plus the seed's
+        deviation at that epoch, one draw of its whole curve's from `rng`, shared by both sets."""
+        z = (self.epoch_mixing @ rng.standard_normal(self.epochs))[epoch - 1]
         val, test = (
-            float(np.clip(self.mean([config], epoch, which)[0] + z * self.noise_sd[which][epoch - 1], 0.0, 1.0))
+            float(np.clip(self.mean([config], epoch, which)[0] + z * self.noise_sd([config], epoch, which)[0], 0, 1))
             for which in ("val", "test")
         )
         return val, test
+
+    def _epoch_correlation(self, table: Table) -> np.ndarray:
+        """The correlation between epochs of the noise configurations' seeds' validation deviations from their
+        configuration's mean, each divided by its modelled sd; the identity where there are too few to estimate it
+        (or nothing varies), nudged to positive definite where the estimate is not."""
+        measured = seed_variances(table)
+        ids = table.rows["config_id"].to_numpy()
+        values = table.series("val_accuracy")
+        configs = [table.config(int(position)) for position in measured.positions]
+        sds = np.column_stack([self.noise_sd(configs, e) for e in range(1, self.epochs + 1)]) if configs else []
+        standardised = []
+        for g, sd in zip(measured.config_ids, sds):
+            own = values[ids == g]
+            standardised.append((own - own.mean(axis=0)) / np.where(sd > 0, sd, np.inf))
+        rows = np.concatenate(standardised) if standardised else np.empty((0, self.epochs))
+        if len(rows) <= self.epochs or not (rows.std(axis=0) > 0).all():
+            return np.eye(self.epochs)
+        eigenvalues, vectors = np.linalg.eigh(np.corrcoef(rows, rowvar=False))
+        clipped = (vectors * np.maximum(eigenvalues, 1e-6)) @ vectors.T
+        scale = np.sqrt(np.diag(clipped))
+        return clipped / np.outer(scale, scale)
 
     def fit_seconds(self, config: dict) -> FitSeconds:
         x = np.array([features(config)])
