@@ -172,7 +172,7 @@ def _trials_section(real_set, replay) -> list[str]:
     from fmbench.replay import fidelity, trainer
     from fmbench.space import MLP
 
-    table, surrogate = trainer.fitted(_table_dir(replay))
+    table, surrogate, _ = trainer.fitted(_table_dir(replay))
     trials = real_set.trials
     fresh = trials[
         (trials["status"] == "COMPLETED")
