@@ -2,14 +2,22 @@
 # The gate profile's design runs (docs/gate.md, "The design for power"), in order, resumable: a run that finished
 # is skipped and one an interruption cut is done again, so rerunning the script continues where it stopped. One
 # CPU-heavy step at a time.
-#   FMBENCH_DATA_DIR=DIR scripts/gate_design_runs.sh reference | fresh | planted
+#   FMBENCH_DATA_DIR=DIR scripts/gate_design_runs.sh reference | fresh | planted | replay-reference | replay-fresh |
+#       replay-planted
 # reference: 4 runs of the gate's cells with the weight seed shifted by 1 to 4 (results/gate/reference-runs), then
 #            results/reference/gate.json, their mean with the noise between them. Commit it before `fresh`: frozen.
 # fresh:     20 harmless runs it never saw (results/gate/fresh): the weight seed shifted by 5 to 20, and four other
 #            machines' numerics or speeds (oneDNN off, one TensorFlow thread, one core of two, both cores shared).
 # planted:   every fault of scripts/planted/ through the gate (results/gate/planted, scripts/planted_run.sh).
+# The replay tier (docs/gate.md, "A replay tier"; the replay-gate profile, on the committed results/replay-table):
+# replay-reference: one run with the weight seeds unshifted (results/gate/replay-gate/reference), then
+#            results/reference/replay-gate.json from it: unchanged code replays it to the last digit.
+# replay-fresh: 10 harmless runs, the weight seeds shifted by 1 to 10 (every replayed curve's noise redrawn, and the
+#            baseline fit each seed replays), into results/gate/replay-gate/fresh.
+# replay-planted: the faults of the tuners' logic that the tier's tuners have (results/gate/planted-replay-gate).
 set -uo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 reference|fresh|planted" >&2; exit 2; }
+usage="usage: $0 reference|fresh|planted|replay-reference|replay-fresh|replay-planted"
+[ $# -eq 1 ] || { echo "$usage" >&2; exit 2; }
 export GATE_PROFILE=gate
 run() {  # run NAME "what was varied" [PREFIX...]: one noise run into $RUNS_DIR/NAME unless it finished there
     local out=$RUNS_DIR/$1
@@ -41,5 +49,22 @@ planted)
         scripts/planted_run.sh "$name"
     done
     ;;
-*) echo "usage: $0 reference|fresh|planted" >&2; exit 2 ;;
+replay-reference)
+    export GATE_PROFILE=replay-gate RUNS_DIR=results/gate/replay-gate
+    run reference "the replay tier's reference: weight seeds unshifted"
+    [ -e results/reference/replay-gate.json ] || .venv/bin/python -m fmbench check "$RUNS_DIR/reference" \
+        --reference results/reference/replay-gate.json --update-reference
+    ;;
+replay-fresh)
+    [ -e results/reference/replay-gate.json ] || { echo "no results/reference/replay-gate.json: run '$0 replay-reference' first" >&2; exit 2; }
+    export GATE_PROFILE=replay-gate RUNS_DIR=results/gate/replay-gate/fresh
+    for k in $(seq 1 10); do FMBENCH_INIT_SEED_OFFSET=$k run "offset-$k" "weight seed shifted by $k"; done
+    ;;
+replay-planted)
+    for name in hyperband-never-promotes tpe-startup-whole-budget; do  # bayesian-random-only: no Bayesian cells
+        [ -e "results/gate/planted-replay-gate/$name" ] && { echo "skip $name (there)"; continue; }
+        GATE_PROFILE=replay-gate scripts/planted_run.sh "$name"
+    done
+    ;;
+*) echo "$usage" >&2; exit 2 ;;
 esac
