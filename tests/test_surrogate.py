@@ -62,7 +62,7 @@ def test_seed_noise_is_measured_from_the_noise_configurations():
     independent_result = fidelity.evaluate(independent, seed=0)
     assert abs(independent_result.seed_correlation[0]) < 0.3
     text = fidelity.markdown(independent_result, independent, "c")
-    assert f"final validation and test deviations correlate {independent_result.val_test_correlation:.2f}" in text
+    assert f"test deviations (standardised) correlate {independent_result.val_test_correlation:.2f}" in text
 
 
 def test_the_noise_model_follows_how_well_a_configuration_trains_where_one_pooled_sd_would_not():
@@ -158,3 +158,24 @@ def test_table_fit_writes_fidelity_md_into_the_table(learnable, tmp_path, monkey
     command = f"fmbench table fit {tmp_path} --holdout 0.2 --seed 0"
     assert written == fidelity.markdown(fidelity.evaluate(learnable, 0.2, 0), table.load(tmp_path), command)
     assert "judged on 30 others" in written and f"written to {tmp_path / 'fidelity.md'}" in capsys.readouterr().out
+
+
+def test_table_fit_compare_judges_every_candidate_model_on_the_same_splits(tmp_path, monkeypatch, capsys):
+    from fmbench import backend, cli
+    from fmbench.replay import surrogate, table
+
+    small = synthetic_tables.make(n_configs=20, noise_configs=10)
+    monkeypatch.setattr(backend, "select", lambda *args: None)  # this process's Keras backend stays as it is
+    monkeypatch.setattr(fidelity, "COMPARE_SPLITS", 2)
+    synthetic_tables.save(tmp_path, small)
+    assert cli.main(["table", "fit", str(tmp_path), "--compare"]) == 0
+    written = (tmp_path / fidelity.MODELS_FILE).read_text()
+    rows = [line for line in written.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == [
+        f"{name} (used)" if name == surrogate.MODEL else name for name in surrogate.MODELS
+    ]
+    compared = dict(fidelity.compare_models(table.load(tmp_path), 0.2))
+    chosen = compared[surrogate.MODEL]
+    assert len(chosen) == 2
+    assert f"(used) | {np.mean([r.final_val.r2 for r in chosen]):.3f} |" in written
+    assert not (tmp_path / fidelity.FIDELITY_FILE).exists()  # the comparison only

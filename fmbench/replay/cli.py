@@ -69,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("table_dir", help="a folder written by `fmbench table build`")
     fit.add_argument("--holdout", type=float, default=0.2, help="share of configurations held out (default 0.2)")
     fit.add_argument("--seed", type=int, default=0, help="seed of the split and the models (default 0)")
+    fit.add_argument(
+        "--compare",
+        action="store_true",
+        help="instead, judge every candidate accuracy model on the same held-out splits and write models.md",
+    )
     fit.set_defaults(command=_fit, name="table fit")
 
 
@@ -104,7 +109,10 @@ def _fit(args: argparse.Namespace) -> int:
     from fmbench.replay import fidelity, table
 
     loaded = table.load(Path(args.table_dir))
-    _, path = fidelity.write(Path(args.table_dir), loaded, args.holdout, args.seed, _command())
+    if args.compare:
+        path = fidelity.write_comparison(Path(args.table_dir), loaded, args.holdout, _command())
+    else:
+        _, path = fidelity.write(Path(args.table_dir), loaded, args.holdout, args.seed, _command())
     print(path.read_text(), end="")
     print(f"written to {path}")
     return 0

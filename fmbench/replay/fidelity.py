@@ -18,10 +18,12 @@ from sklearn.metrics import r2_score
 
 from fmbench import atomic
 from fmbench.replay.configs import BASELINE_ID
-from fmbench.replay.surrogate import Surrogate, first_fits, pooled_seed_sd, row_seconds, seed_variances
+from fmbench.replay.surrogate import MODEL, MODELS, Surrogate, first_fits, pooled_seed_sd, row_seconds, seed_variances
 from fmbench.replay.table import Table, TableError
 
 FIDELITY_FILE = "fidelity.md"
+MODELS_FILE = "models.md"
+COMPARE_SPLITS = 5  # held-out splits each candidate model is judged on
 MIN_HELD_OUT = 3  # ranks of fewer configurations say nothing
 
 
@@ -115,11 +117,11 @@ def subset(table: Table, config_ids) -> Table:
     return dataclasses.replace(table, rows=table.rows[table.rows["config_id"].isin(config_ids)].reset_index(drop=True))
 
 
-def evaluate(table: Table, holdout: float = 0.2, seed: int = 0) -> Fidelity:
+def evaluate(table: Table, holdout: float = 0.2, seed: int = 0, model: str = MODEL) -> Fidelity:
     """Fit the surrogate on all but `holdout` of the configurations and judge it on the rest; the seed noise's
     figures describe the whole table, and its model is judged on the held-out configurations too."""
     fit_ids, held_ids = split_configs(table, holdout, seed)
-    surrogate = Surrogate.fit(subset(table, fit_ids), random_state=seed)
+    surrogate = Surrogate.fit(subset(table, fit_ids), random_state=seed, model=model)
     held = subset(table, held_ids)
     means = held.rows.groupby("config_id", sort=True)  # one observation per configuration: its seeds' mean
     # Each configuration's first fit, in config_id order as `means`: its seconds are the ones a replay uses.
@@ -300,6 +302,48 @@ def markdown(fidelity: Fidelity, table: Table, command: str) -> str:
     else:
         lines.append("none: replays of this table add no seed noise (build with --noise-configs).")
     return "\n".join(lines) + "\n"
+
+
+def compare_models(table: Table, holdout: float) -> list[tuple[str, list[Fidelity]]]:
+    """Every candidate accuracy model (surrogate.MODELS) judged on the same COMPARE_SPLITS held-out splits (seeds
+    0, 1, ...)."""
+    return [(name, [evaluate(table, holdout, seed, name) for seed in range(COMPARE_SPLITS)]) for name in MODELS]
+
+
+# What models.md shows of each model: (column, figure of one split's Fidelity, format); the mean over the splits.
+COMPARED = (
+    ("final validation R^2", lambda r: r.final_val.r2, "{:.3f}"),
+    ("Spearman", lambda r: r.final_val.spearman, "{:.3f}"),
+    ("Kendall tau", lambda r: r.final_val.kendall, "{:.3f}"),
+    ("final test R^2", lambda r: r.final_test.r2, "{:.3f}"),
+    ("top quarter: Spearman", lambda r: r.top_val.spearman, "{:.3f}"),
+    ("top quarter: measured − predicted (pts)", lambda r: r.top_shortfall * 100, "{:+.2f}"),
+    ("every epoch R^2", lambda r: r.every_epoch_val.r2, "{:.3f}"),
+)
+
+
+def models_markdown(compared: list[tuple[str, list[Fidelity]]], table: Table, command: str) -> str:
+    lines = [
+        "# Accuracy models compared",
+        "",
+        f"Table: {len(table.rows)} fits of {table.rows['config_id'].nunique()} configurations. Made by `{command}`. "
+        f"Each model is fitted on the same {len(compared[0][1])} splits of the Sobol configurations and judged on "
+        "the held-out ones (each figure the mean over the splits); the replay uses the one marked.",
+        "",
+        "| model | " + " | ".join(column for column, _, _ in COMPARED) + " |",
+        "|---" * (len(COMPARED) + 1) + "|",
+    ]
+    for name, results in compared:
+        cells = [fmt.format(float(np.mean([figure(r) for r in results]))) for _, figure, fmt in COMPARED]
+        lines.append(f"| {name}{' (used)' if name == MODEL else ''} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(directory: Path, table: Table, holdout: float, command: str) -> Path:
+    """Compare the candidate models and write models.md into the table's folder."""
+    path = Path(directory) / MODELS_FILE
+    atomic.write_text(path, models_markdown(compare_models(table, holdout), table, command))
+    return path
 
 
 def _row(label: str, a: Agreement) -> str:
