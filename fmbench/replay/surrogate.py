@@ -203,7 +203,7 @@ class Surrogate:
     noise: dict  # "val" / "test" -> per epoch, a model of the seed variance at a mean accuracy; None: no noise measured
     epoch_mixing: np.ndarray  # (epochs, epochs) lower-triangular: standard normals -> a seed's correlated deviations
     # (configuration, epoch) -> its means and sds, (val, test, val sd, test sd): a replay asks again at every epoch
-    # of every fit of a configuration, and the four predictions took about 8 ms.
+    # of every fit of a configuration, and each ask is four model predictions.
     _points: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
