@@ -3,6 +3,8 @@ the agreement figures, the seed noise and its sampling, the seconds model, and t
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import synthetic_tables
@@ -170,12 +172,26 @@ def test_table_fit_compare_judges_every_candidate_model_on_the_same_splits(tmp_p
     synthetic_tables.save(tmp_path, small)
     assert cli.main(["table", "fit", str(tmp_path), "--compare"]) == 0
     written = (tmp_path / fidelity.MODELS_FILE).read_text()
+    compared = fidelity.compare_models(table.load(tmp_path), 0.2)
+    choice = fidelity.choose_model(compared)
     rows = [line for line in written.splitlines() if line.startswith("| ") and not line.startswith("| model")]
     assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == [
-        f"{name} (used)" if name == surrogate.MODEL else name for name in surrogate.MODELS
+        f"{name} (chosen)" if name == choice else name for name in surrogate.MODELS
     ]
-    compared = dict(fidelity.compare_models(table.load(tmp_path), 0.2))
-    chosen = compared[surrogate.MODEL]
+    chosen = dict(compared)[choice]
     assert len(chosen) == 2
-    assert f"(used) | {np.mean([r.final_val.r2 for r in chosen]):.3f} |" in written
+    assert f"(chosen) | {np.mean([r.final_val.r2 for r in chosen]):.3f} |" in written
     assert not (tmp_path / fidelity.FIDELITY_FILE).exists()  # the comparison only
+
+
+def _judged(r2: float, shortfall: float) -> SimpleNamespace:
+    """A stand-in for one split's Fidelity: only what choose_model reads."""
+    agreement = fidelity.Agreement(r2=r2, spearman=0.0, kendall=0.0, count=10)
+    return SimpleNamespace(final_val=agreement, top_shortfall=shortfall)
+
+
+def test_the_model_rule_takes_the_best_r2_and_breaks_near_ties_by_the_top_quarters_bias():
+    clear = [("a", [_judged(0.50, 0.001)]), ("b", [_judged(0.60, 0.020), _judged(0.62, 0.020)])]
+    assert fidelity.choose_model(clear) == "b"  # 0.61 against 0.50: the bias does not matter
+    near = [("a", [_judged(0.600, -0.004)]), ("b", [_judged(0.605, 0.010)]), ("c", [_judged(0.50, 0.0)])]
+    assert fidelity.choose_model(near) == "a"  # within R2_MARGIN of the best: the smaller bias in size wins
