@@ -21,8 +21,9 @@ import synthetic_tables
 
 from fmbench import backend, cli, data, history, profiles, protocol, resultset, run_rows, suite
 from fmbench.models import mlp
+from fmbench.replay import fidelity
 from fmbench.replay import table as tables
-from fmbench.replay.surrogate import Surrogate
+from fmbench.replay.surrogate import MODEL, Surrogate
 from fmbench.report import document
 from fmbench.results import ResultsError
 from fmbench.search.distributed import options, serving
@@ -361,3 +362,15 @@ def test_the_benchmark_suite_replays_the_profile_from_the_table_it_is_given(tabl
     assert sorted(runs["cell"]) == ["baseline-seed1", "random-epochs100-seed1"]
     assert set(runs["trainer"]) == {"replay"} and set(runs["replay_table"]) == {str(table_dir)}
     assert sorted(runs["search_epochs"]) == [0, 100]
+
+
+def test_the_replay_uses_the_model_the_rule_chose_on_the_committed_table():
+    """surrogate.MODEL is the accuracy model `fmbench table fit --compare` marked in the committed table's models.md:
+    change one and the other must be rebuilt."""
+    text = (REPO / REPLAY.replay_table / fidelity.MODELS_FILE).read_text()
+    chosen = [
+        line.split(" | ")[0].removeprefix("| ").removesuffix(" (chosen)")
+        for line in text.splitlines()
+        if line.startswith("| ") and " (chosen) | " in line
+    ]
+    assert chosen == [MODEL]

@@ -2,8 +2,8 @@
 fit's seconds, and of the seed noise, learnt from the configurations trained with several weight seeds.
 
 The seed noise has a size that depends on the configuration: one that trains well is steady across seeds, one on
-the edge of diverging is not (in the table's first 25 noise configurations, the final validation accuracy's seed sd
-ran from 0.05 points to 5.6, median 0.3, pooled 1.3), so one pooled sd would drown the good configurations'
+the edge of diverging is not (in the table's 100 noise configurations, the final validation accuracy's seed sd
+ran from 0.03 points to 9.6, median 0.27, pooled 1.37), so one pooled sd would drown the good configurations'
 differences in noise. The seed variance at an epoch is the mean of the seeds' variances of the NOISE_NEIGHBOURS noise
 configurations whose mean accuracy at that epoch is nearest (k-nearest-neighbour regression, applied at the
 surrogate's mean accuracy): how noisy a configuration is follows how well it trains, and a mean of unbiased
@@ -12,11 +12,12 @@ mean); on synthetic tables gradient boosting fitted those draws (a constant seed
 one configuration) and a Poisson regression on splines drove the best configurations' sd towards 0, where tuners
 choose.
 
-And a seed does not shift a whole curve alike: in the table's first 28 noise configurations, a seed's deviation at
-epochs 1 to 9, divided by its modelled sd, correlated -0.20 to 0.35 with its deviation at epoch 10. `sample` draws a
+And a seed does not shift a whole curve alike: in the table's noise configurations, a seed's deviation at epochs 1
+to 9, divided by its modelled sd, correlated -0.01 to 0.28 with its deviation at epoch 10 (results/replay-table/
+fidelity.md). `sample` draws a
 seed's standardised deviations at every epoch at once, normal with the correlation between epochs measured on the
 noise configurations, from the generator it is given, and scales the epoch's by the modelled sd; validation and test
-share them (their standardised final deviations correlated 0.95 there). A replay that hands it a generator seeded
+share them (their standardised final deviations correlate 0.93). A replay that hands it a generator seeded
 the same way at every epoch gets one consistent curve per seed, whose early epochs (Hyperband's rungs) say as little
 of its end as real seeds'.
 """
@@ -166,7 +167,7 @@ MODELS: dict[str, Callable[[int], object]] = {
         ExtraTreesRegressor(n_estimators=200, min_samples_leaf=2, random_state=random_state, n_jobs=1)
     ),
 }
-MODEL = "boosting"
+MODEL = "extra trees, on log error"
 
 
 def _curve_x(configs: list[list[float]], epochs: int) -> np.ndarray:
@@ -204,9 +205,10 @@ class Surrogate:
     seconds: dict  # SECONDS name -> regressor on features
     noise: dict  # "val" / "test" -> per epoch, a model of the seed variance at a mean accuracy; None: no noise measured
     epoch_mixing: np.ndarray  # (epochs, epochs) lower-triangular: standard normals -> a seed's correlated deviations
-    # (configuration, epoch) -> its means and sds, (val, test, val sd, test sd): a replay asks again at every epoch
-    # of every fit of a configuration, and each ask is four model predictions.
-    _points: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+    # configuration -> its curve, (val, test, val sd, test sd) at every epoch: a replay asks again at every epoch of
+    # every fit of a configuration, and a model's prediction costs per call more than per row (a tree ensemble walks
+    # each of its trees per call), so a configuration's curve is predicted in one call per model, once.
+    _curves: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def fit(cls, table: Table, random_state: int = 0, model: str = MODEL) -> Surrogate:
@@ -237,23 +239,36 @@ class Surrogate:
 
     def noise_sd(self, configs: list[dict], epoch: int, which: str = "val") -> np.ndarray:
         """The modelled seed sd of each configuration's accuracy after `epoch` epochs, at its predicted mean."""
+        return self._sd_at(self.mean(configs, epoch, which), epoch, which)
+
+    def _sd_at(self, means: np.ndarray, epoch: int, which: str) -> np.ndarray:
+        """The modelled seed sd after `epoch` epochs of configurations whose mean accuracies are `means`."""
         if self.noise[which] is None:
-            self._check_epoch(epoch)
-            return np.zeros(len(configs))
-        means = self.mean(configs, epoch, which)[:, None]
+            return np.zeros(len(means))
         with _one_thread():
-            return np.sqrt(self.noise[which][epoch - 1].predict(means))
+            return np.sqrt(self.noise[which][epoch - 1].predict(np.asarray(means)[:, None]))
 
     def sample(self, config: dict, epoch: int, rng: np.random.Generator) -> tuple[float, float]:
         """(validation, test) accuracy of one seed of `config` after `epoch` epochs: the mean plus the seed's
         deviation at that epoch, one draw of its whole curve's from `rng`, shared by both sets."""
+        self._check_epoch(epoch)
         z = (self.epoch_mixing @ rng.standard_normal(self.epochs))[epoch - 1]
-        key = (tuple(sorted(config.items())), epoch)
-        if key not in self._points:
-            figures = (self.mean, self.noise_sd)
-            self._points[key] = tuple(float(f([config], epoch, which)[0]) for f in figures for which in ACCURACIES)
-        val, test, val_sd, test_sd = self._points[key]
+        key = tuple(sorted(config.items()))
+        if key not in self._curves:
+            self._curves[key] = self._curve(config)
+        val, test, val_sd, test_sd = (series[epoch - 1] for series in self._curves[key])
         return float(np.clip(val + z * val_sd, 0, 1)), float(np.clip(test + z * test_sd, 0, 1))
+
+    def _curve(self, config: dict) -> tuple[np.ndarray, ...]:
+        """(val, test, val sd, test sd) of `config` at epochs 1..epochs, each accuracy model asked once."""
+        x = np.array([[*features(config), epoch] for epoch in range(1, self.epochs + 1)])
+        with _one_thread():
+            means = {which: np.clip(self.accuracy[which].predict(x), 0.0, 1.0) for which in ACCURACIES}
+        sds = {
+            which: np.array([self._sd_at(means[which][[e - 1]], e, which)[0] for e in range(1, self.epochs + 1)])
+            for which in ACCURACIES
+        }
+        return (*means.values(), *sds.values())
 
     def _epoch_correlation(self, table: Table) -> np.ndarray:
         """The correlation between epochs of the noise configurations' seeds' validation deviations from their
