@@ -14,12 +14,11 @@ choose.
 
 And a seed does not shift a whole curve alike: in the table's noise configurations, a seed's deviation at epochs 1
 to 9, divided by its modelled sd, correlated -0.01 to 0.28 with its deviation at epoch 10 (results/replay-table/
-fidelity.md). `sample` draws a
-seed's standardised deviations at every epoch at once, normal with the correlation between epochs measured on the
-noise configurations, from the generator it is given, and scales the epoch's by the modelled sd; validation and test
-share them (their standardised final deviations correlate 0.93). A replay that hands it a generator seeded
-the same way at every epoch gets one consistent curve per seed, whose early epochs (Hyperband's rungs) say as little
-of its end as real seeds'.
+fidelity.md). `sample` draws a seed's standardised deviations at every epoch at once, normal with the correlation
+between epochs measured on the noise configurations, from the generator it is given, and scales the epoch's by the
+modelled sd; validation and test share them (their standardised final deviations correlate 0.93). A replay that
+hands it a generator seeded the same way at every epoch gets one consistent curve per seed, whose early epochs
+(Hyperband's rungs) say as little of its end as real seeds'.
 """
 
 from __future__ import annotations
