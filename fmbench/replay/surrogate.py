@@ -24,6 +24,7 @@ hands it a generator seeded the same way at every epoch gets one consistent curv
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import numpy as np
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor
 from sklearn.neighbors import KNeighborsRegressor
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from fmbench.data import NUM_CLASSES
 from fmbench.replay.table import Table
@@ -124,7 +125,14 @@ def _one_thread():
     """scikit-learn's OpenMP at one thread: its workers spin while they wait, and on a busy 2-core machine a fit on
     840 rows took 15 s with two threads against 0.3 s with one, a one-row prediction about 18 ms against 1 ms. A table
     is small enough for one thread."""
-    return threadpool_limits(limits=1, user_api="openmp")
+    return _thread_pools().limit(limits=1, user_api="openmp")
+
+
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    # Found once: finding the loaded libraries walks them all, and per call that was a fifth of a replayed random
+    # search's time (cProfile). scikit-learn, and with it its OpenMP, is loaded before this module's first call.
+    return ThreadpoolController()
 
 
 def _regressor(random_state: int) -> HistGradientBoostingRegressor:
@@ -263,10 +271,10 @@ class Surrogate:
         x = np.array([[*features(config), epoch] for epoch in range(1, self.epochs + 1)])
         with _one_thread():
             means = {which: np.clip(self.accuracy[which].predict(x), 0.0, 1.0) for which in ACCURACIES}
-        sds = {
-            which: np.array([self._sd_at(means[which][[e - 1]], e, which)[0] for e in range(1, self.epochs + 1)])
-            for which in ACCURACIES
-        }
+            sds = {
+                which: np.array([self._sd_at(means[which][[e - 1]], e, which)[0] for e in range(1, self.epochs + 1)])
+                for which in ACCURACIES
+            }
         return (*means.values(), *sds.values())
 
     def _epoch_correlation(self, table: Table) -> np.ndarray:
