@@ -127,6 +127,23 @@ def test_fidelity_is_written_with_the_figures_it_computed(learnable, tmp_path):
     assert f"is {result.top_shortfall * 100:+.2f} points from the prediction" in text
 
 
+def test_fidelity_md_states_what_the_table_cost_and_its_seed_noise_over_the_sobol_configurations():
+    measured = synthetic_tables.make(n_configs=60, noise_configs=40, noise_sd=0.02, baseline_seeds=5)
+    text = fidelity.markdown(fidelity.evaluate(measured, seed=0), measured, "c")
+    first_epoch = synthetic_tables.COMPILE
+    seconds = [
+        synthetic_tables.BUILD
+        + synthetic_tables.SCORE
+        + first_epoch
+        + measured.settings.epochs * synthetic_tables.epoch_seconds(measured.config(i))
+        for i in range(len(measured.rows))
+    ]
+    assert f"{sum(seconds) / 3600:.2f} h of fits" in text and f"the median fit {np.median(seconds):.1f} s" in text
+    assert "over the 40 Sobol configurations trained with several seeds" in text  # not the baseline's seeds
+    pooled = float(text.split("points, median ")[1].split("pooled ")[1].split(".\n")[0].rstrip("."))
+    assert 1.6 < pooled < 2.4  # the truth is 2 points; 80 degrees of freedom
+
+
 def test_the_baseline_is_judged_apart_from_the_held_out_sobol_configurations():
     anchored = synthetic_tables.make(n_configs=150, noise_sd=0.003, baseline_seeds=12)
     result = fidelity.evaluate(anchored, holdout=0.2, seed=0)

@@ -25,6 +25,7 @@ FIDELITY_FILE = "fidelity.md"
 MODELS_FILE = "models.md"
 COMPARE_SPLITS = 5  # held-out splits each candidate model is judged on
 MIN_HELD_OUT = 3  # ranks of fewer configurations say nothing
+DIVERGED = 0.5  # a final accuracy below this is a fit that diverged (chance is 0.1)
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,8 @@ def markdown(fidelity: Fidelity, table: Table, command: str) -> str:
         f"{s.train_images} train / {s.val_images} validation / {s.test_images} test images, batch {s.batch_size}, "
         f"Keras on {s.backend}, on {s.machine}. Made by `{command}`.",
         "",
+        *_table_lines(table),
+        "",
         f"Fitted on {fidelity.train_configs} configurations of the Sobol cover, judged on {fidelity.held_out_configs} "
         "others (each observation the mean of its seeds).",
         "",
@@ -360,6 +363,31 @@ def write_comparison(directory: Path, table: Table, holdout: float, command: str
     path = Path(directory) / MODELS_FILE
     atomic.write_text(path, models_markdown(compare_models(table, holdout), table, command))
     return path
+
+
+def _table_lines(table: Table) -> list[str]:
+    """What the table holds and cost, over all its fits: the build figures docs/replay.md quotes."""
+    rows, epochs = table.rows, table.settings.epochs
+    fit_seconds = rows["build_seconds"] + table.series("epoch_seconds").sum(axis=1) + rows["score_seconds"]
+    final = table.series("val_accuracy")[:, -1]
+    lines = [
+        f"Built by {len(table.sessions)} `fmbench table build` sessions, the last row finished "
+        f"{rows['finished_at'].max()}: {fit_seconds.sum() / 3600:.2f} h of fits (each fit's build, epochs and "
+        f"scoring), the median fit {fit_seconds.median():.1f} s. Final (epoch {epochs}) validation accuracy: median "
+        f"{np.median(final):.4f}, max {final.max():.4f}; {np.mean(final < DIVERGED):.1%} of fits below {DIVERGED} "
+        "(diverged).",
+    ]
+    measured = seed_variances(table)
+    sobol = measured.config_ids != BASELINE_ID
+    if sobol.any():
+        variance = measured.variance["val"][sobol, -1]
+        sd = np.sqrt(variance) * 100
+        lines[0] += (
+            f" Its seed sd, over the {sobol.sum()} Sobol configurations trained with several seeds: "
+            f"{sd.min():.2f} to {sd.max():.1f} points, median {np.median(sd):.2f}, pooled "
+            f"{np.sqrt(variance.mean()) * 100:.2f}."
+        )
+    return lines
 
 
 def _row(label: str, a: Agreement) -> str:
