@@ -26,11 +26,12 @@ sys.path.insert(0, str(REPO))
 
 import json  # noqa: E402
 import math  # noqa: E402
+import shlex  # noqa: E402
 
 from scipy import stats as scipy_stats  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from fmbench import resultset  # noqa: E402
+from fmbench import atomic, resultset  # noqa: E402
 from fmbench.registry import BASELINE  # noqa: E402
 from fmbench.report import comparisons, ranks  # noqa: E402
 from fmbench.results import ResultsError  # noqa: E402
@@ -94,7 +95,7 @@ def _interval(d: Difference) -> str:
     return f"{d.mean * 100:+.2f} [{d.low * 100:+.2f}, {d.high * 100:+.2f}] (n={d.n})"
 
 
-def compare(real_dir: Path, replay_dir: Path) -> str:
+def compare(real_dir: Path, replay_dir: Path, command: str = "") -> str:
     try:
         real_set, replay_set = resultset.load(real_dir), resultset.load(replay_dir)
     except ResultsError as exc:
@@ -108,6 +109,8 @@ def compare(real_dir: Path, replay_dir: Path) -> str:
     real_delta, replay_delta = _deltas(real), _deltas(replay)
     real_mean, replay_mean = _means(real), _means(replay)
     lines = [f"# Replay against real: {replay_dir} vs {real_dir}", ""]
+    if command:
+        lines += [f"Made by `{command}`.", ""]
     for budget in budgets:
         real_ranks, replay_ranks = _mean_ranks(real, budget), _mean_ranks(replay, budget)
         tuners = [t for t in real_ranks if t in replay_ranks]
@@ -212,15 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the markdown here instead of stdout")
     args = parser.parse_args(argv)
     try:
-        text = compare(args.real, args.replay)
+        text = compare(args.real, args.replay, _command(argv))
     except FidelityError as exc:
         print(f"replay_fidelity: {exc}", file=sys.stderr)
         return 2
     if args.out:
-        args.out.write_text(text)
+        atomic.write_text(args.out, text)  # a cut run leaves the previous file whole
     else:
         print(text, end="")
     return 0
+
+
+def _command(argv: list[str] | None) -> str:
+    return shlex.join(["python", "scripts/replay_fidelity.py", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -60,6 +60,10 @@ def test_a_replay_that_ranks_as_real_training_agrees_and_one_that_reverses_it_do
     hyperband = _row(out, "hyperband")
     assert hyperband[5].startswith("-1.00 [") and hyperband[6] == "yes" and float(hyperband[7]) > 0
     assert "Kendall's tau between the two rankings of 3 tuners: +1.00" in out
+    assert f"Made by `python scripts/replay_fidelity.py {real} {same}`." in out  # the file names its command
+    written = tmp_path / "fidelity.md"
+    assert replay_fidelity.main([str(real), str(same), "--out", str(written)]) == 0
+    assert written.read_text() == out.replace(f"{same}`", f"{same} --out {written}`")
     assert replay_fidelity.main([str(real), str(reversed_)]) == 0
     out = capsys.readouterr().out
     assert _row(out, "hyperband")[6] == _row(out, "random")[6] == "NO"
