@@ -93,3 +93,30 @@ def test_folders_it_cannot_compare_exit_2_with_one_line(tmp_path, capsys):
     assert "share no budget" in capsys.readouterr().err
     assert replay_fidelity.main([str(GOLDEN), str(_copy(tmp_path, "untabled", {}))]) == 2  # no table named
     assert "name 0 tables" in capsys.readouterr().err
+
+
+def _label_proposals(folder: Path, model_lift: float = 0.0) -> None:
+    """Random search's trials relabelled as a model-based tuner's: each seed's first trial its random start, the
+    others its model's, lifted by `model_lift` (in accuracy)."""
+    trials = pd.read_csv(folder / "trials.csv", dtype=str, keep_default_na=False)
+    ours = trials.tuner == "random"
+    first = ~trials[ours].duplicated("seed")
+    trials.loc[ours, "proposed_by"] = ["random" if f else "model" for f in first]
+    lifted = ours & (trials.proposed_by == "model") & (trials.val_accuracy != "")
+    trials.loc[lifted, "val_accuracy"] = (trials.loc[lifted, "val_accuracy"].astype(float) + model_lift).astype(str)
+    trials.to_csv(folder / "trials.csv", index=False)
+
+
+def test_a_replay_that_flatters_a_models_proposals_shows_it_against_the_random_start(tmp_path, capsys, table_dir):
+    real, replay = _copy(tmp_path, "real", {}), _copy(tmp_path, "replay", {}, table_dir)
+    _label_proposals(real)
+    _label_proposals(replay, model_lift=0.05)
+    assert replay_fidelity.main([str(real), str(replay)]) == 0
+    out = capsys.readouterr().out.split("| model − random start, real (pts)")[1].split("## The surrogate")[0]
+    random = _row(out, "random")
+    assert random[3].startswith("+5.00")  # replay − real: the lift, in points
+    assert not any(line.startswith("| hyperband ") for line in out.splitlines())  # no model of its own: no row
+    _label_proposals(replay, model_lift=-0.05)
+    assert replay_fidelity.main([str(real), str(replay)]) == 0
+    out = capsys.readouterr().out.split("| model − random start, real (pts)")[1]
+    assert _row(out, "random")[3].startswith("+0.00 [") and _row(out, "random")[4] == "yes"
