@@ -70,15 +70,16 @@ GATE_REFERENCE ?= results/reference/$(GATE_PROFILE).json
 # thirds of the time-limited half's minutes to CI; Optuna's trial- and epoch-budget cells are in. Other profiles:
 # every cell.
 GATE_CELLS = $(if $(filter smoke,$(GATE_PROFILE)),not (tpe and time),baseline or not baseline)
+# GATE_SEEDS (e.g. 1-100) runs and judges only those of the profile's seeds: CI's replay tier (docs/gate.md).
 GATE_PYTEST = $(PY) -m pytest benchmarks/test_matrix.py --fmbench-profile $(GATE_PROFILE) -q -p no:cacheprovider \
-	$(if $(SHARD),--fmbench-shard $(SHARD))
+	$(if $(SHARD),--fmbench-shard $(SHARD)) $(if $(GATE_SEEDS),--fmbench-seeds $(GATE_SEEDS))
 GATE_RUN = $(GATE_PYTEST) --benchmark-only --fmbench-out
 # A noise model measured against a single-run reference (smoke's): no test assumes less spread than real harmless
 # runs showed. A reference made of repeats (`fmbench calibrate reference`, gate's) carries its own measured noise
 # instead; the fresh runs that count its false alarms must never become its floors (results/gate/, not noise/).
 GATE_NOISE ?= $(wildcard results/noise/$(GATE_PROFILE).json)
 GATE_CHECK = $(PY) -m fmbench check --reference $(GATE_REFERENCE) $(if $(GATE_NOISE),--noise $(GATE_NOISE)) \
-	$(GATE_CHECK_FLAGS)
+	$(if $(GATE_SEEDS),--seeds $(GATE_SEEDS)) $(GATE_CHECK_FLAGS)
 # Every local gate run joins the gate's history (the committed smoke one: GATE_PROFILE=smoke
 # GATE_HISTORY=results/history/smoke-gate); a run the history refuses (a commit it already holds) still passes or
 # fails on its check alone.

@@ -38,6 +38,33 @@ class SpecError(ValueError):
     """Bad user input: the message names the problem and the fix, on one line."""
 
 
+def parse_seeds(text: str, option: str) -> tuple[int, ...]:
+    """Seeds from a comma list whose items may be ranges ("1,4,10-20"), in the order given, each once; anything
+    else is a SpecError naming the option."""
+    usage = f"{option} must be a comma list of seeds >= 1 or ranges of them (e.g. 1,2,3 or 1-100), got {text!r}"
+    seeds: list[int] = []
+    for item in (part.strip() for part in text.split(",")):
+        first, dash, last = item.partition("-")
+        if not (first.isdigit() and (not dash or last.isdigit())):
+            raise SpecError(usage)
+        low, high = int(first), int(last) if dash else int(first)
+        if low < 1 or high < low:
+            raise SpecError(usage)
+        seeds += [seed for seed in range(low, high + 1) if seed not in seeds]
+    return tuple(seeds)
+
+
+def format_seeds(seeds) -> str:
+    """Sorted seeds as parse_seeds reads them, runs of consecutive seeds as ranges: "1-100,150"."""
+    ordered, runs = sorted(set(seeds)), []
+    for seed in ordered:
+        if runs and seed == runs[-1][1] + 1:
+            runs[-1][1] = seed
+        else:
+            runs.append([seed, seed])
+    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)
+
+
 def _stops(tuner: str, budget: Budget) -> bool:
     """Whether the budget can stop the tuner's search: an epoch budget alone never stops one that trains none
     (a fixed model has no search to stop)."""

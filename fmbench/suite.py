@@ -10,7 +10,7 @@ from pathlib import Path
 from fmbench import profiles, results, resultset
 from fmbench.registry import BASELINE, RUNNER_NAMES
 from fmbench.replay import table
-from fmbench.spec import RunSpec, SpecError
+from fmbench.spec import RunSpec, SpecError, parse_seeds
 
 
 def selected_specs(
@@ -31,12 +31,7 @@ def selected_specs(
                 f"unknown tuner {tuner!r} in --fmbench-tuners: choose from "
                 f"{', '.join(n for n in RUNNER_NAMES if n != BASELINE)}"
             )
-    chosen_seeds = profile.seeds
-    if seeds is not None:
-        try:
-            chosen_seeds = tuple(int(seed) for seed in _split_list(seeds))
-        except ValueError:
-            raise SpecError(f"--fmbench-seeds must be a comma list of integers >= 1, got {seeds!r}") from None
+    chosen_seeds = profile.seeds if seeds is None else parse_seeds(seeds, "--fmbench-seeds")
     specs = profile.expand(chosen_tuners, chosen_seeds)  # RunSpec validates each seed
     table_folder = {} if replay_table is None else {"replay_table": replay_table}  # RunSpec refuses it unreplayed
     return [dataclasses.replace(spec, init_seed_offset=init_seed_offset, **table_folder) for spec in specs]

@@ -31,8 +31,8 @@ def _pytest_benchmarks(*args: str) -> subprocess.CompletedProcess:
     [
         ("--fmbench-profile", "nope", "unknown profile 'nope'"),
         ("--fmbench-tuners", "random,sobol", "unknown tuner 'sobol'"),
-        ("--fmbench-seeds", "1,x", "comma list of integers"),
-        ("--fmbench-seeds", "0", "seed must be an integer >= 1"),
+        ("--fmbench-seeds", "1,x", "--fmbench-seeds must be a comma list of seeds >= 1 or ranges"),
+        ("--fmbench-seeds", "0", "--fmbench-seeds must be a comma list of seeds >= 1 or ranges"),
         ("--fmbench-shard", "0/2", "--fmbench-shard must be K/N with 1 <= K <= N"),
         ("--fmbench-shard", "3/2", "--fmbench-shard must be K/N with 1 <= K <= N"),
         ("--fmbench-shard", "2", "--fmbench-shard must be K/N with 1 <= K <= N"),

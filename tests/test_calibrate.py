@@ -62,6 +62,20 @@ def test_build_judges_each_run_and_keeps_its_units(reference, tmp_path):
     )  # Clopper-Pearson for 1 of 2
 
 
+def test_build_with_seeds_judges_each_run_on_those_seeds_alone(reference, tmp_path):
+    """A tier that runs fewer seeds than its reference (CI's replay tier) is calibrated on its seeds: the seeds it
+    does not run are not missing from it, and its units are its seeds' alone."""
+    seed1 = varied(tmp_path, "seed 1 only", flips(3))
+    runs = pd.read_csv(seed1 / "runs.csv", dtype=str, keep_default_na=False)
+    runs[runs.seed == "1"].to_csv(seed1 / "runs.csv", index=False)
+    out = tmp_path / "noise.json"
+    argv = ["calibrate", "build", str(seed1), "--reference", str(reference), "--out", str(out)]
+    assert cli.main(argv) == 0 and any("seed(s) 2 missing" in line for line in noise.load(out)["runs"][0]["failing"])
+    assert cli.main([*argv, "--seeds", "1"]) == 0
+    run = noise.load(out)["runs"][0]
+    assert run["failing"] == [] and {u["seed"] for u in run["units"]} == {1}
+
+
 def test_build_needs_runs(reference, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["calibrate", "build", "--reference", str(reference), "--out", "x.json"])

@@ -192,6 +192,34 @@ def test_shards_checked_together_equal_the_whole(golden, reference, tmp_path, ca
     assert code == 1 and "missing from the results (a shard not merged?)" in out
 
 
+def test_a_run_of_fewer_seeds_is_judged_on_them_with_seeds_and_fails_without(golden, reference, tmp_path, capsys):
+    """CI's replay tier runs seeds 1-100 of a 200-seed reference: --seeds judges those alone, names the rest."""
+    runs, trials = tables(golden)
+    part = runs[runs.seed == "1"]
+    one = tmp_path / "seed1"
+    one.mkdir()
+    save(one, part, trials[trials.run_id.isin(part.run_id)])
+    code, out = check(one, reference, capsys)
+    assert code == 1 and "seed(s) 2 missing" in out
+    assert cli.main(["check", str(one), "--reference", str(reference), "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert table_rows(out)["baseline"]["seeds"] == "1" and "Verdict: ok" in out
+    # seed 2 ran but is left out: shown as not judged, and a drop there changes nothing
+    shift(runs, "test_accuracy", runs.seed == "2", -0.05)
+    assert cli.main(["check", str(save(golden, runs, trials)), "--reference", str(reference), "--seeds", "1"]) == 0
+    assert table_rows(capsys.readouterr().out)["baseline"]["seeds"] == "1 (not in the reference: 2)"
+
+
+@pytest.mark.parametrize(
+    "seeds, message",
+    [("3", "seed(s) 3 not in the reference; choose --seeds among its 2 seeds (1 to 2)"), ("1-x", "--seeds must be")],
+)
+def test_seeds_outside_the_reference_or_malformed_are_one_line_errors(golden, reference, capsys, seeds, message):
+    assert cli.main(["check", str(golden), "--reference", str(reference), "--seeds", seeds]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
 # --- the decision's parts ----------------------------------------------------------------------------
 
 

@@ -94,6 +94,22 @@ def test_the_planted_table_shows_each_tuners_move_and_bolds_what_the_gate_fails(
     assert not any(down[f"{t} (pts)"].startswith("**") for t in ("baseline", "random", "bayesian", "tpe"))
 
 
+def test_planted_with_seeds_judges_the_faults_on_those_seeds(tmp_path, capsys):
+    folder = _fault_folder(tmp_path, "hyperband-down", {})
+    runs = pd.read_csv(folder / "runs.csv", dtype=str, keep_default_na=False)
+    lowered = (runs.tuner == "hyperband") & (runs.seed.astype(int) > 1)
+    runs.loc[lowered, "test_accuracy"] = (runs.test_accuracy[lowered].astype(float) - 0.03).round(6).astype(str)
+    runs.to_csv(folder / "runs.csv", index=False)
+    argv = ["calibrate", "planted", str(folder), "--reference", str(GATE_REFERENCE)]
+    assert _table(_printed(argv, capsys))["hyperband-down"]["gate"].startswith("caught")
+    assert _table(_printed([*argv, "--seeds", "1"], capsys))["hyperband-down"]["gate"] == "passed"
+
+
+def _printed(argv: list[str], capsys) -> str:
+    assert cli.main(argv) == 0
+    return capsys.readouterr().out
+
+
 def test_a_folder_without_its_patch_is_refused(tmp_path, capsys):
     folder = _fault_folder(tmp_path, "no-patch", {})
     for patch in folder.glob("*.patch"):

@@ -8,7 +8,7 @@ import pytest
 
 from fmbench import profiles
 from fmbench.registry import BASELINE, DEFAULT_TUNERS, TUNER_NAMES, hyperband_first_bracket
-from fmbench.spec import Budget, DataSizes, Profile, RunSpec, SpecError
+from fmbench.spec import Budget, DataSizes, Profile, RunSpec, SpecError, parse_seeds
 
 
 def _one_line(excinfo: pytest.ExceptionInfo) -> str:
@@ -55,6 +55,23 @@ def test_budget_is_empty_only_without_limits() -> None:
     assert Budget().is_empty
     assert not Budget(max_trials=1).is_empty
     assert not Budget(max_seconds=1).is_empty
+
+
+# --- seed lists ----------------------------------------------------------------------------------------------------
+
+
+def test_seed_lists_take_ranges_in_the_order_given_each_seed_once() -> None:
+    assert parse_seeds("1-3", "--seeds") == (1, 2, 3)
+    assert parse_seeds("7, 2-4,3,10-10", "--seeds") == (7, 2, 3, 4, 10)
+    assert len(parse_seeds("1-100", "--seeds")) == 100
+
+
+@pytest.mark.parametrize("text", ["", "1,", "x", "0", "0-3", "5-2", "1-", "-3", "1.5", "1--3", "2-3-4"])
+def test_bad_seed_lists_name_the_option_and_the_form(text) -> None:
+    with pytest.raises(SpecError) as excinfo:
+        parse_seeds(text, "--fmbench-seeds")
+    message = _one_line(excinfo)
+    assert message.startswith("--fmbench-seeds must be") and "1-100" in message and repr(text) in message
 
 
 # --- RunSpec -------------------------------------------------------------------------------------------------------

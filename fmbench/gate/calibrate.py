@@ -35,6 +35,7 @@ from fmbench import atomic, resultset
 from fmbench.gate import RegressError, evidence, noise, planted, repeats, simulation, verdicts
 from fmbench.gate import reference as ref_io
 from fmbench.gate.simulation import DROPS, TARGET_POWER
+from fmbench.spec import parse_seeds
 
 MAX_FALSE_ALARMS = 0.05
 
@@ -228,6 +229,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build_cmd.add_argument(
         "--out", type=Path, required=True, help="noise model to write, e.g. results/noise/smoke.json"
     )
+    build_cmd.add_argument("--seeds", metavar="LIST", help=ref_io.SEEDS_HELP)
     build_cmd.set_defaults(action="build")
     reference_cmd = commands.add_parser(
         "reference", help="a reference that is the mean of R runs of one matrix, with the noise they measured"
@@ -238,7 +240,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     reference_cmd.add_argument(
         "--out", type=Path, required=True, help="reference to write, e.g. results/reference/gate.json"
     )
-    reference_cmd.set_defaults(action="reference")
+    reference_cmd.set_defaults(action="reference", seeds=None)
     check_cmd = commands.add_parser("check", help="false-alarm rates (direct and simulated) and power")
     check_cmd.add_argument(
         "reference", type=Path, help="the reference the gate checks against, e.g. results/reference/smoke.json"
@@ -255,7 +257,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="simulated gate runs per figure when they are drawn at random (default 1000)",
     )
     check_cmd.add_argument("--json", type=Path, help="also write the figures as JSON")
-    check_cmd.set_defaults(action="check")
+    check_cmd.set_defaults(action="check", seeds=None)  # a noise model built with --seeds carries its seeds
     planted_cmd = commands.add_parser(
         "planted", help="planted faults' runs judged by the gate: the points each moved, which rows failed"
     )
@@ -265,6 +267,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     planted_cmd.add_argument(
         "--reference", type=Path, required=True, help="the gate's reference, e.g. results/reference/gate.json"
     )
+    planted_cmd.add_argument("--seeds", metavar="LIST", help=ref_io.SEEDS_HELP)
     planted_cmd.add_argument("--out", type=Path, help="also write the table (markdown) here")
     planted_cmd.set_defaults(action="planted")
 
@@ -282,6 +285,8 @@ def command(args: argparse.Namespace) -> int:
         )
         return 0
     reference = ref_io.load(args.reference)
+    if args.seeds:  # build and planted: each run judged on these seeds alone
+        reference = ref_io.restrict(reference, parse_seeds(args.seeds, "--seeds"))
     if args.action == "planted":
         return planted.command(args.runs, reference, args.reference, args.out)
     if args.action == "build":

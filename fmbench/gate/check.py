@@ -17,10 +17,11 @@ from pathlib import Path
 from tabulate import tabulate
 
 from fmbench import atomic, resultset
-from fmbench.gate import decision, evidence, noise
+from fmbench.gate import RegressError, decision, evidence, noise
 from fmbench.gate import reference as ref_io
 from fmbench.gate.verdicts import check, failing, message, verdict
 from fmbench.resultset import ResultSet
+from fmbench.spec import format_seeds, parse_seeds
 from fmbench.stats import mean_interval
 
 FOOTNOTE = (
@@ -56,10 +57,14 @@ def _detectable(test: decision.Test) -> str | None:
 
 
 def _seeds(cell: evidence.Cell) -> str:
-    text = ",".join(map(str, cell.current_seeds)) or "-"
-    notes = [f"failed: {','.join(str(s) for s, _ in cell.failed)}"] * bool(cell.failed)
-    notes += [f"missing: {','.join(map(str, cell.missing))}"] * bool(cell.missing)
-    notes += [f"no work in common: {','.join(map(str, cell.unmatched))}"] * bool(cell.unmatched)
+    """The seeds judged, and any not judged: failed, missing, beyond the reference's (or its --seeds) or unmatched."""
+    judged = set(cell.current_seeds) & set(cell.reference_seeds) if cell.reference_seeds else set(cell.current_seeds)
+    text = format_seeds(judged) or "-"
+    notes = [f"failed: {format_seeds(s for s, _ in cell.failed)}"] * bool(cell.failed)
+    notes += [f"missing: {format_seeds(cell.missing)}"] * bool(cell.missing)
+    beyond = set(cell.current_seeds) - judged
+    notes += [f"not in the reference: {format_seeds(beyond)}"] * bool(beyond)
+    notes += [f"no work in common: {format_seeds(cell.unmatched)}"] * bool(cell.unmatched)
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
@@ -193,6 +198,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the reference's own repeats measured, if any): no test takes a "
         "spread below what harmless runs showed",
     )
+    parser.add_argument("--seeds", metavar="LIST", help=ref_io.SEEDS_HELP)
     parser.add_argument(
         "--export-json",
         type=Path,
@@ -211,7 +217,11 @@ def command(args: argparse.Namespace) -> int:
         ref_io.write(args.reference, ref_io.build(rs))
         print(f"wrote reference {args.reference} from {rs.describe()}")
         return 0
+    if args.seeds and args.update_reference:
+        raise RegressError("--seeds judges a subset of the reference's seeds; drop it to write a reference")
     reference = ref_io.load(args.reference)
+    if args.seeds:
+        reference = ref_io.restrict(reference, parse_seeds(args.seeds, "--seeds"))
     floors = None
     if args.noise:
         floors = noise.floors_for(noise.load(args.noise), reference, args.noise)

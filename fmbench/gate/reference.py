@@ -173,6 +173,27 @@ def load(path: Path) -> dict:
     return reference
 
 
+SEEDS_HELP = (
+    "judge only these of the reference's seeds, a comma list or ranges (e.g. 1-100): a gate tier that runs fewer "
+    "seeds than its reference (CI's replay tier)"
+)
+
+
+def restrict(reference: dict, seeds: tuple[int, ...]) -> dict:
+    """The reference as if it had run only these seeds: a gate tier that runs a subset of its reference's seeds (CI's
+    replay tier) is judged, and calibrated, on them alone, so the seeds it left out are not missing."""
+    known = {int(seed) for cell in reference["cells"] for seed in cell["runs"]}
+    absent = sorted(set(seeds) - known)
+    if absent:
+        raise RegressError(
+            f"seed(s) {', '.join(map(str, absent))} not in the reference; choose --seeds among its {len(known)} "
+            f"seeds ({min(known)} to {max(known)})"
+        )
+    kept = {str(seed) for seed in seeds}
+    cells = [{**cell, "runs": {s: run for s, run in cell["runs"].items() if s in kept}} for cell in reference["cells"]]
+    return {**reference, "seeds": sorted(seeds), "cells": [cell for cell in cells if cell["runs"]]}
+
+
 def config(description: dict) -> dict:
     data = description["data"]
     return {
