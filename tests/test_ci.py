@@ -60,6 +60,18 @@ def test_ci_script_and_workflow_call_the_same_gate():
     assert "$(GATE_CHECK)" not in recipes["gate-cells"]  # planted faults run their cells, never their own check
 
 
+REPLAY_TIER = "make gate GATE_PROFILE=replay-gate GATE_SEEDS=1-100"
+
+
+def test_ci_script_and_workflow_run_the_replay_tier_on_the_same_seeds_and_judge_those_alone():
+    assert re.search(rf"^{REPLAY_TIER}$", (REPO / ".ci" / "run").read_text(), re.M)
+    assert REPLAY_TIER in _runs(yaml.safe_load(WORKFLOW.read_text()))
+    dry = _make_gate_dry_run("GATE_PROFILE=replay-gate", "GATE_SEEDS=1-100")
+    assert "--fmbench-profile replay-gate" in dry and "--fmbench-seeds 1-100" in dry
+    assert re.search(r"fmbench check --reference results/reference/replay-gate.json .*--seeds 1-100", dry)
+    assert "--seeds" not in _make_gate_dry_run()  # the trained gate runs and judges every seed
+
+
 def _collected(*args: str) -> set[str]:
     command = [
         sys.executable,
