@@ -31,8 +31,9 @@ REPLAY = Profile(
     seeds=tuple(range(1, 201)),  # a cell costs only the search's own work, so seeds are cheap
     tuners=("random", "hyperband", "bayesian", "tpe"),
     # standard's 100-epoch budget, the one its 20 fresh seeds ran (results/standard-fresh): the fidelity test.
-    # Most of a replay's time is keras-tuner's Gaussian process proposing (14 s of a Bayesian search on this
-    # 2-core CPU, 0.2 to 0.4 s for the others); `fmbench run --profile replay` replays the other budgets.
+    # Most of a replay's time is keras-tuner's Gaussian process proposing (a median 8.7 s of a Bayesian search on
+    # this 2-core CPU, 0.3 to 0.7 s for the others: results/replay/cost-seeds-1-20.json); `fmbench run --profile
+    # replay` replays the other budgets.
     budgets=(Budget(max_epochs=100),),
     backend="jax",  # standard's, on which `fmbench table build` measures its curves by default
     trainer="replay",
@@ -41,8 +42,8 @@ REPLAY = Profile(
 
 # A gate tier of replays (docs/gate.md, "A replay tier"): deterministic for a table and the libraries' versions, so
 # hundreds of seeds judge a tuner's search logic in minutes. The fast tuners only: keras-tuner's Bayesian
-# optimisation spends about 15 s of this 2-core CPU per replayed search in its Gaussian process (200 seeds would add
-# 25 minutes), and the trained gate judges it.
+# optimisation spends a median 8.7 s of this 2-core CPU per replayed search in its Gaussian process (200 seeds would
+# add about 15 minutes on two workers), and the trained gate judges it. CI runs seeds 1-100 of it (GATE_SEEDS).
 REPLAY_GATE = dataclasses.replace(
     REPLAY,
     name="replay-gate",
