@@ -12,7 +12,7 @@
 # The replay tier (docs/gate.md, "A replay tier"; the replay-gate profile, on the committed results/replay-table):
 # replay-reference: one run with the weight seeds unshifted (results/gate/replay-gate/reference), then
 #            results/reference/replay-gate.json from it: unchanged code replays it to the last digit.
-# replay-fresh: 10 harmless runs, the weight seeds shifted by 1 to 10 (every replayed curve's noise redrawn, and the
+# replay-fresh: 20 harmless runs, the weight seeds shifted by 1 to 20 (every replayed curve's noise redrawn, and the
 #            baseline fit each seed replays), into results/gate/replay-gate/fresh.
 # replay-planted: the faults of the tuners' logic that the tier's tuners have (results/gate/planted-replay-gate).
 set -uo pipefail
@@ -58,7 +58,7 @@ replay-reference)
 replay-fresh)
     [ -e results/reference/replay-gate.json ] || { echo "no results/reference/replay-gate.json: run '$0 replay-reference' first" >&2; exit 2; }
     export GATE_PROFILE=replay-gate RUNS_DIR=results/gate/replay-gate/fresh
-    for k in $(seq 1 10); do FMBENCH_INIT_SEED_OFFSET=$k run "offset-$k" "weight seed shifted by $k"; done
+    for k in $(seq 1 20); do FMBENCH_INIT_SEED_OFFSET=$k run "offset-$k" "weight seed shifted by $k"; done
     ;;
 replay-planted)
     for name in hyperband-never-promotes tpe-startup-whole-budget; do  # bayesian-random-only: no Bayesian cells
