@@ -93,6 +93,11 @@ def pytest_configure(config):
     if _xdist_worker(config):
         worker = config.workerinput
         config.fmbench_placement = placement.apply(int(worker["workerid"].removeprefix("gw")), worker["workercount"])
+    elif config.getoption("numprocesses", None) and config.fmbench_specs:
+        # A worker's pytest.exit reaches the user only as "worker crashed": the controller reads the data first, so a
+        # missing or broken dataset is the one-line error it is without workers, and a Keras download into its cache
+        # happens once, not in two workers at the same file.
+        _load_split(config)
 
 
 def _xdist_worker(config) -> bool:
@@ -191,11 +196,15 @@ def _move_earlier_tables_aside(config) -> None:
 @pytest.fixture(scope="session")
 def fmbench_split(pytestconfig):
     """The profile's data, loaded once per session."""
+    return _load_split(pytestconfig)
+
+
+def _load_split(config):
     from fmbench import data
 
-    profile = profiles.get_profile(pytestconfig.getoption("fmbench_profile"))
+    profile = profiles.get_profile(config.getoption("fmbench_profile"))
     try:
-        return data.load(data.resolve_data_dir(pytestconfig.getoption("fmbench_data_dir")), profile.sizes)
+        return data.load(data.resolve_data_dir(config.getoption("fmbench_data_dir")), profile.sizes)
     except data.DataError as exc:
         pytest.exit(f"fmbench: {exc}", returncode=2)
 

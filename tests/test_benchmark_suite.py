@@ -44,6 +44,25 @@ def test_bad_options_are_a_usage_error(option: str, value: str, message: str) ->
     assert message in proc.stderr
 
 
+def test_missing_data_under_xdist_is_the_one_line_error_not_a_crashed_worker(tmp_path) -> None:
+    proc = _pytest_benchmarks(
+        "-n",
+        "2",
+        "--fmbench-profile",
+        "smoke",
+        "--fmbench-seeds",
+        "1",
+        "--fmbench-data-dir",
+        str(tmp_path / "nowhere"),
+        "--fmbench-out",
+        str(tmp_path / "out"),
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "fmbench: " in output and "does not exist" in output and "crashed" not in output
+    assert not (tmp_path / "out" / "runs.csv").exists()
+
+
 def test_shards_split_the_cells_into_disjoint_deterministic_shares() -> None:
     specs = suite.selected_specs("smoke", None, None)
     shares = [suite.shard(specs, f"{k}/3") for k in (1, 2, 3)]
