@@ -50,8 +50,8 @@ def parse_seeds(text: str, option: str) -> tuple[int, ...]:
         low, high = int(first), int(last) if dash else int(first)
         if low < 1 or high < low:
             raise SpecError(usage)
-        seeds += [seed for seed in range(low, high + 1) if seed not in seeds]
-    return tuple(seeds)
+        seeds += range(low, high + 1)
+    return tuple(dict.fromkeys(seeds))  # each seed once, where it first appears
 
 
 def format_seeds(seeds) -> str:
